@@ -35,6 +35,10 @@ def test_emoji_sequences_become_one_name_before_joiners_are_stripped():
     assert without == "👨👩👧"  # the zero-width joiners (format characters) are gone
 
 
+def test_emoji_outside_the_supplementary_planes_are_converted():
+    assert clean_text("晴☀ 1️⃣ ©", DEFAULT) == "晴:sun: :keycap_1: :copyright:"
+
+
 def test_strip_control_keeps_newlines_and_tabs():
     cfg = CleanConfig(collapse_whitespace=False)
     assert clean_text("a\x00b\x1bc\u200bd\ufeffe\u202ef\tg\nh\ri", cfg) == "abcdef\tg\nh\ni"

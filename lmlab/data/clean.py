@@ -7,7 +7,8 @@ in `CleanConfig`, applied in this order:
     emoji_to_text        "😀" -> ":grinning_face:"  (first: an emoji can span several code points,
                          joined by U+200D, which strip_control would otherwise cut apart)
     normalize            Unicode NFKC: full-width "ＡＢＣ１２３，" -> "ABC123,", "ﬁ" -> "fi";
-                         Chinese characters are unchanged
+                         Chinese characters are unchanged (but for the few compatibility
+                         ideographs, U+F900-FAFF, which become their unified twins)
     strip_control        drop control and format characters (U+0000-001F, U+200B ...) except \\n and \\t
     collapse_whitespace  runs of spaces/tabs -> one space, 3+ newlines -> a blank line, strip the ends
     filters              drop the document if empty, too short, too long, mostly non-letters, or
@@ -30,7 +31,6 @@ from pydantic import Field, field_validator
 from lmlab.config import Config
 
 DropReason = Literal["empty", "too_short", "too_long", "low_alpha", "blocklist"]
-DROP_REASONS: tuple[DropReason, ...] = ("empty", "too_short", "too_long", "low_alpha", "blocklist")
 
 REGEX_PREFIX = "re:"
 
@@ -69,7 +69,7 @@ def clean_text(text: str, cfg: CleanConfig) -> str | None:
 
 def clean_text_with_reason(text: str, cfg: CleanConfig) -> tuple[str | None, DropReason | None]:
     """Return (cleaned document, None), or (None, the reason it was dropped)."""
-    if cfg.emoji_to_text and _emoji_start().search(text):
+    if cfg.emoji_to_text and _maybe_emoji().search(text):
         text = emoji.demojize(text)
     if cfg.normalize != "none":
         text = unicodedata.normalize(cfg.normalize, text)
@@ -103,21 +103,38 @@ _MANY_NEWLINES = re.compile(r"\n{3,}")
 _WHITESPACE = re.compile(r"\s+")
 
 
-@functools.cache
-def _emoji_start() -> re.Pattern[str]:
-    """Characters that can begin an emoji: demojize walks the text in Python, so most text skips it.
+def _char_class(codes: list[int]) -> re.Pattern[str]:
+    """A regex character class of the given code points, merged into ranges.
 
-    Keycap emoji begin with an ASCII digit, '#' or '*' but always contain U+20E3, which stands in for them.
+    re tests a class range by range, so a few ranges match many times faster than many single characters.
     """
-    firsts = {sequence[0] for sequence in emoji.EMOJI_DATA if not sequence[0].isascii()} | {"\u20e3"}
-    return re.compile("[" + "".join(re.escape(c) for c in sorted(firsts)) + "]")
+    ranges: list[list[int]] = []
+    for code in sorted(codes):
+        if ranges and ranges[-1][1] >= code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return re.compile("[" + "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges) + "]")
+
+
+@functools.cache
+def _maybe_emoji() -> re.Pattern[str]:
+    """A quick test for text that may hold an emoji: demojize walks the text in Python, so most text skips it.
+
+    It matches the characters that can begin an emoji in the Basic Multilingual Plane, U+20E3 (every
+    keycap emoji such as "1️⃣" holds it), and any character beyond U+FFFF: one range is far faster to
+    test than the hundreds of emoji ranges there, and such characters are rare outside emoji.
+    """
+    firsts = [ord(sequence[0]) for sequence in emoji.EMOJI_DATA if "\u0080" <= sequence[0] <= "\uffff"]
+    return _char_class([*firsts, 0x20E3, *range(0x10000, sys.maxunicode + 1)])
 
 
 @functools.cache
 def _control_chars() -> re.Pattern[str]:
-    """A character class of every control (Cc) and format (Cf) character except newline and tab."""
-    chars = (chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Cc", "Cf"))
-    return re.compile("[" + "".join(re.escape(c) for c in chars if c not in "\n\t") + "]")
+    """Every control (Cc) and format (Cf) character except newline and tab."""
+    return _char_class(
+        [c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Cc", "Cf") and chr(c) not in "\n\t"]
+    )
 
 
 def strip_control_chars(text: str) -> str:

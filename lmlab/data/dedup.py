@@ -8,8 +8,8 @@ a copy. Eight bytes a document; two different documents share a digest with prob
 (about 3 in a million for ten million documents).
 
 Near duplicates. Two documents are alike when their sets of character n-grams ("shingles", n=5 by
-default) overlap: the Jaccard similarity |A ∩ B| / |A ∪ B|. Character shingles need no word
-segmentation, so Chinese works as well as English. Comparing every pair is O(n²), so:
+default, taken after lower-casing and single-spacing) overlap: the Jaccard similarity |A ∩ B| / |A ∪ B|.
+Character shingles need no word segmentation, so Chinese works as well as English. Comparing every pair is O(n²), so:
 
     text ──> shingles ──> MinHash signature ──> LSH bands ──> candidates ──> confirm
              {"the q",    num_perm minima of     b bands of r    earlier docs   estimated
@@ -37,7 +37,7 @@ import numpy as np
 from lmlab.errors import LmlabError
 
 _POLY_BASE = np.uint64(0x100000001B3)  # the FNV prime: an odd multiplier that spreads code points
-_NO_SHINGLE = np.uint32(0xFFFFFFFF)  # the minimum over an empty set: larger than every real hash
+_NO_SHINGLE = np.uint32(0xFFFFFFFF)  # the minimum over no shingles: the largest 32-bit value
 _MAX_BLOCK_ENTRIES = 1 << 20  # shingles x permutations hashed at once, bounding memory for long documents
 
 
