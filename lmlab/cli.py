@@ -1,0 +1,254 @@
+"""The `lmlab` command: one verb per stage of the pipeline. It parses arguments and calls the library.
+
+    lmlab data stats|prepare   lmlab tokenizer train   lmlab datasets list|get
+    lmlab train                lmlab eval               lmlab generate
+    lmlab export / import      lmlab report             lmlab quickstart
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lmlab.errors import LmlabError
+
+Handler = Callable[[argparse.Namespace], None]
+
+
+def _write_json(path: str | None, payload: Any) -> None:
+    if path:
+        from lmlab.files import write_json
+
+        write_json(path, payload)
+
+
+def cmd_data_stats(args: argparse.Namespace) -> None:
+    from lmlab.data import corpus_stats, format_stats
+
+    stats = corpus_stats(args.paths, text_field=args.text_field, txt_mode=args.txt_mode)
+    print(format_stats(stats))
+    _write_json(args.json, stats.to_dict())
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> None:
+    from lmlab.config import load_config
+    from lmlab.data import format_report
+    from lmlab.data.prepare import PrepareConfig, prepare_corpus
+
+    cfg = load_config(PrepareConfig, args.config, args.overrides)
+    prepared = prepare_corpus(args.paths, args.out, cfg)
+    print(format_report(prepared.report))
+    splits = prepared.meta.splits
+    print(f"tokenizer: {prepared.tokenizer.vocab_size:,} tokens ({cfg.tokenizer.kind})")
+    print(f"packed: train {splits['train'].tokens:,} tokens, val {splits['val'].tokens:,} tokens")
+    print(f"wrote {prepared.path}/ (clean.jsonl, tokenizer.json, train.bin, val.bin, meta.json)")
+    print(f"next: lmlab train config.yaml data={prepared.path}")
+
+
+def cmd_tokenizer_train(args: argparse.Namespace) -> None:
+    from lmlab.config import load_config
+    from lmlab.data import read_documents
+    from lmlab.tokenizers import TokenizerConfig, train_tokenizer
+
+    cfg = load_config(TokenizerConfig, args.config, args.overrides)
+    tokenizer = train_tokenizer(read_documents(args.paths, text_field=args.text_field), cfg)
+    tokenizer.save(args.out)
+    print(f"trained a {cfg.kind} tokenizer of {tokenizer.vocab_size:,} tokens; wrote {args.out}")
+
+
+def cmd_datasets_list(args: argparse.Namespace) -> None:
+    from lmlab.datasets import list_corpora
+
+    for spec in list_corpora():
+        print(f"{spec.name:<16} {spec.description}")
+
+
+def cmd_datasets_get(args: argparse.Namespace) -> None:
+    from lmlab.datasets import load_corpus
+
+    corpus = load_corpus(args.name)
+    size = corpus.card.get("size", {})
+    print(f"{corpus.name}: {size.get('documents', '?'):,} documents, {size.get('characters', '?'):,} characters")
+    print(f"file: {corpus.path}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from lmlab.config import load_config
+    from lmlab.train import TrainConfig, load_run_config, train
+
+    if args.resume:
+        if args.overrides:
+            raise LmlabError("--resume continues a run with its saved config; overrides are not allowed")
+        cfg = load_run_config(args.config)
+    elif "=" in args.config and not Path(args.config).exists():  # only overrides, no YAML file
+        cfg = load_config(TrainConfig, None, [args.config, *args.overrides])
+    else:
+        cfg = load_config(TrainConfig, args.config, args.overrides)
+    result = train(cfg, resume=args.resume)
+    val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
+    print(f"trained {result.steps} steps ({result.tokens_seen:,} tokens) in {result.seconds:.1f}s: "
+          f"train loss {result.train_loss:.4f}{val}")
+    print(f"wrote {result.run_dir}/ (model.safetensors, metrics.jsonl, checkpoints/)")
+    print(f"next: lmlab eval {result.run_dir}   lmlab generate {result.run_dir} \"Once upon a time\"")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from lmlab.runs import evaluate_run
+
+    result = evaluate_run(args.run, args.split)
+    print(f"{args.split}: perplexity {result['perplexity']:.2f}, bits per byte {result['bits_per_byte']:.4f} "
+          f"(unigram baseline: {result['unigram_bits_per_byte']:.4f})")
+    _write_json(args.json, result)
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from lmlab.generate import GenerationParams, generate_text, stream_text
+    from lmlab.runs import load_run
+
+    params = GenerationParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                              top_p=args.top_p, repetition_penalty=args.repetition_penalty,
+                              stop=args.stop or [], seed=args.seed)
+    model, tokenizer = load_run(args.run)
+    if args.stream:
+        for prompt in args.prompts:
+            print(prompt, end="", flush=True)
+            for piece in stream_text(model, tokenizer, prompt, params):
+                print(piece, end="", flush=True)
+            print()
+        return
+    for prompt, text in zip(args.prompts, generate_text(model, tokenizer, args.prompts, params), strict=True):
+        print(prompt + text)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from lmlab.models import load_model
+    from lmlab.models.hf import export_gpt2
+
+    tokenizer = Path(args.run) / "tokenizer.json"
+    export_gpt2(load_model(args.run), args.out, tokenizer_json=tokenizer if tokenizer.exists() else None)
+    print(f"wrote a Hugging Face GPT-2 directory to {args.out}")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    import shutil
+
+    from lmlab.models import save_model
+    from lmlab.models.hf import import_gpt2
+
+    save_model(import_gpt2(args.hf_dir), args.out)
+    tokenizer = Path(args.hf_dir) / "tokenizer.json"
+    if tokenizer.exists():
+        shutil.copyfile(tokenizer, Path(args.out) / "tokenizer.json")
+    print(f"imported {args.hf_dir} into {args.out}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from lmlab.report import write_report
+
+    print(f"wrote {write_report(args.run)}")
+
+
+def cmd_quickstart(args: argparse.Namespace) -> None:
+    from lmlab.quickstart import QuickstartOptions, run_quickstart
+
+    run_quickstart(QuickstartOptions(out=Path(args.out), steps=args.steps))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmlab", description="Build your own language model, end to end.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def add(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        return command
+
+    def corpus_args(command: argparse.ArgumentParser) -> None:
+        command.add_argument("paths", nargs="+", help="files, directories or globs (.txt .jsonl .csv .parquet)")
+        command.add_argument("--text-field", default="text", help="JSONL field / CSV or Parquet column")
+
+    def config_args(command: argparse.ArgumentParser) -> None:
+        command.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+
+    data = add(verbs, "data", None, "read, clean, deduplicate, tokenize and pack corpora").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    stats = add(data, "stats", cmd_data_stats, "documents, characters, duplicate rate, CJK/Latin share")
+    corpus_args(stats)
+    stats.add_argument("--txt-mode", choices=["file", "blocks"], default="file")
+    stats.add_argument("--json", help="also write the table as JSON")
+    prepare = add(data, "prepare", cmd_data_prepare, "clean + dedup, train a tokenizer, pack token shards")
+    prepare.add_argument("paths", nargs="+")
+    prepare.add_argument("--out", required=True, help="the prepared folder to write")
+    prepare.add_argument("--config", help="YAML with data / tokenizer / val_fraction / seed sections")
+    prepare.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value")
+
+    tokenizer = add(verbs, "tokenizer", None, "train tokenizers").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    tok_train = add(tokenizer, "train", cmd_tokenizer_train, "train a byte-level BPE, WordPiece or char tokenizer")
+    corpus_args(tok_train)
+    tok_train.add_argument("--out", required=True, help="tokenizer.json to write")
+    tok_train.add_argument("--config", help="YAML tokenizer config (kind, vocab_size, ...)")
+    tok_train.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value")
+
+    datasets = add(verbs, "datasets", None, "named corpora fetched on first use").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    add(datasets, "list", cmd_datasets_list, "list the known corpora")
+    get = add(datasets, "get", cmd_datasets_get, "fetch a corpus into the cache and show its card")
+    get.add_argument("name")
+
+    train = add(verbs, "train", cmd_train, "train a model (or --resume RUN_DIR)")
+    train.add_argument("config", help="a YAML train config (or a first key=value), or with --resume the run directory")
+    config_args(train)
+    train.add_argument("--resume", action="store_true", help="continue the run in CONFIG (a run directory)")
+
+    evaluate = add(verbs, "eval", cmd_eval, "perplexity and bits per byte of a run, beside a unigram baseline")
+    evaluate.add_argument("run")
+    evaluate.add_argument("--split", default="val", choices=["train", "val"])
+    evaluate.add_argument("--json", help="also write the result as JSON")
+
+    generate = add(verbs, "generate", cmd_generate, "continue prompts with a trained model")
+    generate.add_argument("run", help="a run or model directory")
+    generate.add_argument("prompts", nargs="+")
+    generate.add_argument("--max-new-tokens", type=int, default=64)
+    generate.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    generate.add_argument("--top-k", type=int)
+    generate.add_argument("--top-p", type=float)
+    generate.add_argument("--repetition-penalty", type=float, default=1.0)
+    generate.add_argument("--stop", action="append", help="stop string (repeatable)")
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--stream", action="store_true", help="print tokens as they come")
+
+    export = add(verbs, "export", cmd_export, "write a run's GPT as a Hugging Face GPT-2 directory")
+    export.add_argument("run")
+    export.add_argument("out")
+    imp = add(verbs, "import", cmd_import, "import a Hugging Face GPT-2 directory (safetensors) into lmlab")
+    imp.add_argument("hf_dir")
+    imp.add_argument("out")
+
+    report = add(verbs, "report", cmd_report, "loss and learning-rate curves and an HTML summary of a run")
+    report.add_argument("run")
+
+    quick = add(verbs, "quickstart", cmd_quickstart, "the whole pipeline on English + Chinese in a few minutes")
+    quick.add_argument("--out", default="runs/quickstart")
+    quick.add_argument("--steps", type=int, default=None, help="training steps (default: the tuned demo)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except LmlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

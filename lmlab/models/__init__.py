@@ -1,0 +1,149 @@
+"""Model families and lmlab's model format: safetensors weights plus a JSON description.
+
+A model directory holds two files:
+
+    model.json         {"family": "gpt", "config": {"n_layer": 6, ...}}   what to build
+    model.safetensors  the weights by parameter name, tied weights stored once
+
+Safetensors, never pickle: a pickled checkpoint can run any code when loaded, safetensors is plain
+tensors and a JSON header. A new family is one file in this package plus one line in `FAMILIES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from lmlab.errors import LmlabError
+from lmlab.files import atomic_path, write_json
+from lmlab.models.base import CausalLM, KVCache, LMOutput
+from lmlab.models.gpt import GPT, GPTConfig
+
+__all__ = [
+    "FAMILIES", "GPT", "GPTConfig", "CausalLM", "KVCache", "LMOutput",
+    "load_model", "load_weights", "model_from_config", "read_model_json", "read_safetensors", "save_model",
+    "unique_state_dict",
+]
+
+FAMILIES: dict[str, type[nn.Module]] = {
+    "gpt": GPT,
+}
+
+
+def model_from_config(family: str, config: dict[str, Any], source: str = "model config") -> nn.Module:
+    """Build a freshly initialised model of `family` from a plain dict of its config fields.
+
+    `source` names where the dict came from (a file, a config section) in error messages.
+    """
+    if family not in FAMILIES:
+        raise LmlabError(f"{source}: unknown model family {family!r} (known: {', '.join(sorted(FAMILIES))})")
+    model_class = FAMILIES[family]
+    config_class = model_class.config_class
+    fields = {field.name: field for field in dataclasses.fields(config_class)}
+    for key, value in config.items():
+        if key not in fields:
+            known = ", ".join(fields)
+            raise LmlabError(f"{source}: {family} has no config key {key!r} (known keys: {known})")
+        _check_type(source, key, value, type(fields[key].default))
+    return model_class(config_class(**config))
+
+
+def _check_type(source: str, key: str, value: Any, expected: type) -> None:
+    # bool is an int in Python, so it is checked first: n_layer=True is a mistake, not a 1.
+    ok = (
+        isinstance(value, bool) if expected is bool
+        else isinstance(value, int) and not isinstance(value, bool) if expected is int
+        else isinstance(value, int | float) and not isinstance(value, bool) if expected is float
+        else isinstance(value, expected)
+    )
+    if not ok:
+        raise LmlabError(f"{source}: {key} must be {expected.__name__}, got {value!r}")
+
+
+def unique_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """The state dict with each tied tensor once, under the first name it appears with.
+
+    For GPT that keeps ``transformer.wte.weight`` and drops ``lm_head.weight``, the same tensor.
+    """
+    seen: set[int] = set()
+    unique = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        unique[name] = tensor.detach().contiguous()
+    return unique
+
+
+def save_model(model: nn.Module, out_dir: str | os.PathLike[str]) -> None:
+    """Write ``model.safetensors`` and ``model.json`` into `out_dir` (created if needed), atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {name: tensor.cpu() for name, tensor in unique_state_dict(model).items()}
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    write_json(out / "model.json", {"family": model.family, "config": dataclasses.asdict(model.config)})
+
+
+def read_safetensors(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """All tensors of a safetensors file on the CPU; a missing, truncated or corrupt file is a LmlabError."""
+    try:
+        return load_file(str(path), device="cpu")
+    except FileNotFoundError:
+        raise LmlabError(f"{path}: no such file") from None
+    except (SafetensorError, OSError) as exc:
+        raise LmlabError(f"{path}: not a readable safetensors file, truncated or corrupt ({exc})") from None
+
+
+def read_model_json(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
+    """The (family, config) of a ``model.json``, every defect named with the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LmlabError(f"{path}: no such file; is this a model directory?") from None
+    except UnicodeDecodeError as exc:
+        raise LmlabError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LmlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("family"), str):
+        raise LmlabError(f'{path}: needs a "family" string, as in {{"family": "gpt", "config": {{...}}}}')
+    if not isinstance(spec.get("config"), dict):
+        raise LmlabError(f'{path}: needs a "config" object with the model\'s settings')
+    return spec["family"], spec["config"]
+
+
+def load_model(model_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model saved in `model_dir` by `save_model`, on `device`, in eval mode."""
+    folder = Path(model_dir)
+    family, config = read_model_json(folder / "model.json")
+    model = model_from_config(family, config, source=str(folder / "model.json"))
+    weights_path = folder / "model.safetensors"
+    load_weights(model, read_safetensors(weights_path), str(weights_path))
+    return model.to(device).eval()
+
+
+def load_weights(model: nn.Module, tensors: dict[str, Tensor], source: str) -> None:
+    """Copy `tensors` into `model`, insisting on exactly its parameters with exactly their shapes."""
+    expected = unique_state_dict(model)
+    missing = sorted(expected.keys() - tensors.keys())
+    unexpected = sorted(tensors.keys() - expected.keys())
+    if missing:
+        raise LmlabError(f"{source}: missing tensor {missing[0]!r} ({len(missing)} missing in all)")
+    if unexpected:
+        raise LmlabError(f"{source}: unexpected tensor {unexpected[0]!r}; does it belong to another model?")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            wanted = tuple(expected[name].shape)
+            raise LmlabError(f"{source}: {name} has shape {tuple(tensor.shape)}, the config says {wanted}")
+    # strict=False only because tied copies are absent from the file; loading their twin fills them.
+    model.load_state_dict(tensors, strict=False)

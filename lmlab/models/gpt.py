@@ -1,0 +1,239 @@
+"""GPT: the decoder-only Transformer of GPT-2, in one readable file.
+
+    input_ids (B, T) ──> wte + wpe ──> dropout ──> Block x n_layer ──> ln_f ──> lm_head ──> logits (B, T, V)
+
+    Block (pre-LayerNorm):   x = x + attn(ln_1(x))      every token looks back at the ones before it
+                             x = x + mlp(ln_2(x))       then thinks on its own
+
+Parameter names follow the GPT-2 checkpoints (``transformer.h.0.attn.c_attn.weight`` ...), so
+weights map one to one onto Hugging Face's; the layers are ``nn.Linear`` here, and the transposition
+to GPT-2's ``Conv1D`` layout is `lmlab.models.hf`'s business. The token embedding and the output
+layer share one matrix ("tied"), as in GPT-2.
+
+Two things beyond training matter for generation (see `lmlab.models.base`):
+- a left-padded batch passes ``attention_mask`` (1 = token, 0 = padding); positions are counted
+  from each row's first real token, so a padded prompt gets the same logits as an unpadded one;
+- a `KVCache` keeps past keys and values, so each new token costs one position's work.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lmlab.errors import LmlabError
+from lmlab.models.base import KVCache, LMOutput
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 50257
+    block_size: int = 1024  # context length (HF n_positions)
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm; False is a little faster and as good
+    layer_norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise LmlabError(f"GPT config: {name} must be at least 1 (got {getattr(self, name)})")
+        if self.n_embd % self.n_head:
+            raise LmlabError(f"GPT config: n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise LmlabError(f"GPT config: dropout must be in [0, 1) (got {self.dropout})")
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig, layer_index: int):
+        super().__init__()
+        self.layer_index = layer_index  # which slot of a KVCache is ours
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.dropout = config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, mask: Tensor | None, cache: KVCache | None) -> Tensor:
+        B, T, C = x.size()
+        hs = C // self.n_head
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, hs).permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        q, k, v = qkv.unbind(0)  # each (B, nh, T, hs)
+        if cache is not None:
+            k, v = cache.update(self.layer_index, k, v)  # (B, nh, past + T, hs)
+        # Without an explicit mask the keys are exactly the queries' own positions (no past), so the
+        # plain causal triangle applies and SDPA can pick its fastest kernel.
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+            is_causal=mask is None and T > 1,
+        )  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble all head outputs side by side
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # The tanh approximation is GPT-2's "gelu_new"; the exact erf GELU would drift from its logits.
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig, layer_index: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer_index)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, mask: Tensor | None, cache: KVCache | None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), mask, cache)
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class GPT(nn.Module):
+    family = "gpt"
+    config_class = GPTConfig
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Tied embeddings: reading a token and predicting it use one matrix, which saves V x d
+        # parameters and helps small models (Press & Wolf, 2017).
+        self.transformer.wte.weight = self.lm_head.weight
+        self.apply(self._init_weights)
+        # GPT-2's scheme: each block adds two projections onto the residual stream, so their
+        # weights shrink with depth to keep the stream's variance from growing with n_layer.
+        for name, param in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self, non_embedding: bool = True) -> int:
+        """Parameter count, tied weights once.
+
+        As in nanoGPT, ``non_embedding`` leaves out the position embeddings only: the token
+        embeddings are also the output layer's weights, which do compute, so they stay counted.
+        """
+        total = sum(p.numel() for p in self.parameters())
+        return total - self.transformer.wpe.weight.numel() if non_embedding else total
+
+    def flops_per_token(self, seq_len: int) -> int:
+        """Training FLOPs per token (forward + backward) at context `seq_len`, nanoGPT's estimate.
+
+        6N for the weight matmuls (2 forward + 4 backward per parameter, N = ``num_parameters()``),
+        plus 12 * n_layer * n_embd * seq_len for attention's scores and weighted sums, which grow
+        with the context and have no parameters (PaLM paper, appendix B).
+        """
+        c = self.config
+        return 6 * self.num_parameters() + 12 * c.n_layer * c.n_embd * seq_len
+
+    def new_cache(self, batch_size: int, max_len: int) -> KVCache:
+        """An empty KV cache for `batch_size` sequences of up to `max_len` positions.
+
+        Its dtype is what the layers will produce: bfloat16 under an active autocast, else the weights'.
+        """
+        if max_len > self.config.block_size:
+            raise LmlabError(
+                f"a cache of {max_len} positions exceeds the model's context of {self.config.block_size}"
+            )
+        weight = self.lm_head.weight
+        device_type = weight.device.type
+        autocast = torch.is_autocast_enabled(device_type)
+        dtype = torch.get_autocast_dtype(device_type) if autocast else weight.dtype
+        head_size = self.config.n_embd // self.config.n_head
+        shape = (batch_size, self.config.n_head, max_len, head_size)
+        return KVCache(self.config.n_layer, shape, dtype, weight.device)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+        cache: KVCache | None = None,
+        last_token_only: bool = False,
+    ) -> LMOutput:
+        """Logits for every position of `input_ids` (B, T), or only the last one if asked.
+
+        - ``attention_mask`` (B, past + T): 1 for tokens, 0 for left padding, covering the cached
+          positions too (the Hugging Face convention).
+        - ``labels`` (B, T): the token that should FOLLOW each input position (no shift is done
+          here; -100 = ignore). The loss is their mean cross-entropy, computed in float32.
+        - ``cache``: keys and values of earlier positions; this call appends T more.
+        """
+        B, T = input_ids.size()
+        past = cache.length if cache is not None else 0
+        if past + T > self.config.block_size:
+            raise LmlabError(f"{past + T} tokens exceed the model's context of {self.config.block_size}")
+        if attention_mask is not None and attention_mask.shape != (B, past + T):
+            raise ValueError(f"attention_mask is {tuple(attention_mask.shape)}, expected {(B, past + T)}")
+        if labels is not None and last_token_only:
+            raise ValueError("labels need the logits of every position; do not pass last_token_only")
+
+        if attention_mask is None:
+            positions = torch.arange(past, past + T, device=input_ids.device).unsqueeze(0)  # (1, T)
+        else:
+            # Count positions from each row's first real token; padding gets 0, which it never uses.
+            positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:]  # (B, T)
+        # No mask is needed when SDPA's own causal triangle is right: no padding, and either no past
+        # (queries and keys are the same positions) or a single query (it may see everything cached).
+        needs_mask = attention_mask is not None or (past > 0 and T > 1)
+        mask = self._mask(attention_mask, past, T, input_ids.device) if needs_mask else None
+
+        tokens, places = self.transformer.wte(input_ids), self.transformer.wpe(positions)
+        x = self.transformer.drop(tokens + places)  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x, mask, cache)
+        if cache is not None:
+            cache.advance(T)
+        x = self.transformer.ln_f(x)
+        if last_token_only:
+            x = x[:, -1:, :]  # decoding needs one distribution; skip the V x d matmul for the rest
+        logits = self.lm_head(x)  # (B, T, V)
+
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return LMOutput(logits=logits, loss=loss, cache=cache)
+
+    @staticmethod
+    def _mask(attention_mask: Tensor | None, past: int, T: int, device: torch.device) -> Tensor:
+        """Boolean (B or 1, 1, T, past + T): may query t (at position past + t) attend to key s?"""
+        query_pos = torch.arange(past, past + T, device=device).unsqueeze(1)  # (T, 1)
+        key_pos = torch.arange(past + T, device=device).unsqueeze(0)  # (1, past + T)
+        allowed = key_pos <= query_pos  # causal: the past and oneself
+        if attention_mask is not None:
+            real = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, past + T)
+            # A padding query may still see itself: a row with nothing allowed would give NaN,
+            # which would spread through its keys and values into every later layer.
+            allowed = (allowed & real) | (key_pos == query_pos)
+        return allowed if allowed.dim() == 4 else allowed[None, None]

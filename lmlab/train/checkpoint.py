@@ -1,0 +1,119 @@
+"""Training checkpoints: everything needed to continue a run as if it had never stopped.
+
+A checkpoint is a directory ``checkpoints/step-N/`` holding
+
+- ``model.safetensors`` + ``model.json``: the weights, in the same format as a finished model;
+- ``optimizer.safetensors``: AdamW's moments and step counts, one tensor per parameter and slot;
+- ``trainer.json``: the step, tokens seen, the optimizer's hyper-parameters, and the RNG states
+  (dropout draws must continue the same sequence after a resume).
+
+Nothing is pickled, so a checkpoint handed over by someone else cannot run code when loaded. The
+directory is written under a temporary name and renamed when complete: a run killed while saving
+leaves the previous checkpoint intact and no half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from lmlab.errors import LmlabError
+from lmlab.files import atomic_path, write_json
+from lmlab.models import load_model, read_safetensors, save_model
+
+STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+@dataclass
+class TrainerState:
+    step: int  # optimizer steps completed
+    tokens_seen: int
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    state = optimizer.state_dict()
+    tensors = {
+        f"{index}.{slot}": value.detach().contiguous().cpu()
+        for index, slots in state["state"].items()
+        for slot, value in slots.items()
+        if isinstance(value, torch.Tensor)
+    }
+    return tensors, state["param_groups"]
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for index, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
+            rng[f"cuda.{index}"] = cuda_state
+    return rng
+
+
+def save_checkpoint(
+    run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainerState, keep_last: int = 2
+) -> Path:
+    """Write ``checkpoints/step-N`` atomically and prune older ones, keeping the newest `keep_last`."""
+    target = run_dir / "checkpoints" / f"step-{state.step}"
+    tensors, param_groups = _optimizer_tensors(optimizer)
+    with atomic_path(target) as tmp:
+        save_model(model, tmp)
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        save_file(_rng_tensors(), str(tmp / "rng.safetensors"))
+        write_json(
+            tmp / "trainer.json",
+            {"step": state.step, "tokens_seen": state.tokens_seen, "param_groups": param_groups},
+        )
+    for old in list_checkpoints(run_dir)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary directories are never listed)."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()]
+    return [path for _, path in sorted(found)]
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainerState:
+    """Restore weights, optimizer and RNG from `path` into the given objects; return the trainer state."""
+    trainer_file = path / "trainer.json"
+    try:
+        meta: dict[str, Any] = json.loads(trainer_file.read_text(encoding="utf-8"))
+        step, tokens_seen, param_groups = meta["step"], meta["tokens_seen"], meta["param_groups"]
+    except FileNotFoundError:
+        raise LmlabError(f"{trainer_file}: missing; the checkpoint is incomplete") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LmlabError(f"{trainer_file}: corrupt checkpoint metadata ({exc})") from None
+
+    saved = load_model(path)
+    if type(saved) is not type(model) or saved.state_dict().keys() != model.state_dict().keys():
+        raise LmlabError(f"{path}: the checkpoint's model does not match this run's model config")
+    model.load_state_dict(saved.state_dict())
+
+    tensors = read_safetensors(path / "optimizer.safetensors")
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        index, slot = key.split(".", 1)
+        slots.setdefault(int(index), {})[slot] = value
+    try:
+        optimizer.load_state_dict({"state": slots, "param_groups": param_groups})
+    except (ValueError, KeyError) as exc:
+        raise LmlabError(f"{path / 'optimizer.safetensors'}: does not fit this run's optimizer ({exc})") from None
+
+    rng = read_safetensors(path / "rng.safetensors")
+    torch.set_rng_state(rng["cpu"])
+    cuda_states = [rng[f"cuda.{i}"] for i in range(len(rng) - 1) if f"cuda.{i}" in rng]
+    if cuda_states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_states)
+    return TrainerState(step=step, tokens_seen=tokens_seen)

@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny bilingual corpus, packed, and a tiny GPT training config for it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lmlab.data.packing import pack_corpus
+from lmlab.tokenizers import TokenizerConfig, train_tokenizer
+
+ENGLISH = (
+    "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer "
+    "the slings and arrows of outrageous fortune, or to take arms against a sea of troubles."
+)
+CHINESE = "中国人民在新的一年里继续努力工作，建设美好的家园。春天来了，花开了，鸟儿在歌唱。"
+
+
+def tiny_documents(count: int = 60) -> list[str]:
+    """Varied documents in both languages, so both splits get text and models have something to learn."""
+    words = ENGLISH.split()
+    docs = []
+    for i in range(count):
+        rotated = " ".join(words[i % len(words):] + words[: i % len(words)])
+        docs.append(f"{rotated}\n{CHINESE[i % 7:]}{CHINESE[: i % 7]} {i}")
+    return docs
+
+
+@pytest.fixture(scope="session")
+def packed_dir(tmp_path_factory) -> Path:
+    """A packed corpus (char tokenizer) with tokenizer.json beside the shards, as `data prepare` writes."""
+    root = tmp_path_factory.mktemp("packed")
+    docs = tiny_documents()
+    tokenizer = train_tokenizer(docs, TokenizerConfig(kind="char", vocab_size=200))
+    out = root / "data"
+    pack_corpus(docs, tokenizer, out, val_fraction=0.2, seed=0)
+    tokenizer.save(out / "tokenizer.json")
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8"
+    )
+    return out
+
+
+def tiny_train_overrides(data: Path, run_dir: Path, steps: int = 12) -> list[str]:
+    return [
+        f"data={data}",
+        f"run_dir={run_dir}",
+        "model={family: gpt, n_layer: 2, n_head: 2, n_embd: 32, block_size: 32, dropout: 0.1}",
+        f"train.max_steps={steps}",
+        "train.batch_size=4",
+        "train.grad_accum=2",
+        "train.eval_every=4",
+        "train.eval_tokens=256",
+        "train.log_every=1",
+        "train.checkpoint_every=1",
+        "train.device=cpu",
+        "optimizer.lr=0.01",
+        "schedule.warmup_steps=3",
+    ]
