@@ -31,7 +31,7 @@ from lmlab.tokenizers import TokenizerConfig
 from lmlab.train import LoopConfig, OptimizerConfig, ScheduleConfig, TrainConfig, train
 
 PROMPTS = ["ROMEO:\nO, ", "中国人民"]
-DEMO_STEPS = 600
+DEMO_STEPS = 1800
 
 
 @dataclass
@@ -63,6 +63,7 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
         data=DataConfig(dedup="near"),
         tokenizer=TokenizerConfig(kind="bpe", vocab_size=4096),
         val_fraction=0.05,
+        seed=2,  # this split holds out two whole plays (Henry VI part 3, Timon of Athens) and ~5% of the news
     )
     data_dir = options.out / "data"
     prepared = prepare_corpus([c.path for c in corpora], data_dir, prepare_cfg)
@@ -80,8 +81,10 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
     train_cfg = TrainConfig(
         run_dir=str(options.out / "gpt"),
         data=str(data_dir),
-        model={"family": "gpt", "n_layer": 4, "n_head": 4, "n_embd": 192, "block_size": 128, "dropout": 0.0},
-        optimizer=OptimizerConfig(lr=2e-3, weight_decay=0.1),
+        # Small and fast beats big and slow on a CPU budget: at ~1.3M parameters the model sees about
+        # one epoch (3.7M tokens) in four minutes, where a 2.6M one would see half as much and score worse.
+        model={"family": "gpt", "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 128, "dropout": 0.0},
+        optimizer=OptimizerConfig(lr=3e-3, weight_decay=0.1),
         schedule=ScheduleConfig(kind="cosine", warmup_steps=min(50, steps // 10)),
         train=LoopConfig(max_steps=steps, batch_size=16, eval_every=max(1, steps // 4), eval_tokens=32_768,
                          log_every=10, checkpoint_every=max(1, steps // 2)),

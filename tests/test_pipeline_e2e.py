@@ -1,0 +1,48 @@
+"""The whole path through the CLI on a small bilingual corpus: prepare, train, eval, generate, report, export."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from conftest import tiny_documents
+from transformers import GPT2LMHeadModel
+
+from lmlab.cli import main
+from lmlab.models import load_model
+
+
+def test_corpus_to_report_through_the_cli(tmp_path, capsys):
+    corpus = tmp_path / "corpus.jsonl"
+    docs = tiny_documents(80) + tiny_documents(10)  # ten exact duplicates to be removed
+    corpus.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    data, run = tmp_path / "data", tmp_path / "run"
+
+    assert main(["data", "prepare", str(corpus), "--out", str(data), "--set", "tokenizer.vocab_size=400",
+                 "--set", "val_fraction=0.2", "--set", "data.dedup=exact"]) == 0
+    out = capsys.readouterr().out
+    assert "exact duplicates" in out and sorted(p.name for p in data.iterdir()) == [
+        "clean.jsonl", "meta.json", "tokenizer.json", "train.bin", "val.bin"]
+    assert len((data / "clean.jsonl").read_text(encoding="utf-8").splitlines()) == 80
+
+    assert main(["train", f"data={data}", f"run_dir={run}", "model.n_layer=1", "model.n_head=2", "model.n_embd=32",
+                 "model.block_size=64", "train.max_steps=30", "train.batch_size=8", "train.eval_every=10",
+                 "train.device=cpu", "optimizer.lr=0.01"]) == 0
+    assert main(["eval", str(run), "--json", str(tmp_path / "eval.json")]) == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["bits_per_byte"] < result["unigram_bits_per_byte"]
+
+    capsys.readouterr()
+    assert main(["generate", str(run), "To be", "中国", "--temperature", "0", "--max-new-tokens", "8"]) == 0
+    lines = capsys.readouterr().out
+    assert "To be" in lines and "中国" in lines
+
+    assert main(["report", str(run)]) == 0
+    assert {"report.html", "loss.png", "lr.png"} <= {p.name for p in run.iterdir()}
+
+    hf_dir = tmp_path / "hf"
+    assert main(["export", str(run), str(hf_dir)]) == 0
+    ours, theirs = load_model(run), GPT2LMHeadModel.from_pretrained(hf_dir).eval()
+    ids = torch.randint(0, ours.config.vocab_size, (2, 20))
+    with torch.no_grad():
+        assert (ours(ids).logits - theirs(ids).logits).abs().max() <= 1e-4
