@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lmlab.errors import LmlabError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -49,3 +51,23 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write `obj` as indented JSON to `path` atomically."""
     write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
+    """Read a UTF-8 file; a missing file or broken UTF-8 is a `LmlabError` naming the path."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LmlabError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise LmlabError(f"{path}: is a directory, not a {what}") from None
+    except UnicodeDecodeError as exc:
+        raise LmlabError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
+
+
+def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
+    """Read a JSON file; every defect is a `LmlabError` naming the path (and the line, for bad JSON)."""
+    try:
+        return json.loads(read_text(path, what))
+    except json.JSONDecodeError as exc:
+        raise LmlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None

@@ -142,7 +142,7 @@ def test_corrupt_or_incomplete_directory_is_an_error(packed, tmp_path):
     with pytest.raises(LmlabError, match="meta.json: dtype"):
         TokenShards(directory)
     meta_path.unlink()
-    with pytest.raises(LmlabError, match="meta.json: missing"):
+    with pytest.raises(LmlabError, match="meta.json: no such meta.json"):
         TokenShards(directory)
 
 

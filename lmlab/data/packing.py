@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, write_json
+from lmlab.files import atomic_path, read_json, write_json
 from lmlab.tokenizers import Tokenizer
 
 FORMAT_VERSION = 1
@@ -73,14 +72,7 @@ class PackMeta(BaseModel):
     @classmethod
     def read(cls, path: Path) -> PackMeta:
         """Read and check ``meta.json``; every problem is an error naming the file and field."""
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise LmlabError(f"{path}: missing; is {path.parent} a packed token directory?") from None
-        except UnicodeDecodeError as exc:
-            raise LmlabError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
-        except json.JSONDecodeError as exc:
-            raise LmlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        data = read_json(path, "meta.json; is this a packed token directory?")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

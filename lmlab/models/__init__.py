@@ -12,7 +12,6 @@ tensors and a JSON header. A new family is one file in this package plus one lin
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, write_json
+from lmlab.files import atomic_path, read_json, write_json
 from lmlab.models.base import CausalLM, KVCache, LMOutput
 from lmlab.models.gpt import GPT, GPTConfig
 
@@ -105,16 +104,7 @@ def read_safetensors(path: str | os.PathLike[str]) -> dict[str, Tensor]:
 
 def read_model_json(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
     """The (family, config) of a ``model.json``, every defect named with the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LmlabError(f"{path}: no such file; is this a model directory?") from None
-    except UnicodeDecodeError as exc:
-        raise LmlabError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LmlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    spec = read_json(path, "file; is this a model directory?")
     if not isinstance(spec, dict) or not isinstance(spec.get("family"), str):
         raise LmlabError(f'{path}: needs a "family" string, as in {{"family": "gpt", "config": {{...}}}}')
     if not isinstance(spec.get("config"), dict):

@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import tokenizers
 
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path
+from lmlab.files import atomic_path, read_json
 
 EOS_TOKENS = ("<|endoftext|>", "[SEP]", "</s>", "<eos>")
 PAD_TOKENS = ("[PAD]", "<pad>", "<|padding|>")
@@ -84,18 +83,9 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Tokenizer:
         """Read a ``tokenizer.json``; a missing or damaged file is an error that names it."""
+        spec = read_json(path, "tokenizer file")
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise LmlabError(f"{path}: no such tokenizer file") from None
-        except UnicodeDecodeError as exc:
-            raise LmlabError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LmlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        try:
-            backend = tokenizers.Tokenizer.from_str(text)
+            backend = tokenizers.Tokenizer.from_str(json.dumps(spec))
         except Exception as exc:  # the library reports every malformed field as a bare Exception
             raise LmlabError(f"{path}: not a tokenizer.json the tokenizers library can read ({exc})") from None
         return cls(backend)
