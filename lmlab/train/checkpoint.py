@@ -14,7 +14,6 @@ leaves the previous checkpoint intact and no half-written one.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, write_json
+from lmlab.files import atomic_path, read_json, write_json
 from lmlab.models import load_model, read_safetensors, save_model
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -88,12 +87,10 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainerState:
     """Restore weights, optimizer and RNG from `path` into the given objects; return the trainer state."""
     trainer_file = path / "trainer.json"
+    meta: dict[str, Any] = read_json(trainer_file, "file; the checkpoint is incomplete")
     try:
-        meta: dict[str, Any] = json.loads(trainer_file.read_text(encoding="utf-8"))
         step, tokens_seen, param_groups = meta["step"], meta["tokens_seen"], meta["param_groups"]
-    except FileNotFoundError:
-        raise LmlabError(f"{trainer_file}: missing; the checkpoint is incomplete") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise LmlabError(f"{trainer_file}: corrupt checkpoint metadata ({exc})") from None
 
     saved = load_model(path)
