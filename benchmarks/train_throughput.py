@@ -8,7 +8,7 @@ Model FLOPs utilisation counts 6N + 12*L*d*T FLOPs per token (nanoGPT's count: N
 without position embeddings, L layers, d width, T context) against this machine's own float32
 matrix-multiply peak, measured in the same run.
 
-    python benchmarks/train_throughput.py [--compile] [--rounds 5]
+    python benchmarks/train_throughput.py [--compile] [--rounds 9]
 
 Last line: {"benchmark": "train_throughput", "ratio": lmlab/hf tokens per second, "target": 1.2, "mfu": ...}
 """
@@ -84,7 +84,7 @@ def time_steps(step, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--compile", action="store_true", help="lmlab with torch.compile (train.compile=true)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=4, help="steps per timed round")
     args = parser.parse_args()
     torch.manual_seed(0)

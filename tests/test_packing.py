@@ -186,3 +186,16 @@ def test_sampling_reaches_the_last_token(tokenizer, tmp_path):
         shards.sample_batch("train", 4, block_size + 1, torch.Generator())
     with pytest.raises(LmlabError, match="split must be one of"):
         shards.tokens("test")
+
+
+def test_limited_windows_are_spread_over_the_whole_split(packed):
+    tokens = torch.from_numpy(packed.tokens("train").astype(np.int64))
+    block = 4
+    full_windows = (len(tokens) - 1) // block
+    batches = list(packed.iter_windows("train", block, 3, max_targets=5 * block))
+    inputs = torch.cat([x for x, _ in batches])
+    targets = torch.cat([y for _, y in batches])
+    assert inputs.shape == (5, block) and [len(x) for x, _ in batches] == [3, 2]
+    last = (full_windows - 1) * block
+    assert torch.equal(inputs[0], tokens[:block]) and torch.equal(inputs[-1], tokens[last : last + block])
+    assert torch.equal(targets[-1], tokens[last + 1 : last + block + 1])

@@ -255,7 +255,9 @@ class TokenShards:
         windows = torch.from_numpy(tokens[rows].astype(np.int64))
         return windows[:, :-1], windows[:, 1:]
 
-    def iter_windows(self, split: str, block_size: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def iter_windows(
+        self, split: str, block_size: int, batch_size: int, max_targets: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Consecutive windows over the whole split, for validation loss: every token after the first
         is a target exactly once.
 
@@ -264,6 +266,10 @@ class TokenShards:
 
         Full windows come `batch_size` at a time; a shorter last window comes alone as a batch of
         one, so the mean loss is the sum of per-token losses over ``num_tokens - 1`` targets.
+
+        With `max_targets`, only that many targets' worth of full windows are taken, spread evenly
+        over the split: a quick evaluation during training then sees every part of the split (both
+        languages of a bilingual corpus, say), not just its beginning.
         """
         tokens = self.tokens(split)
         if len(tokens) < 2:
@@ -271,17 +277,22 @@ class TokenShards:
                 f"{self._bin_path(split)}: {len(tokens)} tokens, too few to predict any (a corpus of one "
                 f"document has no validation split)"
             )
-        return self._windows(tokens, block_size, batch_size)
+        return self._windows(tokens, block_size, batch_size, max_targets)
 
     @staticmethod
-    def _windows(tokens: np.ndarray, block_size: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _windows(
+        tokens: np.ndarray, block_size: int, batch_size: int, max_targets: int | None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         num_targets = len(tokens) - 1
         full_windows = num_targets // block_size
-        for first in range(0, full_windows, batch_size):
-            last = min(first + batch_size, full_windows)
-            rows = np.arange(first, last)[:, None] * block_size + np.arange(block_size + 1)  # (B, T+1)
+        chosen = np.arange(full_windows)
+        if max_targets is not None and max_targets < num_targets:
+            keep = min(full_windows, max(1, max_targets // block_size))
+            chosen = np.unique(np.linspace(0, full_windows - 1, keep).round().astype(np.int64))
+        for first in range(0, len(chosen), batch_size):
+            rows = chosen[first : first + batch_size, None] * block_size + np.arange(block_size + 1)  # (B, T+1)
             windows = torch.from_numpy(tokens[rows].astype(np.int64))
             yield windows[:, :-1], windows[:, 1:]
-        if num_targets % block_size:
+        if num_targets % block_size and len(chosen) == full_windows:
             tail = torch.from_numpy(tokens[full_windows * block_size :].astype(np.int64))[None]  # (1, T'+1)
             yield tail[:, :-1], tail[:, 1:]

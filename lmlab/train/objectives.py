@@ -40,10 +40,6 @@ class CausalLM:
         return {"input_ids": inputs, "labels": targets}
 
     def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:
-        """Consecutive validation windows from the start of the split, up to `max_tokens` targets."""
-        seen = 0
-        for inputs, targets in self.shards.iter_windows("val", self.block_size, self.batch_size):
-            if max_tokens is not None and seen >= max_tokens:
-                return
-            seen += targets.numel()
+        """Validation windows: the whole split, or `max_tokens` targets' worth spread evenly over it."""
+        for inputs, targets in self.shards.iter_windows("val", self.block_size, self.batch_size, max_tokens):
             yield {"input_ids": inputs, "labels": targets}
