@@ -94,6 +94,17 @@ def test_greedy_is_deterministic_and_batch_equals_one_by_one():
     assert batch[0] == list(stream_tokens(model, prompts[0], GREEDY))
 
 
+def test_compiled_steps_give_the_same_tokens_with_one_compilation():
+    model = tiny_gpt()
+    prompts = [[1, 2, 3], [9, 8, 7, 6, 5, 4, 3]]  # left padding: the attention mask grows every step too
+    eager = generate_ids(model, prompts, GREEDY)
+    torch._dynamo.reset()
+    # A recompilation would mean a step whose shape the symbolic cache length failed to cover.
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        compiled = generate_ids(model, prompts, GREEDY.model_copy(update={"compile": True}))
+    assert compiled == eager
+
+
 def test_seeded_sampling_is_reproducible():
     model = tiny_gpt()
     params = GenerationParams(max_new_tokens=20, temperature=1.5, top_p=0.95, seed=7)

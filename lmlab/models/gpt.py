@@ -75,7 +75,10 @@ class CausalSelfAttention(nn.Module):
             is_causal=mask is None and T > 1,
         )  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # re-assemble all head outputs side by side
-        return self.resid_dropout(self.c_proj(y))
+        y = self.c_proj(y)
+        # Dropout is the identity outside training, and a module call costs about as much as a
+        # one-token matmul: decoding one token at a time is overhead-bound, so skip it there.
+        return self.resid_dropout(y) if self.training else y
 
 
 class MLP(nn.Module):
@@ -87,7 +90,8 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # The tanh approximation is GPT-2's "gelu_new"; the exact erf GELU would drift from its logits.
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        x = self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+        return self.dropout(x) if self.training else x  # skipped outside training, as in attention
 
 
 class Block(nn.Module):
@@ -199,18 +203,18 @@ class GPT(nn.Module):
         if labels is not None and last_token_only:
             raise ValueError("labels need the logits of every position; do not pass last_token_only")
 
+        wpe = self.transformer.wpe
         if attention_mask is None:
-            positions = torch.arange(past, past + T, device=input_ids.device).unsqueeze(0)  # (1, T)
+            places = wpe.weight.narrow(0, past, T)  # (T, C) rows past .. past + T - 1: a view, no lookup
         else:
             # Count positions from each row's first real token; padding gets 0, which it never uses.
-            positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:]  # (B, T)
+            places = wpe((attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)[:, past:])  # (B, T, C)
         # No mask is needed when SDPA's own causal triangle is right: no padding, and either no past
         # (queries and keys are the same positions) or a single query (it may see everything cached).
         needs_mask = attention_mask is not None or (past > 0 and T > 1)
         mask = self._mask(attention_mask, past, T, input_ids.device) if needs_mask else None
 
-        tokens, places = self.transformer.wte(input_ids), self.transformer.wpe(positions)
-        x = self.transformer.drop(tokens + places)  # (B, T, C)
+        x = self.transformer.drop(self.transformer.wte(input_ids) + places)  # (B, T, C)
         for block in self.transformer.h:
             x = block(x, mask, cache)
         if cache is not None:
