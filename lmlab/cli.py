@@ -110,7 +110,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
     params = GenerationParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, repetition_penalty=args.repetition_penalty,
-                              stop=args.stop or [], seed=args.seed)
+                              stop=args.stop or [], seed=args.seed, compile=args.compile)
     model, tokenizer = load_run(args.run)
     if args.stream:
         for prompt in args.prompts:
@@ -220,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--stop", action="append", help="stop string (repeatable)")
     generate.add_argument("--seed", type=int)
     generate.add_argument("--stream", action="store_true", help="print tokens as they come")
+    generate.add_argument("--compile", action="store_true", help="torch.compile the decode step (long outputs)")
 
     export = add(verbs, "export", cmd_export, "write a run's GPT as a Hugging Face GPT-2 directory")
     export.add_argument("run")

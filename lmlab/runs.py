@@ -10,7 +10,7 @@ from torch import nn
 
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
-from lmlab.evaluate import score_split, unigram_baseline
+from lmlab.evaluate import CausalLanguageModel, score_texts, split_documents, unigram_baseline
 from lmlab.files import write_json
 from lmlab.models import load_model
 from lmlab.tokenizers import Tokenizer
@@ -34,12 +34,15 @@ def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
     """
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    model, _ = load_run(run_dir)
+    model, tokenizer = load_run(run_dir)
     shards = TokenShards(config.data)
-    score = score_split(model, shards, split, block_size=config.train.block_size)
+    texts = split_documents(shards, tokenizer, split)
+    lm = CausalLanguageModel(model, tokenizer, max_length=config.train.block_size)
+    score = score_texts(lm, texts, lambda text: len(tokenizer.encode(text)), split)
     baseline = unigram_baseline(shards, split)
     result = {
         "split": split,
+        "documents": len(texts),
         "tokens": score.tokens,
         "bytes": score.bytes,
         "perplexity": score.perplexity,

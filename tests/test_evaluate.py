@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_documents
 
 from lmlab.data.packing import TokenShards
-from lmlab.evaluate import CausalLanguageModel, rolling_windows, score_split, unigram_baseline
+from lmlab.evaluate import CausalLanguageModel, rolling_windows, score_texts, split_documents, unigram_baseline
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.tokenizers import Tokenizer
 
@@ -65,22 +66,22 @@ def test_loglikelihood_splits_context_and_continuation(tiny_model):
     assert greedy == bool((logits[context - 1 : -1].argmax(-1) == torch.tensor(ids[context:])).all())
 
 
-def test_score_split_and_unigram_baseline_by_hand(tiny_model, packed_dir):
-    model, _ = tiny_model
+def test_val_documents_score_and_unigram_baseline(tiny_model, packed_dir):
+    model, tokenizer = tiny_model
     shards = TokenShards(packed_dir)
-    tokens = torch.from_numpy(shards.tokens("val").astype(np.int64))
-    score = score_split(model, shards, "val", block_size=16)
-    nll = 0.0
-    for start in range(0, len(tokens) - 1, 16):
-        window = tokens[start : start + 17]
-        logits = model(window[None, :-1]).logits[0]
-        nll += F.cross_entropy(logits.double(), window[1:], reduction="sum").item()
-    assert score.tokens == len(tokens) - 1
-    assert score.nll == pytest.approx(nll, rel=1e-5)
-    assert score.bits_per_byte == pytest.approx(nll / math.log(2) / shards.meta.splits["val"].bytes, rel=1e-5)
+    texts = split_documents(shards, tokenizer, "val")
+    assert len(texts) == shards.meta.splits["val"].documents and set(texts) <= set(tiny_documents())
+    lm = CausalLanguageModel(model, tokenizer)
+    score = score_texts(lm, texts, lambda t: len(tokenizer.encode(t)))
+    val = shards.tokens("val")
+    assert score.tokens == int((val != tokenizer.eos_id).sum())
+    assert score.bytes == shards.meta.splits["val"].bytes
+    assert score.nll == pytest.approx(-sum(lm.loglikelihood_rolling(texts)))
+    assert score.bits_per_byte == pytest.approx(score.nll / math.log(2) / score.bytes)
 
-    train = np.bincount(shards.tokens("train"), minlength=shards.meta.vocab_size) + 1.0
-    probs = train / train.sum()
+    counts = np.bincount(shards.tokens("train"), minlength=shards.meta.vocab_size) + 1.0
+    logprob = np.log(counts / counts.sum())
     baseline = unigram_baseline(shards, "val")
-    assert baseline.nll == pytest.approx(-np.log(probs[shards.tokens("val")[1:]]).sum(), rel=1e-9)
-    assert baseline.perplexity == pytest.approx(math.exp(baseline.nll / (len(tokens) - 1)))
+    assert baseline.tokens == score.tokens
+    assert baseline.nll == pytest.approx(-logprob[val[val != tokenizer.eos_id]].sum(), rel=1e-9)
+    assert baseline.perplexity == pytest.approx(math.exp(baseline.nll / score.tokens))

@@ -1,22 +1,27 @@
-"""Perplexity and bits per byte on a packed validation split, and the unigram baseline to beat.
+"""Perplexity and bits per byte of a model on held-out documents, and the unigram baseline to beat.
 
 Perplexity is exp(mean negative log-likelihood per token); it depends on the tokenizer, so two
 models with different vocabularies cannot be compared on it. Bits per byte divides the total
 negative log-likelihood (in bits) by the UTF-8 bytes of the text instead, which is
 tokenizer-independent: it is the figure to compare across tokenizers and model generations.
+
+Scoring goes through `LanguageModel.loglikelihood_rolling`, so the same code scores an n-gram, an
+RNN or a Transformer: each document is scored whole, every token once, with as much context as the
+model can hold.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from lmlab.data.packing import TokenShards
+from lmlab.errors import LmlabError
+from lmlab.evaluate.lm import LanguageModel
+from lmlab.tokenizers import Tokenizer
 
 
 @dataclass
@@ -42,20 +47,27 @@ class SplitScore:
         return {**asdict(self), "loss": self.loss, "perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte}
 
 
-@torch.inference_mode()
-def score_split(model: nn.Module, shards: TokenShards, split: str = "val", block_size: int | None = None,
-                batch_size: int = 8) -> SplitScore:
-    """Score every token of `split` with non-overlapping windows of the model's context."""
-    model.eval()
-    device = next(model.parameters()).device
-    block_size = block_size or model.config.block_size
-    nll, tokens = 0.0, 0
-    for inputs, targets in shards.iter_windows(split, block_size, batch_size):
-        logits = model(inputs.to(device)).logits.float()
-        losses = F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten(), reduction="sum")
-        nll += losses.item()
-        tokens += targets.numel()
-    return SplitScore(split, tokens, shards.meta.splits[split].bytes, nll)
+def split_documents(shards: TokenShards, tokenizer: Tokenizer, split: str = "val") -> list[str]:
+    """The documents of a packed split decoded back to text (packing ends each with end-of-text)."""
+    eos = shards.meta.eos_id
+    if eos is None:
+        raise LmlabError(f"{shards.directory}: packed without an end-of-text token, so documents cannot be told apart")
+    tokens = shards.tokens(split)
+    ends = np.flatnonzero(tokens == eos)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return [tokenizer.decode(tokens[start:end].tolist()) for start, end in zip(starts, ends, strict=True)]
+
+
+def score_texts(lm: LanguageModel, texts: Sequence[str], count_tokens: Callable[[str], int],
+                split: str = "val") -> SplitScore:
+    """Total negative log-likelihood of `texts` under `lm`, with their token and byte counts."""
+    loglikelihoods = lm.loglikelihood_rolling(texts)
+    return SplitScore(
+        split=split,
+        tokens=sum(count_tokens(text) for text in texts),
+        bytes=sum(len(text.encode("utf-8")) for text in texts),
+        nll=-math.fsum(loglikelihoods),
+    )
 
 
 def unigram_baseline(shards: TokenShards, split: str = "val", chunk: int = 1 << 22) -> SplitScore:
@@ -70,8 +82,12 @@ def unigram_baseline(shards: TokenShards, split: str = "val", chunk: int = 1 << 
     for start in range(0, len(train), chunk):
         counts += np.bincount(np.asarray(train[start : start + chunk]), minlength=vocab)[:vocab]
     logprob = np.log(counts) - np.log(counts.sum())
-    scored = shards.tokens(split)[1:]  # the first token has no context, as in score_split
-    nll = 0.0
+    # The tokens a rolling scorer predicts: every token of every document, not the end-of-text marks.
+    scored = shards.tokens(split)
+    nll, count = 0.0, 0
     for start in range(0, len(scored), chunk):
-        nll -= float(logprob[np.asarray(scored[start : start + chunk])].sum())
-    return SplitScore(split, len(scored), shards.meta.splits[split].bytes, nll)
+        ids = np.asarray(scored[start : start + chunk])
+        ids = ids[ids != shards.meta.eos_id]
+        nll -= float(logprob[ids].sum())
+        count += len(ids)
+    return SplitScore(split, count, shards.meta.splits[split].bytes, nll)
