@@ -30,7 +30,7 @@ from lmlab.runs import evaluate_run, load_run
 from lmlab.tokenizers import TokenizerConfig
 from lmlab.train import LoopConfig, OptimizerConfig, ScheduleConfig, TrainConfig, train
 
-PROMPTS = ["ROMEO:\nO, ", "中国人民"]
+PROMPTS = ["ROMEO:\nO, ", "新华社北京一月一日电", "我们要"]
 DEMO_STEPS = 1500
 
 
@@ -103,7 +103,7 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
     console.print(table)
     console.print("  bits per byte does not depend on the tokenizer: it is the figure to compare across models")
 
-    _stage(console, 5, "Generate: English and Chinese")
+    _stage(console, 5, "Generate: English and Chinese (temperature 0.8, top-k 50)")
     params = GenerationParams(max_new_tokens=80, temperature=0.8, top_k=50, seed=0)
     completions = generate_text(model, tokenizer, PROMPTS, params)
     samples = [{"prompt": p, "completion": c} for p, c in zip(PROMPTS, completions, strict=True)]
