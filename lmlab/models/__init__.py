@@ -25,6 +25,8 @@ from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json
 from lmlab.models.base import CausalLM, KVCache, LMOutput
 from lmlab.models.gpt import GPT, GPTConfig
+from lmlab.models.mlp import BengioMLP
+from lmlab.models.rnn import RNNLanguageModel
 
 __all__ = [
     "FAMILIES", "GPT", "GPTConfig", "CausalLM", "KVCache", "LMOutput",
@@ -34,6 +36,8 @@ __all__ = [
 
 FAMILIES: dict[str, type[nn.Module]] = {
     "gpt": GPT,
+    "mlp": BengioMLP,
+    "rnn": RNNLanguageModel,
 }
 
 
