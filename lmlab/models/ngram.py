@@ -1,0 +1,568 @@
+"""N-gram language models: counting, smoothing, back-off, and the ARPA format.
+
+An n-gram model predicts a word from the n-1 words before it, with probabilities read off counts:
+
+    p(w | c) = count(c w) / count(c •)          maximum likelihood (MLE); c is the context
+
+MLE gives 0 to every n-gram the training text lacks, so every practical model *smooths*: it takes
+some probability from seen n-grams and hands it to unseen ones through a shorter context. Every
+estimator here is written as one recursion over orders, the interpolated form,
+
+    p(w | c) = u(w | c) + gamma(c) * p(w | c')          c' is c without its oldest word
+    p(w)     = u(w)     + gamma()  * 1 / |V|            the recursion ends at the uniform distribution
+
+and differs only in `u` (what an n-gram keeps of its own count) and `gamma` (the mass a context
+hands down):
+
+    estimator             u(w | c)                                gamma(c)
+    MLE                   a / A                                   0
+    Lidstone (add-k)      a / (A + k|V|)   (full contexts only)   k|V| / (A + k|V|)
+    linear interpolation  mu_n * a / A                            1 - mu_n
+    Witten-Bell           a / (A + N1+(c•))                       N1+(c•) / (A + N1+(c•))
+    absolute discounting  max(a - D, 0) / A                       D N1+(c•) / A
+    Kneser-Ney            (a - D(a)) / A                          (D1 N1(c•) + D2 N2(c•) + D3 N3+(c•)) / A
+
+where a is count(c w), A = sum over w of a, N1+(c•) the number of distinct words seen after c
+(Witten-Bell and absolute discounting end at the MLE unigram, as in NLTK). Kneser-Ney replaces a
+below the highest order by the number of distinct words seen *before* the n-gram ("continuation
+count": "Francisco" is frequent but follows only "San", so it is a poor guess after a new
+context); plain Kneser-Ney uses one
+discount D per order, modified Kneser-Ney (Chen & Goodman 1998) three, D1, D2 and D3+, from the
+counts of counts n1..n4, exactly as KenLM's ``lmplz`` does (``precision="float32"`` rounds every step
+as lmplz does). ``nltk-kneser-ney`` reproduces ``nltk.lm.KneserNeyInterpolated``, flaws included, to
+check against it.
+
+For a word w never seen after c, u(w | c) is 0 and p(w | c) = gamma(c) * p(w | c'). So the model can
+be stored as it is in an ARPA file: a probability for every seen n-gram and a back-off weight
+gamma for every seen context; a query finds the longest stored n-gram ending in w and multiplies
+in the back-off weights of the longer contexts it skipped. Stupid back-off (a score, not a
+distribution) is that query with raw relative frequencies and a fixed weight alpha.
+
+Sentence boundaries follow KenLM (``padding="kenlm"``): a sentence is ``<s> w1 ... wm </s>``, ``<s>``
+is only ever context (probability 1, log10 0), ``</s>`` is predicted once, and a word unseen in
+training is ``<unk>``, which gets the uniform share gamma()/|V|. ``padding="nltk"`` pads with n-1
+``<s>`` and n-1 ``</s>`` and counts the pads as words, as ``nltk.lm`` does, so its scores can be
+checked against NLTK's.
+
+The chapter is in three files, read in this order: ``ngram_counts.py`` counts n-grams into sorted
+NumPy arrays (not dicts: a million lookups are one ``np.searchsorted``), ``ngram_estimators.py``
+computes u and gamma for each estimator, and this file holds the configuration, the model that runs
+the recursion and answers queries, the ARPA format, and the `LanguageModel` interface over text.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from lmlab.config import Config
+from lmlab.errors import LmlabError
+from lmlab.files import atomic_path, read_text
+from lmlab.generate import GenerationParams
+from lmlab.models.ngram_counts import (
+    BOS,
+    BOS_ID,
+    EOS,
+    EOS_ID,
+    UNK,
+    UNK_ID,
+    NgramCounts,
+    Vocabulary,
+    concatenate,
+    count_ngrams,
+    lookup,
+    predictable_size,
+    window_ids,
+)
+from lmlab.models.ngram_estimators import (
+    absolute_discounting,
+    adjusted_counts,
+    fit_lambdas,
+    interpolation,
+    kneser_ney,
+    lidstone,
+    mle,
+    modified_discounts,
+    nltk_kneser_ney,
+    single_discount,
+    witten_bell,
+)
+from lmlab.tokenizers import Tokenizer
+
+__all__ = [
+    "NgramConfig", "NgramLanguageModel", "NgramModel", "Splitter", "Vocabulary", "estimate", "stupid_backoff",
+    "train_ngram",
+]
+
+# 1. configuration --------------------------------------------------------------------------------
+
+
+class NgramConfig(Config):
+    order: int = Field(3, ge=1, le=6, description="n: the model sees n-1 words of context")
+    estimator: Literal[
+        "mle", "lidstone", "interpolation", "witten-bell", "absolute-discounting", "kneser-ney",
+        "modified-kneser-ney", "nltk-kneser-ney", "stupid-backoff",
+    ] = "modified-kneser-ney"
+    k: float = Field(1.0, gt=0.0, description="lidstone: added to every count; 1 is Laplace (add-one)")
+    lambdas: list[float] | None = Field(
+        None,
+        description="interpolation: weights of the uniform, unigram, ..., n-gram estimates, summing to 1; "
+        "None fits them on held-out text when some is given, else weighs all equally",
+    )
+    discount: float | None = Field(
+        None, gt=0.0, lt=1.0,
+        description="kneser-ney: one fixed discount, None estimates n1/(n1+2 n2) per order; "
+        "absolute-discounting: 0.75 if None; nltk-kneser-ney: 0.1 if None"
+    )
+    alpha: float = Field(0.4, gt=0.0, description="stupid-backoff: the factor for each shorter context")
+    discount_fallback: bool = Field(
+        False, description="modified-kneser-ney: use 0.5, 1, 1.5 where counts of counts give no valid discounts"
+    )
+    padding: Literal["kenlm", "nltk"] = "kenlm"
+    precision: Literal["float64", "float32"] = Field(
+        "float64", description="kneser-ney arithmetic; float32 is what lmplz computes, to reproduce it bit for bit"
+    )
+
+    @model_validator(mode="after")
+    def _check_lambdas(self) -> NgramConfig:
+        if self.lambdas is not None:
+            if len(self.lambdas) != self.order + 1:
+                raise ValueError(f"lambdas needs order + 1 = {self.order + 1} weights, got {len(self.lambdas)}")
+            if any(weight < 0 for weight in self.lambdas) or not math.isclose(sum(self.lambdas), 1.0):
+                raise ValueError("lambdas must be non-negative and sum to 1")
+        return self
+
+
+# 2. the model ------------------------------------------------------------------------------------
+
+
+class NgramModel:
+    """A back-off n-gram model over word ids: what an ARPA file holds, queried as KenLM queries it.
+
+    ``prob[k-1][i]`` is p(word | context) of stored k-gram i; ``backoff[k-1][i]`` is the weight applied
+    when a (k+1)-gram starting with k-gram i is absent (1 where it is no context). A context that is
+    not stored at all weighs `missing_backoff`: 1 in every ARPA model, alpha under stupid back-off.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        padding: str,
+        keys: list[np.ndarray],
+        prob: list[np.ndarray],
+        backoff: list[np.ndarray],
+        missing_backoff: float = 1.0,
+    ) -> None:
+        self.vocab, self.padding = vocab, padding
+        self.keys, self.prob, self.backoff = keys, prob, backoff
+        self.missing_backoff = missing_backoff
+
+    @property
+    def order(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def from_estimates(
+        cls, vocab: Vocabulary, counts: NgramCounts, estimates: list[tuple[np.ndarray, np.ndarray]], padding: str
+    ) -> NgramModel:
+        """Run the recursion p(w|c) = u(w|c) + gamma(c) p(w|c') bottom up, storing p and gamma (the back-off)."""
+        u, gamma = estimates[0]
+        predictable = predictable_size(len(vocab), padding)
+        uniform = (1.0 / np.asarray(predictable, dtype=u.dtype)).astype(u.dtype)
+        prob = [(u + gamma[0] * uniform).astype(u.dtype)]
+        if padding == "kenlm":
+            prob[0][BOS_ID] = 1.0  # KenLM's convention: <s> is given, log10 p = 0
+        backoff = []
+        for k in range(2, counts.order + 1):
+            u, gamma = estimates[k - 1]
+            backoff.append(gamma)
+            prob.append((u + gamma[counts.prefix(k)] * prob[-1][counts.suffix[k - 1]]).astype(u.dtype))
+        backoff.append(np.ones(len(counts.keys[-1]), dtype=prob[-1].dtype))
+        return cls(vocab, padding, counts.keys, [p.astype(np.float64) for p in prob],
+                   [b.astype(np.float64) for b in backoff])
+
+    # queries --------------------------------------------------------------------------------------
+
+    def score_ids(self, sentences: Sequence[Sequence[int]], first: int | None = None) -> list[np.ndarray]:
+        """Natural-log probability of every predicted position of each padded id sequence.
+
+        A position is predicted if it follows the leading pads (`first`: 1 for KenLM, n-1 for NLTK);
+        its context is everything before it in the sequence, up to n-1 words.
+        """
+        skip = (1 if self.padding == "kenlm" else max(self.order - 1, 1)) if first is None else first
+        stream, starts = concatenate(sentences)
+        ids = window_ids(stream, starts, self.keys, len(self.vocab))
+        positions = np.arange(len(stream))
+        logp = np.zeros(len(stream))
+        done = np.zeros(len(stream), dtype=bool)
+        # Longest stored n-gram first; each shorter one adds the back-off of the context it dropped.
+        for k in range(self.order, 0, -1):
+            hit = (ids[k - 1] >= 0) & ~done
+            logp[hit] += np.log(self.prob[k - 1][ids[k - 1][hit]])
+            done |= hit
+            if k > 1:
+                context = np.full(len(stream), -1, dtype=np.int64)
+                context[1:] = ids[k - 2][:-1]
+                dropped = ~done & (positions - (k - 1) >= starts)
+                weight = np.full(len(stream), self.missing_backoff)
+                weight[context >= 0] = self.backoff[k - 2][context[context >= 0]]
+                logp[dropped] += np.log(weight[dropped])
+        bounds = np.cumsum([0, *(len(s) for s in sentences)])
+        return [logp[a + skip:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def logprob(self, context: Sequence[str], word: str) -> float:
+        """ln p(word | context); context words beyond the last n-1 are ignored, unknown ones are <unk>."""
+        ids = self.vocab.encode([*context[max(0, len(context) - self.order + 1):], word])
+        with np.errstate(divide="ignore"):
+            return float(self.score_ids([ids], first=len(ids) - 1)[0][0])
+
+    def next_distribution(self, context_ids: Sequence[int]) -> np.ndarray:
+        """p(w | context) for every word id w at once (``<s>`` gets 0 under KenLM padding)."""
+        context = list(context_ids)[max(0, len(context_ids) - self.order + 1):]
+        dist = self.prob[0].copy()
+        if self.padding == "kenlm":
+            dist[BOS_ID] = 0.0
+        size = len(self.vocab)
+        for k in range(2, len(context) + 2):
+            index = self._context_index(context[len(context) - (k - 1):])  # the last k-1 context words
+            if index < 0:
+                dist *= self.missing_backoff ** (len(context) + 2 - k)  # this and every longer context
+                break
+            dist *= self.backoff[k - 2][index]
+            lo, hi = np.searchsorted(self.keys[k - 1], [index * size, (index + 1) * size])
+            dist[self.keys[k - 1][lo:hi] % size] = self.prob[k - 1][lo:hi]
+        return dist
+
+    def _context_index(self, words: Sequence[int]) -> int:
+        index = int(words[0])
+        for k, word in enumerate(words[1:], start=2):
+            index = int(lookup(self.keys[k - 1], np.array([index * len(self.vocab) + word]))[0])
+            if index < 0:
+                return -1
+        return index
+
+    # ARPA -----------------------------------------------------------------------------------------
+
+    def write_arpa(self, path: str | os.PathLike[str]) -> None:
+        """Write the model as an ARPA file with KenLM's conventions (log10 as float32, p(<s>) = 1)."""
+        if self.missing_backoff != 1.0:
+            raise LmlabError(f"{path}: stupid back-off penalises unseen contexts, which ARPA cannot express")
+        for word in self.vocab.words:
+            if not word or re.search(r"\s", word):
+                raise LmlabError(f"{path}: the word {word!r} contains whitespace, which ARPA cannot hold")
+        words = np.array(self.vocab.words, dtype=object)
+        blocks = ["\n\\data\\\n" + "".join(f"ngram {k}={len(keys)}\n" for k, keys in enumerate(self.keys, 1))]
+        texts = words
+        for k in range(1, self.order + 1):
+            keys = self.keys[k - 1]
+            if k > 1:  # an n-gram's text is its prefix's text and its last word
+                texts = texts[keys // len(words)] + " " + words[keys % len(words)]
+            with np.errstate(divide="ignore"):
+                lines = _arpa_floats(np.minimum(np.log10(self.prob[k - 1].astype(np.float32)), 0)) + "\t" + texts
+                if k < self.order:
+                    lines = lines + "\t" + _arpa_floats(np.log10(self.backoff[k - 1].astype(np.float32)))
+            blocks.append(f"\n\\{k}-grams:\n" + "\n".join(lines.tolist()) + "\n")
+        blocks.append("\n\\end\\\n")
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text("".join(blocks), encoding="utf-8")
+
+    @classmethod
+    def read_arpa(cls, path: str | os.PathLike[str], padding: str = "kenlm") -> NgramModel:
+        """Read an ARPA file (KenLM's or SRILM's); every defect names the file and line."""
+        lines = read_text(path, "ARPA file").split("\n")
+        marks = [(i, line.strip()) for i, line in enumerate(lines) if line.startswith(("\\", "ngram "))]
+        sizes = [int(m.group(1)) for _, line in marks if (m := re.fullmatch(r"ngram \d+\s*=\s*(\d+)", line))]
+        headers = [i for i, line in marks if re.fullmatch(r"\\\d+-grams:", line)]
+        ends = [i for i, line in marks if line == "\\end\\"]
+        if not headers or len(headers) != len(sizes) or not ends:
+            raise LmlabError(f"{path}: not an ARPA file (needs \\data\\, one \\k-grams: per ngram count, \\end\\)")
+        vocab = Vocabulary()
+        keys: list[np.ndarray] = []
+        prob: list[np.ndarray] = []
+        backoff: list[np.ndarray] = []
+        for k, (first, last) in enumerate(zip(headers, [*headers[1:], ends[-1]], strict=True), start=1):
+            numbers, rows = _arpa_rows(path, lines, first, last, k)
+            if len(rows) != sizes[k - 1]:
+                raise LmlabError(f"{path}:{first + 1}: \\data\\ promises {sizes[k - 1]} {k}-grams, found {len(rows)}")
+            if k == 1:
+                listed = [row[1] for row in rows]
+                if len(set(listed)) != len(listed) or not {BOS, EOS} <= set(listed):
+                    raise LmlabError(f"{path}:{first + 1}: the 1-grams must list each word once, <s> and </s> too")
+                for word in listed:
+                    vocab.add(word)
+            flat = [vocab.ids.get(word, -1) for row in rows for word in row[1:k + 1]]
+            words = np.array(flat, dtype=np.int64).reshape(len(rows), k)
+            if (words < 0).any():
+                row = int(np.argmax((words < 0).any(axis=1)))
+                ngram = " ".join(rows[row][1:k + 1])
+                raise LmlabError(f"{path}:{numbers[row]}: {ngram!r} has a word not in the 1-grams")
+            index = words[:, 0]
+            for j in range(1, k - 1):  # walk down the stored prefixes (w1), (w1 w2), ... to the context
+                index = lookup(keys[j], index * len(vocab) + words[:, j])
+            if (index < 0).any():
+                number = numbers[int(np.argmax(index < 0))]
+                raise LmlabError(f"{path}:{number}: this {k}-gram's context is not itself in the file")
+            logp, logb = (_arpa_column(path, numbers, rows, column) for column in (0, k + 1))
+            values = np.where(logp <= -99, 0.0, 10.0**logp), np.where(logb <= -99, 0.0, 10.0**logb)
+            if k == 1:  # unigrams are dense; an <unk> the file lacks (SRILM may omit it) gets probability 0
+                keys.append(np.arange(len(vocab), dtype=np.int64))
+                prob.append(np.zeros(len(vocab)))
+                backoff.append(np.ones(len(vocab)))
+                prob[0][index], backoff[0][index] = values
+                continue
+            index = index * len(vocab) + words[:, -1]
+            ranked = np.argsort(index)
+            keys.append(index[ranked])
+            prob.append(values[0][ranked])
+            backoff.append(values[1][ranked])
+        return cls(vocab, padding, keys, prob, backoff)
+
+
+def _arpa_rows(
+    path: str | os.PathLike[str], lines: list[str], first: int, last: int, k: int
+) -> tuple[list[int], list[list[str]]]:
+    """The (line numbers, fields) of the k-gram lines between two section headers."""
+    numbers, rows = [], []
+    for number, line in enumerate(lines[first + 1:last], start=first + 2):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) not in (k + 1, k + 2):
+            raise LmlabError(f"{path}:{number}: a {k}-gram line needs log10 p, {k} words, optional back-off")
+        numbers.append(number)
+        rows.append(fields)
+    return numbers, rows
+
+
+def _arpa_column(path: str | os.PathLike[str], numbers: list[int], rows: list[list[str]], column: int) -> np.ndarray:
+    """Column `column` of every row as numbers (0 where a row lacks it: no back-off means log10 1)."""
+    try:
+        return np.array([row[column] if column < len(row) else "0" for row in rows], dtype=np.float64)
+    except ValueError:
+        for number, row in zip(numbers, rows, strict=True):
+            try:
+                float(row[column] if column < len(row) else 0)
+            except ValueError:
+                raise LmlabError(f"{path}:{number}: {row[column]!r} is not a number") from None
+        raise
+
+
+def _arpa_floats(values: np.ndarray) -> np.ndarray:
+    """The shortest text of each float32 that reads back as the same value (as KenLM prints); -99 for log 0."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    texts = [np.format_float_positional(v, unique=True, trim="-") if np.isfinite(v) else "-99" for v in distinct]
+    return np.array(texts, dtype=object)[inverse]
+
+
+def stupid_backoff(vocab: Vocabulary, counts: NgramCounts, alpha: float, padding: str) -> NgramModel:
+    """Stupid back-off (Brants et al. 2007): count(c w) / count(c •) if c w was seen, else alpha S(w | c').
+
+    A score, not a distribution: nothing is discounted, so the scores after a context sum to more
+    than 1. It is cheap and, on web-scale text, about as good as Kneser-Ney for translation.
+    """
+    relative_frequency = [u for u, _ in mle(counts)]
+    backoff = [np.full(len(keys), alpha) for keys in counts.keys]
+    return NgramModel(vocab, padding, counts.keys, relative_frequency, backoff, missing_backoff=alpha)
+
+
+def estimate(
+    counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]] = ()
+) -> NgramModel:
+    """Smooth `counts` with the estimator `config` names (`held_out` id sequences fit interpolation weights)."""
+    if config.estimator == "stupid-backoff":
+        return stupid_backoff(vocab, counts, config.alpha, config.padding)
+    predictable = predictable_size(len(vocab), config.padding)
+    if config.estimator == "mle":
+        estimates = mle(counts)
+    elif config.estimator == "lidstone":
+        estimates = lidstone(counts, predictable, config.k, config.padding)
+    elif config.estimator == "witten-bell":
+        estimates = witten_bell(counts)
+    elif config.estimator == "absolute-discounting":
+        estimates = absolute_discounting(counts, config.discount or 0.75)
+    elif config.estimator == "nltk-kneser-ney":
+        if config.order < 2:
+            raise LmlabError("nltk-kneser-ney: order must be at least 2 (its unigrams come from bigram counts)")
+        estimates = nltk_kneser_ney(counts, config.discount or 0.1)
+    elif config.estimator == "interpolation":
+        if config.lambdas:
+            lambdas = config.lambdas
+        elif held_out:
+            lambdas = fit_lambdas(counts, held_out, config.padding)
+        else:
+            lambdas = [1.0 / (counts.order + 1)] * (counts.order + 1)
+        estimates = interpolation(counts, lambdas)
+    else:  # kneser-ney, modified-kneser-ney
+        adjusted = adjusted_counts(counts)
+        dtype = np.float32 if config.precision == "float32" else np.float64
+        if config.estimator == "modified-kneser-ney":
+            discounts = [modified_discounts(a, k, config.discount_fallback, dtype) for k, a in enumerate(adjusted, 1)]
+        else:
+            singles = [config.discount or single_discount(a, k) for k, a in enumerate(adjusted, 1)]
+            discounts = [(d, d, d) for d in singles]
+        estimates = kneser_ney(counts, discounts, dtype)
+    return NgramModel.from_estimates(vocab, counts, estimates, config.padding)
+
+
+def train_ngram(
+    sentences: Iterable[Sequence[str]],
+    config: NgramConfig,
+    vocab: Vocabulary | None = None,
+    held_out: Iterable[Sequence[str]] = (),
+) -> NgramModel:
+    """Count and smooth an n-gram model of word sequences (each one sentence or document)."""
+    vocab = vocab or Vocabulary()
+    ids = [[vocab.add(word) for word in sentence] for sentence in sentences]
+    counts = count_ngrams(ids, config.order, len(vocab), config.padding)
+    return estimate(counts, vocab, config, [vocab.encode(sentence) for sentence in held_out])
+
+
+# 3. text in, text out: the LanguageModel interface ----------------------------------------------
+
+
+class Splitter:
+    """Cuts text into the units an n-gram model counts: words, characters, or a tokenizer's tokens.
+
+    ARPA separates words by whitespace, so whitespace inside a unit is written as a visible mark:
+    a space as ``▁`` (SentencePiece's convention), other whitespace as ``<U+000A>`` and the like.
+    """
+
+    def __init__(self, unit: Literal["word", "character", "token"], tokenizer: Tokenizer | None = None) -> None:
+        if (unit == "token") != (tokenizer is not None):
+            raise LmlabError(f"ngram: unit {unit!r} {'needs' if unit == 'token' else 'takes no'} tokenizer")
+        self.unit, self.tokenizer = unit, tokenizer
+        self.token_ids: dict[str, int] = {}
+        if tokenizer is not None:
+            for token_id in range(tokenizer.vocab_size):
+                name = _visible(tokenizer.id_to_token(token_id) or f"<id:{token_id}>")
+                if name in (UNK, BOS, EOS):
+                    name = f"<tokenizer:{name}>"  # keep the n-gram model's own boundary marks apart
+                self.token_ids[name] = token_id
+        self.token_names = list(self.token_ids)
+
+    def split(self, text: str) -> list[str]:
+        if self.unit == "word":
+            return text.split()
+        if self.unit == "character":
+            return [_visible(char) for char in text]
+        return [self.token_names[i] for i in self.tokenizer.encode(text)]  # type: ignore[union-attr]
+
+    def join(self, units: Sequence[str]) -> str:
+        if self.unit == "word":
+            return " ".join(units)
+        if self.unit == "character":
+            return "".join(_VISIBLE_SPACE.sub(lambda m: _unmark(m.group()), unit) for unit in units)
+        ids = [self.token_ids[unit] for unit in units if unit in self.token_ids]
+        return self.tokenizer.decode(ids)  # type: ignore[union-attr]
+
+
+_VISIBLE_SPACE = re.compile(r"▁|<U\+[0-9A-F]{4,6}>")
+
+
+def _visible(text: str) -> str:
+    return "".join("▁" if c == " " else f"<U+{ord(c):04X}>" if c.isspace() else c for c in text)
+
+
+def _unmark(mark: str) -> str:
+    return " " if mark == "▁" else chr(int(mark[3:-1], 16))
+
+
+class NgramLanguageModel:
+    """An `NgramModel` behind lmlab's `LanguageModel` interface (natural-log scores, like every model).
+
+    Each text is one sentence: ``<s> units </s>``, and ``</s>`` is predicted, as KenLM scores a line.
+    """
+
+    def __init__(self, model: NgramModel, splitter: Splitter) -> None:
+        self.model, self.splitter = model, splitter
+        self.pads = 1 if model.padding == "kenlm" else max(model.order - 1, 1)
+
+    @classmethod
+    def train(
+        cls, texts: Iterable[str], config: NgramConfig, splitter: Splitter, held_out: Iterable[str] = ()
+    ) -> NgramLanguageModel:
+        """Count and smooth a model of `texts`; with a tokenizer, its whole vocabulary is the model's.
+
+        `held_out` texts, if any, fit the weights of linear interpolation.
+        """
+        vocab = Vocabulary(splitter.token_names)
+        units = (splitter.split(text) for text in texts)
+        model = train_ngram(units, config, vocab, held_out=[splitter.split(text) for text in held_out])
+        return cls(model, splitter)
+
+    def _ids(self, units: Sequence[str]) -> list[int]:
+        return self.model.vocab.encode(units)
+
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
+        results = []
+        for context, continuation in requests:
+            # Split the whole text and cut at the context, as lm-evaluation-harness does with tokens.
+            context_units, whole = self.splitter.split(context), self.splitter.split(context + continuation)
+            if whole[: len(context_units)] == context_units:
+                continuation_units = whole[len(context_units):]
+            else:
+                continuation_units = self.splitter.split(continuation)
+            if not continuation_units:
+                raise LmlabError(f"loglikelihood: the continuation {continuation!r} holds no units to score")
+            prefix = [BOS_ID] * self.pads + self._ids(context_units)
+            targets = self._ids(continuation_units)
+            with np.errstate(divide="ignore"):
+                total = float(self.model.score_ids([prefix + targets], first=len(prefix))[0].sum())
+            sequence = prefix + targets
+            greedy = all(
+                int(np.argmax(self.model.next_distribution(sequence[:i]))) == sequence[i]
+                for i in range(len(prefix), len(sequence))
+            )
+            results.append((total, greedy))
+        return results
+
+    def loglikelihood_rolling(self, texts: Sequence[str]) -> list[float]:
+        sequences = [[BOS_ID] * self.pads + self._ids(self.splitter.split(text)) + [EOS_ID] for text in texts]
+        with np.errstate(divide="ignore"):
+            return [float(scores.sum()) for scores in self.model.score_ids(sequences, first=self.pads)]
+
+    def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[str]:
+        """Sample each continuation word by word from p(w | last n-1 words), until ``</s>`` or the limit."""
+        rng = np.random.default_rng(params.seed)
+        outputs = []
+        for prompt in prompts:
+            prompt_units = self.splitter.split(prompt)
+            sequence = [BOS_ID] * self.pads + self._ids(prompt_units)
+            new_units: list[str] = []
+            for _ in range(params.max_new_tokens):
+                next_id = _pick(self.model.next_distribution(sequence), params, rng)
+                if next_id == EOS_ID:
+                    break
+                sequence.append(next_id)
+                new_units.append(self.model.vocab.words[next_id])
+            prompt_text = self.splitter.join(prompt_units)
+            text = self.splitter.join(prompt_units + new_units)[len(prompt_text):]
+            if self.splitter.unit == "word" and prompt_units and new_units:
+                text = text if text.startswith(" ") else " " + text
+            for stop in params.stop:
+                text = text.split(stop, 1)[0]
+            outputs.append(text)
+        return outputs
+
+
+def _pick(dist: np.ndarray, params: GenerationParams, rng: np.random.Generator) -> int:
+    """One word id from `dist`, by the same temperature / top-k / top-p rules as neural generation."""
+    dist = dist.copy()
+    dist[[UNK_ID, BOS_ID]] = 0.0  # <unk> says nothing and <s> is never predicted
+    if params.temperature == 0:
+        return int(np.argmax(dist))
+    dist = dist ** (1.0 / params.temperature)
+    if params.top_k is not None and params.top_k < len(dist):
+        dist[dist < np.partition(dist, -params.top_k)[-params.top_k]] = 0.0
+    if params.top_p is not None:
+        ranked = np.argsort(-dist)
+        cumulative = np.cumsum(dist[ranked]) / dist.sum()
+        dist[ranked[1:][cumulative[:-1] >= params.top_p]] = 0.0  # keep the smallest set reaching top_p
+    return int(rng.choice(len(dist), p=dist / dist.sum()))

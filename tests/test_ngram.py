@@ -1,0 +1,273 @@
+"""N-gram models: distributions sum to 1, NLTK parity, modified-KN discounts, ARPA, the LM interface."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+from nltk.lm import (
+    MLE,
+    AbsoluteDiscountingInterpolated,
+    KneserNeyInterpolated,
+    Laplace,
+    Lidstone,
+    StupidBackoff,
+    WittenBellInterpolated,
+)
+from nltk.lm.preprocessing import pad_both_ends, padded_everygram_pipeline
+from nltk.util import ngrams
+
+from lmlab.config import build_config
+from lmlab.errors import LmlabError
+from lmlab.generate import GenerationParams
+from lmlab.models.ngram import NgramConfig, NgramLanguageModel, NgramModel, Splitter, train_ngram
+from lmlab.models.ngram_counts import BOS, BOS_ID, EOS, EOS_ID, UNK_ID, count_ngrams
+from lmlab.models.ngram_estimators import adjusted_counts, modified_discounts
+from lmlab.tokenizers import TokenizerConfig, train_tokenizer
+
+ESTIMATORS = ["mle", "lidstone", "interpolation", "witten-bell", "absolute-discounting", "kneser-ney",
+              "modified-kneser-ney"]
+
+
+def zipf_sentences(count: int, vocab: int, seed: int) -> list[list[str]]:
+    """Sentences of Zipf-distributed words: natural enough that every count of counts n1..n4 is nonzero."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, vocab + 1)
+    words = [f"w{i}" for i in range(vocab)]
+    return [list(rng.choice(words, size=rng.integers(1, 12), p=weights / weights.sum())) for _ in range(count)]
+
+
+TRAIN = zipf_sentences(1500, 400, seed=0)
+HELD_OUT = zipf_sentences(40, 400, seed=1)
+
+
+@pytest.mark.parametrize("padding", ["kenlm", "nltk"])
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_every_distribution_sums_to_one(estimator: str, padding: str) -> None:
+    for order in (1, 2, 3, 4):
+        model = train_ngram(TRAIN, NgramConfig(order=order, estimator=estimator, padding=padding))
+        rng = np.random.default_rng(order)
+        seen = [list(s) for s in TRAIN[:20]]
+        contexts = [model.vocab.encode([BOS] * (order - 1 if padding == "nltk" else 1) + s)[: rng.integers(1, 8)]
+                    for s in seen]
+        if estimator != "mle":  # MLE is undefined after an unseen context
+            contexts += [list(rng.integers(0, len(model.vocab), size=order - 1)) for _ in range(20)]
+            contexts += [[UNK_ID] * (order - 1), []]
+        for context in contexts:
+            dist = model.next_distribution(context)
+            assert abs(dist.sum() - 1.0) < 1e-9, (order, context)
+            assert (dist >= 0).all()
+
+
+def test_nltk_kneser_ney_sums_to_one_away_from_sentence_starts() -> None:
+    model = train_ngram(TRAIN, NgramConfig(order=3, estimator="nltk-kneser-ney", padding="nltk"))
+    for sentence in TRAIN[:30]:
+        for context in zip(sentence, sentence[1:], strict=False):
+            assert abs(model.next_distribution(model.vocab.encode(context)).sum() - 1) < 1e-9
+    assert model.next_distribution([BOS_ID, BOS_ID])[UNK_ID] == 0  # NLTK's KN has no uniform share
+
+
+@pytest.mark.parametrize(("reference", "settings"), [
+    (MLE(3), {"estimator": "mle"}),
+    (Laplace(3), {"estimator": "lidstone"}),
+    (Lidstone(0.3, 3), {"estimator": "lidstone", "k": 0.3}),
+    (WittenBellInterpolated(3), {"estimator": "witten-bell"}),
+    (AbsoluteDiscountingInterpolated(3), {"estimator": "absolute-discounting"}),
+    (AbsoluteDiscountingInterpolated(3, discount=0.5), {"estimator": "absolute-discounting", "discount": 0.5}),
+    (KneserNeyInterpolated(3), {"estimator": "nltk-kneser-ney"}),
+    (StupidBackoff(order=3), {"estimator": "stupid-backoff"}),
+    (StupidBackoff(0.7, order=3), {"estimator": "stupid-backoff", "alpha": 0.7}),
+], ids=lambda value: value.get("estimator") if isinstance(value, dict) else type(value).__name__)
+def test_scores_equal_nltk(reference, settings: dict) -> None:
+    order = 3
+    train, vocab = padded_everygram_pipeline(order, TRAIN)
+    reference.fit(train, vocab)
+    model = train_ngram(TRAIN, NgramConfig(order=order, padding="nltk", **settings))
+    checked = 0
+    for sentence in TRAIN[:30] + HELD_OUT:
+        for *context, word in ngrams(pad_both_ends(sentence, n=order), order):
+            if word not in model.vocab.ids or any(w not in model.vocab.ids for w in context):
+                continue
+            expected = reference.score(word, context)
+            if isinstance(reference, MLE) and reference.counts[context].N() == 0:
+                continue  # NLTK's MLE gives 0 after an unseen context; lmlab's backs off
+            assert math.exp(model.logprob(context, word)) == pytest.approx(expected, rel=1e-12, abs=0)
+            checked += 1
+    assert checked > 300
+
+
+def test_modified_kneser_ney_discounts_follow_the_closed_form() -> None:
+    # Adjusted counts recomputed with dicts, independently of the packed arrays.
+    order = 3
+    padded = [(BOS, *s, EOS) for s in TRAIN]
+    grams = [Counter(tuple(p[i:i + k]) for p in padded for i in range(len(p) - k + 1)) for k in (1, 2, 3)]
+    left = [Counter(g[1:] for g in grams[k]) for k in (1, 2)]
+    expected_counts = []
+    for k in (1, 2):
+        expected_counts.append({g: (c if g[0] == BOS else left[k - 1][g]) for g, c in grams[k - 1].items()})
+    expected_counts.append(dict(grams[2]))
+    expected_counts[0][(BOS,)] = 0
+
+    model_vocab = train_ngram(TRAIN, NgramConfig(order=1, estimator="mle")).vocab
+    counts = count_ngrams([model_vocab.encode(s) for s in TRAIN], order, len(model_vocab), "kenlm")
+    for k, adjusted in enumerate(adjusted_counts(counts), start=1):
+        n = Counter(a for a in expected_counts[k - 1].values())
+        assert sorted(Counter(adjusted[adjusted > 0].tolist()).items()) == sorted((a, c) for a, c in n.items() if a)
+        y = n[1] / (n[1] + 2 * n[2])
+        closed_form = [j - (j + 1) * y * n[j + 1] / n[j] for j in (1, 2, 3)]
+        assert modified_discounts(adjusted, k, fallback=False) == pytest.approx(closed_form, rel=1e-12)
+        as_lmplz = modified_discounts(adjusted, k, fallback=False, dtype=np.float32)
+        assert as_lmplz == pytest.approx(closed_form, rel=1e-6)
+
+
+def test_tiny_text_needs_the_discount_fallback() -> None:
+    tiny = [["a", "b", "c"], ["a", "b"]]
+    with pytest.raises(LmlabError, match="discount_fallback"):
+        train_ngram(tiny, NgramConfig(order=2))
+    model = train_ngram(tiny, NgramConfig(order=2, discount_fallback=True))
+    assert abs(model.next_distribution([BOS_ID]).sum() - 1) < 1e-12
+
+
+def test_kneser_ney_matches_its_definition_by_hand() -> None:
+    """Bigram modified KN from dict counts: p(w|v) = (a - D(a))/A + gamma(v) p(w), p(w) = (a - D)/A + gamma/|V|."""
+    model = train_ngram(TRAIN, NgramConfig(order=2))
+    padded = [(BOS, *s, EOS) for s in TRAIN]
+    bigrams = Counter((p[i], p[i + 1]) for p in padded for i in range(len(p) - 1))
+    unigram = Counter(w for _, w in bigrams)  # distinct left extensions
+    d1 = modified_discounts(np.array(list(unigram.values())), 1, False)
+    d2 = modified_discounts(np.array(list(bigrams.values())), 2, False)
+    size = len(model.vocab) - 1  # <s> is not predicted
+
+    def discounted(counts: dict, d: tuple) -> tuple[dict, float]:
+        total = sum(counts.values())
+        u = {w: (c - d[min(c, 3) - 1]) / total for w, c in counts.items()}
+        return u, 1.0 - sum(u.values())
+
+    u1, gamma1 = discounted(unigram, d1)
+    following = defaultdict(dict)
+    for (v, w), c in bigrams.items():
+        following[v][w] = c
+    for v in ("w0", "w3", BOS):
+        u2, gamma2 = discounted(following[v], d2)
+        for w in ("w0", "w1", "w7", EOS, "w399"):
+            lower = u1.get(w, 0.0) + gamma1 / size
+            expected = u2.get(w, 0.0) + gamma2 * lower
+            assert math.exp(model.logprob([v], w)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_interpolation_is_the_weighted_sum_of_mle_estimates() -> None:
+    lambdas = [0.1, 0.2, 0.3, 0.4]
+    model = train_ngram(TRAIN, NgramConfig(order=3, estimator="interpolation", lambdas=lambdas))
+    mle = [train_ngram(TRAIN, NgramConfig(order=k, estimator="mle")) for k in (1, 2, 3)]
+    for sentence in TRAIN[:10]:
+        words = [BOS, *sentence, EOS]
+        for i in range(2, len(words)):
+            context, word = words[i - 2:i], words[i]
+            parts = [math.exp(m.logprob(context, word)) for m in mle]
+            uniform = 1 / (len(model.vocab) - 1)  # <s> is never predicted
+            expected = lambdas[0] * uniform + sum(lam * p for lam, p in zip(lambdas[1:], parts, strict=True))
+            assert math.exp(model.logprob(context, word)) == pytest.approx(expected, rel=1e-12)
+
+
+def held_out_loglikelihood(model: NgramModel) -> float:
+    sequences = [[BOS_ID, *model.vocab.encode(sentence), EOS_ID] for sentence in HELD_OUT]
+    return float(sum(scores.sum() for scores in model.score_ids(sequences)))
+
+
+def test_interpolation_weights_fitted_on_held_out_text_beat_others() -> None:
+    fitted = train_ngram(TRAIN, NgramConfig(order=3, estimator="interpolation"), held_out=HELD_OUT)
+    best = held_out_loglikelihood(fitted)
+    rng = np.random.default_rng(0)
+    for lambdas in [[0.25] * 4, *rng.dirichlet(np.ones(4), size=10).tolist()]:
+        other = train_ngram(TRAIN, NgramConfig(order=3, estimator="interpolation", lambdas=lambdas))
+        assert held_out_loglikelihood(other) < best
+
+
+def test_stupid_backoff_is_a_score_not_a_distribution(tmp_path) -> None:
+    model = train_ngram(TRAIN, NgramConfig(order=3, estimator="stupid-backoff"))
+    assert model.next_distribution(model.vocab.encode(["w0", "w1"])).sum() > 1
+    with pytest.raises(LmlabError, match="ARPA"):
+        model.write_arpa(tmp_path / "lm.arpa")
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_arpa_round_trip_keeps_every_score(tmp_path, estimator: str) -> None:
+    model = train_ngram(TRAIN[:300], NgramConfig(order=3, estimator=estimator, discount_fallback=True,
+                                                 precision="float32"))
+    path = tmp_path / "lm.arpa"
+    model.write_arpa(path)
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("\n\\data\\\nngram 1=") and text.rstrip().endswith("\\end\\")
+    assert "\n0\t<s>\t" in text  # KenLM writes p(<s>) = 1 as log10 0
+    again = NgramModel.read_arpa(path)
+    sequences = [[BOS_ID, *model.vocab.encode(s), EOS_ID] for s in HELD_OUT]
+    with np.errstate(divide="ignore"):
+        before = np.concatenate(model.score_ids(sequences))
+        after = np.concatenate(again.score_ids([[again.vocab.ids[model.vocab.words[i]] for i in s]
+                                                for s in sequences]))
+    finite = np.isfinite(before)
+    assert (finite == np.isfinite(after)).all()
+    # ARPA holds float32 log10 values
+    assert np.allclose(before[finite], after[finite], rtol=1e-6, atol=1e-6)
+
+
+def test_arpa_errors_name_the_line(tmp_path) -> None:
+    path = tmp_path / "bad.arpa"
+    path.write_text("\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-1\ta\t0\n\n\\2-grams:\n"
+                    "-1\tb a\n\\end\\\n", encoding="utf-8")
+    with pytest.raises(LmlabError, match=r"bad.arpa:11: 'b a' has a word not in the 1-grams"):
+        NgramModel.read_arpa(path)
+    path.write_text("\\data\\\nngram 1=3\nngram 2=1\nngram 3=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-1\ta\t0\n\n"
+                    "\\2-grams:\n-1\t<s> a\t0\n\n\\3-grams:\n-1\ta a </s>\n\\end\\\n", encoding="utf-8")
+    with pytest.raises(LmlabError, match=r"bad.arpa:15: this 3-gram's context is not itself in the file"):
+        NgramModel.read_arpa(path)
+    path.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1\t</s>\nx\t<s>\n\\end\\\n", encoding="utf-8")
+    with pytest.raises(LmlabError, match=r"bad.arpa:6: 'x' is not a number"):
+        NgramModel.read_arpa(path)
+
+
+def test_bad_configs_name_the_key() -> None:
+    with pytest.raises(LmlabError, match="order"):
+        build_config(NgramConfig, {"order": 7})
+    with pytest.raises(LmlabError, match="lambdas"):
+        build_config(NgramConfig, {"order": 2, "lambdas": [0.5, 0.5]})
+
+
+TEXTS = ["the cat sat on the mat", "the dog sat on the log", "春天来了，花开了。", "a cat and a dog"] * 5
+
+
+@pytest.mark.parametrize("unit", ["word", "character", "token"])
+def test_language_model_interface(unit: str) -> None:
+    tokenizer = train_tokenizer(TEXTS, TokenizerConfig(kind="bpe", vocab_size=300)) if unit == "token" else None
+    splitter = Splitter(unit, tokenizer)
+    lm = NgramLanguageModel.train(TEXTS, NgramConfig(order=3, discount_fallback=True), splitter)
+
+    rolling = lm.loglikelihood_rolling(["the cat sat on the log", "春天来了"])
+    assert all(value < 0 for value in rolling)
+    units = splitter.split("the cat sat on the log")
+    by_hand = sum(lm.model.logprob([BOS, *units[:i]], unit) for i, unit in enumerate([*units, EOS]))
+    assert rolling[0] == pytest.approx(by_hand, rel=1e-12)
+
+    (seen, _), (odd, _) = lm.loglikelihood([("the cat sat on", " the mat"), ("the cat sat on", " 花 dog")])
+    assert seen > odd
+    if unit == "word":
+        assert lm.loglikelihood([("a cat and a", " dog"), ("a cat and a", " cat")]) == [
+            (pytest.approx(lm.model.logprob(["and", "a"], "dog")), True),
+            (pytest.approx(lm.model.logprob(["and", "a"], "cat")), False),
+        ]
+
+    params = GenerationParams(max_new_tokens=8, temperature=1.0, seed=3)
+    assert lm.generate(["the cat"], params) == lm.generate(["the cat"], params)
+    prompt, expected = ("春天来", "了，花开了。") if unit == "character" else ("a cat and a", " dog")
+    assert lm.generate([prompt], GenerationParams(max_new_tokens=20, temperature=0.0)) == [expected]
+
+
+def test_character_splitter_keeps_whitespace_through_a_round_trip() -> None:
+    splitter = Splitter("character")
+    text = "a b\n中\t文"
+    assert " " not in "".join(splitter.split(text))
+    assert splitter.join(splitter.split(text)) == text
+    with pytest.raises(LmlabError, match="tokenizer"):
+        Splitter("token")
