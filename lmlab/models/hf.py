@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, write_json
+from lmlab.files import atomic_path, read_json, write_json
 from lmlab.models import load_weights, read_safetensors, unique_state_dict
 from lmlab.models.gpt import GPT, GPTConfig
 
@@ -135,12 +135,7 @@ def import_gpt2(hf_dir: str | os.PathLike[str]) -> GPT:
 
 
 def _gpt_config(path: Path) -> GPTConfig:
-    try:
-        hf = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LmlabError(f"{path}: no such file; is this a Hugging Face model directory?") from None
-    except json.JSONDecodeError as exc:
-        raise LmlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    hf = read_json(path, "file; is this a Hugging Face model directory?")
     if hf.get("model_type") != "gpt2":
         raise LmlabError(f"{path}: model_type is {hf.get('model_type')!r}; only gpt2 imports as a GPT")
     # Variants lmlab's GPT does not compute; refuse them rather than give silently wrong logits.

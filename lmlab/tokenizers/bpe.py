@@ -18,7 +18,6 @@ never a symbol "g.". The ByteLevel pre-tokenizer with ``use_regex=True`` is that
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +26,7 @@ import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from lmlab.errors import LmlabError
+from lmlab.files import read_json
 from lmlab.tokenizers.tokenizer import Tokenizer
 
 
@@ -86,12 +86,7 @@ def load_gpt2_tokenizer(encoder_json_path: str | os.PathLike[str], vocab_bpe_pat
 
 
 def _read_encoder(path: Path) -> dict[str, int]:
-    try:
-        vocab = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LmlabError(f"{path}: no such file (GPT-2's encoder.json)") from None
-    except json.JSONDecodeError as exc:
-        raise LmlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    vocab = read_json(path, "file (GPT-2's encoder.json)")
     if not isinstance(vocab, dict) or not all(isinstance(v, int) for v in vocab.values()):
         raise LmlabError(f"{path}: expected a JSON object mapping each token to an integer id")
     return vocab
