@@ -29,7 +29,7 @@ class LMOutput:
 
     logits: Tensor
     loss: Tensor | None = None
-    cache: KVCache | None = None
+    cache: Any = None  # a KVCache for Transformers; a recurrent state or token window for other families
 
 
 class KVCache:
