@@ -22,7 +22,7 @@ from lmlab.data import (
     optimal_bands,
     prepare_documents,
 )
-from lmlab.data.dedup import shingle_hashes, shingles
+from lmlab.data.dedup import _CompactSignatures, _inserted, _KeyTable, shingle_hashes, shingles
 from lmlab.errors import LmlabError
 
 # Python's own documentation: real prose, always installed. These topics overlap at most ~0.42.
@@ -42,11 +42,60 @@ def change_words(text: str, count: int, seed: int) -> str:
     return " ".join(words)
 
 
+def random_documents(count: int, seed: int) -> list[str]:
+    """Unrelated documents, alternately English-like words and Chinese characters, ~200 characters each."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 9))) for _ in range(3000)]
+    hanzi = [chr(code) for code in range(0x4E00, 0x4E00 + 3000)]
+    return [" ".join(rng.choices(words, k=35)) if i % 2 else "".join(rng.choices(hanzi, k=200)) for i in range(count)]
+
+
+def edit(text: str, seed: int) -> str:
+    """A near copy: one word replaced, or two characters of a text without spaces."""
+    if " " in text:
+        return change_words(text, 1, seed)
+    chars = list(text)
+    for i in random.Random(seed).sample(range(len(chars)), 2):
+        chars[i] = "改"
+    return "".join(chars)
+
+
 def test_exact_duplicates():
     dedup = ExactDeduplicator()
     flags = [dedup.is_duplicate(t) for t in ["a", "b", "a", "中文", "中文 ", "中文", "b"]]
     assert flags == [False, False, True, False, False, True, True]
     assert len(dedup) == 4
+
+
+def test_exact_duplicates_found_in_merged_and_recent_digests():
+    texts = [f"文档 {i}" for i in range(6000)]  # more than one merge of recent digests into sorted ones
+    dedup = ExactDeduplicator()
+    assert not any(dedup.is_duplicate(text) for text in texts)
+    assert all(dedup.is_duplicate(text) for text in reversed(texts))
+    assert len(dedup) == len(texts)
+
+
+def test_sorted_insertion_matches_numpy():
+    array = np.array([10, 20, 30, 2**64 - 1], dtype=np.uint64)
+    items = np.array([0, 15, 16, 30, 40], dtype=np.uint64)
+    at = np.searchsorted(array, items)
+    np.testing.assert_array_equal(_inserted(array, at, items), np.insert(array, at, items))
+    np.testing.assert_array_equal(_inserted(array[:0], at[:0], items[:0]), array[:0])
+
+
+def test_key_table_keeps_first_values_across_merges():
+    # Distinct 64-bit keys, the first two at the edges of the first and the last partition.
+    rng = random.Random(0)
+    keys = list(dict.fromkeys([0, 2**64 - 1, *(rng.getrandbits(64) for _ in range(20_000))]))
+    table = _KeyTable()
+    for start in range(0, len(keys), 9):
+        batch = keys[start : start + 9]
+        assert table.get(batch) == [-1] * len(batch)
+        table.add(batch, start)
+    assert table._merged > 0 and table._recent  # some keys are in the sorted arrays, some still recent
+    assert len(table) == len(keys)
+    assert table.get(keys) == [9 * (i // 9) for i in range(len(keys))]
+    assert table.get([12345, 2**63 + 7]) == [-1, -1]
 
 
 @pytest.mark.parametrize(("threshold", "num_perm"), [(0.5, 64), (0.7, 128), (0.8, 128), (0.9, 256)])
@@ -72,6 +121,21 @@ def test_estimated_jaccard_is_close_to_true_jaccard():
     assert min(similarities) < 0.2 and max(similarities) > 0.9  # a spread of similarities is covered
 
 
+def test_stored_low_bits_estimate_jaccard_without_bias():
+    minhash = MinHashDeduplicator(num_perm=256)
+    stored = _CompactSignatures(num_perm=256)
+    pairs = [(UNRELATED[0], change_words(UNRELATED[0], n, seed=n)) for n in (5, 40, 120)]
+    pairs += [(CHINESE, CHINESE.replace("计算机", "电脑")), *itertools.combinations(UNRELATED[:6], 2)]
+    errors = []
+    for index, (a, b) in enumerate(pairs):
+        stored.append(minhash.signature(a))
+        errors.append(stored.estimate_jaccard(index, minhash.signature(b)) - jaccard(a, b))
+        assert stored.estimate_jaccard(index, minhash.signature(a)) == 1.0
+    assert max(map(abs, errors)) < 0.1
+    # Without removing chance agreements the estimates would run ~(1 - J) / 16 high, ~0.05 here.
+    assert abs(np.mean(errors)) < 0.025
+
+
 def test_long_documents_are_hashed_in_full():
     # Past 8192 shingles the signature is computed in blocks; an edit in the last block must count.
     text = " ".join(UNRELATED[:12])
@@ -90,6 +154,17 @@ def test_near_duplicates_caught_and_unrelated_kept():
     assert min(jaccard(a, b) for a, b in zip(UNRELATED, edited, strict=True)) > 0.85
     assert all(dedup.is_duplicate(text) for text in edited)
     assert len(dedup) == len(UNRELATED)
+
+
+def test_near_duplicates_found_across_signature_blocks_and_merges():
+    documents = random_documents(4500, seed=0)  # more than one block of stored signatures
+    dedup = MinHashDeduplicator(threshold=0.7)
+    assert not any(dedup.is_duplicate(text) for text in documents)
+    for index in (0, 1, 2000, 4095, 4096, 4498, 4499):  # first and second block, merged and recent band keys
+        near_copy = edit(documents[index], seed=index)
+        assert jaccard(near_copy, documents[index]) > 0.85
+        assert dedup.is_duplicate(near_copy)
+    assert len(dedup) == len(documents)
 
 
 def test_chinese_near_duplicates_caught():
