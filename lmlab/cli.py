@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmlab", description="Build your own language model, end to end.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def add(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    def add(sub: Any, name: str, handler: Handler | None, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(handler=handler)
         return command

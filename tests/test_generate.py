@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from torch import nn
 from transformers import RepetitionPenaltyLogitsProcessor, TopKLogitsWarper, TopPLogitsWarper
 
@@ -24,34 +23,15 @@ from lmlab.generate import (
 )
 from lmlab.models import KVCache, LMOutput
 from lmlab.models.gpt import GPT, GPTConfig
+from lmlab.tokenizers import Tokenizer, TokenizerConfig, train_tokenizer
 
 EOT = "<|endoftext|>"
 CORPUS = ["Once upon a time there was a little model.", "它学会了说话：你好，世界！", "The end."] * 30
 
 
-class WrappedTokenizer:
-    """The three things generation asks of a tokenizer, over a `tokenizers.Tokenizer`."""
-
-    def __init__(self, backend: Tokenizer):
-        self.backend = backend
-        self.eos_id = backend.token_to_id(EOT)
-
-    def encode(self, text: str) -> list[int]:
-        return self.backend.encode(text).ids
-
-    def decode(self, ids) -> str:
-        return self.backend.decode(list(ids))
-
-
 @pytest.fixture(scope="module")
-def tokenizer() -> WrappedTokenizer:
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=[EOT],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    backend.train_from_iterator(CORPUS, trainer)
-    return WrappedTokenizer(backend)
+def tokenizer() -> Tokenizer:
+    return train_tokenizer(CORPUS, TokenizerConfig(kind="bpe", vocab_size=320, special_tokens=[EOT]))
 
 
 def tiny_gpt(vocab_size: int = 97, block_size: int = 64, seed: int = 0) -> GPT:
@@ -247,15 +227,9 @@ class ScriptedLM(nn.Module):
         return LMOutput(logits=logits)
 
 
-def byte_tokenizer() -> WrappedTokenizer:
+def byte_tokenizer() -> Tokenizer:
     """Byte-level BPE with no merges: a Chinese character is three tokens, one per UTF-8 byte."""
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=257, special_tokens=[EOT],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    backend.train_from_iterator(["a"], trainer)
-    return WrappedTokenizer(backend)
+    return train_tokenizer(["a"], TokenizerConfig(kind="bpe", vocab_size=257, special_tokens=[EOT]))
 
 
 def test_streaming_never_splits_a_character_or_shows_part_of_a_stop():
