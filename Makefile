@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean oracles
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/lmlab quickstart
 
-test: $(STAMP)
+# KenLM's lmplz and query, built once per machine from the PyPI sdist: the oracles of tests/test_kenlm.py.
+oracles: $(STAMP)
+	PYTHON=$(BIN)/python bash tests/oracles/build_kenlm.sh
+
+test: $(STAMP) oracles
 	$(BIN)/ruff check lmlab tests benchmarks
 	$(BIN)/pytest
 

@@ -1,10 +1,12 @@
-"""N-gram models: distributions sum to 1, NLTK parity, modified-KN discounts, ARPA, the LM interface."""
+"""N-gram models: distributions sum to 1, NLTK parity, modified-KN and Katz by hand, ARPA, the LM interface."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from fractions import Fraction
 
+import kenlm
 import numpy as np
 import pytest
 from nltk.lm import (
@@ -24,11 +26,11 @@ from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams
 from lmlab.models.ngram import NgramConfig, NgramLanguageModel, NgramModel, Splitter, train_ngram
 from lmlab.models.ngram_counts import BOS, BOS_ID, EOS, EOS_ID, UNK_ID, count_ngrams
-from lmlab.models.ngram_estimators import adjusted_counts, modified_discounts
+from lmlab.models.ngram_estimators import adjusted_counts, good_turing_discounts, modified_discounts
 from lmlab.tokenizers import TokenizerConfig, train_tokenizer
 
 ESTIMATORS = ["mle", "lidstone", "interpolation", "witten-bell", "absolute-discounting", "kneser-ney",
-              "modified-kneser-ney"]
+              "modified-kneser-ney", "katz"]
 
 
 def zipf_sentences(count: int, vocab: int, seed: int) -> list[list[str]]:
@@ -43,22 +45,28 @@ TRAIN = zipf_sentences(1500, 400, seed=0)
 HELD_OUT = zipf_sentences(40, 400, seed=1)
 
 
+def assert_distributions_sum_to_one(model: NgramModel, unseen_contexts: bool = True) -> None:
+    """After seen contexts (starts of training sentences) and unseen ones (random ids, <unk>, none), p sums to 1."""
+    order = model.order
+    rng = np.random.default_rng(order)
+    pads = [BOS] * (order - 1 if model.padding == "nltk" else 1)
+    contexts = [model.vocab.encode(pads + s)[: rng.integers(1, 8)] for s in TRAIN[:20]]
+    if unseen_contexts:
+        contexts += [list(rng.integers(0, len(model.vocab), size=order - 1)) for _ in range(20)]
+        contexts += [[UNK_ID] * (order - 1), []]
+    for context in contexts:
+        dist = model.next_distribution(context)
+        assert abs(dist.sum() - 1.0) < 1e-9, (order, context)
+        assert (dist >= 0).all()
+    assert all((weights >= 0).all() for weights in model.backoff)
+
+
 @pytest.mark.parametrize("padding", ["kenlm", "nltk"])
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_every_distribution_sums_to_one(estimator: str, padding: str) -> None:
     for order in (1, 2, 3, 4):
         model = train_ngram(TRAIN, NgramConfig(order=order, estimator=estimator, padding=padding))
-        rng = np.random.default_rng(order)
-        seen = [list(s) for s in TRAIN[:20]]
-        contexts = [model.vocab.encode([BOS] * (order - 1 if padding == "nltk" else 1) + s)[: rng.integers(1, 8)]
-                    for s in seen]
-        if estimator != "mle":  # MLE is undefined after an unseen context
-            contexts += [list(rng.integers(0, len(model.vocab), size=order - 1)) for _ in range(20)]
-            contexts += [[UNK_ID] * (order - 1), []]
-        for context in contexts:
-            dist = model.next_distribution(context)
-            assert abs(dist.sum() - 1.0) < 1e-9, (order, context)
-            assert (dist >= 0).all()
+        assert_distributions_sum_to_one(model, unseen_contexts=estimator != "mle")  # MLE: undefined after unseen
 
 
 def test_nltk_kneser_ney_sums_to_one_away_from_sentence_starts() -> None:
@@ -157,6 +165,161 @@ def test_kneser_ney_matches_its_definition_by_hand() -> None:
             assert math.exp(model.logprob([v], w)) == pytest.approx(expected, rel=1e-12)
 
 
+def test_katz_matches_a_textbook_bigram_example_by_hand() -> None:
+    """Katz back-off as Jurafsky & Martin present it: bigrams, Good-Turing discounts, k = 2, worked out by hand."""
+    corpus = [["I", "am"], ["I", "like", "ham"], ["Sam", "likes", "ham"], ["I", "like", "green", "eggs"]]
+    model = train_ngram(corpus, NgramConfig(order=2, estimator="katz", katz_k=2))
+    counts = count_ngrams([model.vocab.encode(s) for s in corpus], 2, len(model.vocab), "kenlm")
+    # <s> I am </s> / <s> I like ham </s> / <s> Sam likes ham </s> / <s> I like green eggs </s>
+    #
+    # Unigrams (<s> is only context): I 3, am 1, like 2, ham 2, Sam 1, likes 1, green 1, eggs 1, </s> 4; N = 16.
+    # Counts of counts: n1 = 5 (am Sam likes green eggs), n2 = 2 (like ham), n3 = 1 (I).
+    star = {1: Fraction(2 * 2, 5), 2: Fraction(3 * 1, 2)}  # r* = (r + 1) n_{r+1} / n_r
+    common = Fraction(3 * 1, 5)  # C = (k + 1) n_{k+1} / n_1
+    d = {r: (star[r] / r - common) / (1 - common) for r in (1, 2)}
+    assert d == {1: Fraction(1, 2), 2: Fraction(3, 8)}
+    # Discounted: I 3/16 and </s> 4/16 (above k: kept whole), like and ham 3/8 * 2/16 = 3/64 each, the five
+    # singletons 1/2 * 1/16 = 1/32 each; together 11/16. The 5/16 left (= n1 / N, Good-Turing's unseen mass)
+    # is shared by |V| = 10 words (the 9 seen and <unk>; not <s>): 1/32 each.
+    share = Fraction(5, 16) / 10
+    p_am, p_like, p_ham, p_unk = Fraction(1, 32) + share, Fraction(3, 64) + share, Fraction(3, 64) + share, share
+    assert (p_am, p_like, p_ham, p_unk) == (Fraction(1, 16), Fraction(5, 64), Fraction(5, 64), Fraction(1, 32))
+    # Bigrams: <s> I 3; I like 2, ham </s> 2; I am, am </s>, like ham, like green, green eggs, eggs </s>, <s> Sam,
+    # Sam likes, likes ham 1 each: n1 = 9, n2 = 2, n3 = 1.
+    star = {1: Fraction(2 * 2, 9), 2: Fraction(3 * 1, 2)}
+    common = Fraction(3 * 1, 9)
+    d2 = {r: (star[r] / r - common) / (1 - common) for r in (1, 2)}
+    assert d2 == {1: Fraction(1, 6), 2: Fraction(5, 8)}
+    for order, expected in ((1, d), (2, d2)):
+        assert good_turing_discounts(counts.counts[order - 1], 2)[1:] == pytest.approx([expected[1], expected[2]])
+    # Seen after "I" (3 times): am once, like twice. A seen bigram keeps its discounted count, nothing added.
+    p_am_after_i, p_like_after_i = d2[1] * Fraction(1, 3), d2[2] * Fraction(2, 3)
+    assert (p_am_after_i, p_like_after_i) == (Fraction(1, 18), Fraction(5, 12))
+    p_i_after_bos = Fraction(3, 4)  # <s> I: 3 of the 4 bigrams after <s>, above k, not discounted
+    # bow(I) = (1 - 1/18 - 5/12) / (1 - p(am) - p(like)) = (19/36) / (55/64)
+    bow_i = (1 - p_am_after_i - p_like_after_i) / (1 - p_am - p_like)
+    assert bow_i == Fraction(304, 495)
+    # Never seen after "I": ham, and a word never seen at all (<unk>).
+    p_ham_after_i, p_new_after_i = bow_i * p_ham, bow_i * p_unk
+    assert (p_ham_after_i, p_new_after_i) == (Fraction(19, 396), Fraction(19, 990))
+
+    for context, word, expected in [([], "ham", p_ham), ([], "am", p_am), (["I"], "am", p_am_after_i),
+                                    (["I"], "like", p_like_after_i), ([BOS], "I", p_i_after_bos),
+                                    (["I"], "ham", p_ham_after_i), (["I"], "zebra", p_new_after_i)]:
+        assert abs(math.exp(model.logprob(context, word)) - float(expected)) < 1e-12, (context, word)
+    assert abs(model.backoff[0][model.vocab.ids["I"]] - float(bow_i)) < 1e-12
+
+
+def test_katz_scales_up_a_context_with_nothing_below_to_back_off_to() -> None:
+    """Unigrams with no valid discount keep all their mass; a bigram context seen before every word then has
+    mass to hand down and no words left to hand it to, so its seen probabilities are scaled to sum to 1."""
+    corpus = [["c", "a"], ["c", "b"], ["c", "c", "c"], ["a"]]
+    model = train_ngram(corpus, NgramConfig(order=2, estimator="katz", katz_k=2))
+    counts = count_ngrams([model.vocab.encode(s) for s in corpus], 2, len(model.vocab), "kenlm")
+    # Unigrams c 5, </s> 4, a 2, b 1: n1 = 1, n2 = 1, n3 = 0, so d1 = 2 n2 / n1 = 2 > 1: not discounted,
+    # p = count / 12 and <unk> gets 0.
+    assert good_turing_discounts(counts.counts[0], 2) is None
+    assert math.exp(model.logprob([], "a")) == pytest.approx(2 / 12, rel=1e-12)
+    # Bigrams: <s> c 3; a </s> 2, c c 2; <s> a, c a, c b, c </s>, b </s> 1: n1 = 5, n2 = 2, n3 = 1, as in the
+    # example above, d1 = 1/2, d2 = 3/8. After c (5 times): a, b, </s> 1/2 * 1/5 = 1/10 each, c 3/8 * 2/5 = 3/20;
+    # together 9/20. Those four are every word the unigrams give any probability, so 11/20 has nowhere to go:
+    # each is divided by 9/20.
+    assert good_turing_discounts(counts.counts[1], 2)[1:] == pytest.approx([1 / 2, 3 / 8])
+    for word, expected in (("a", Fraction(2, 9)), ("b", Fraction(2, 9)), (EOS, Fraction(2, 9)), ("c", Fraction(1, 3))):
+        assert math.exp(model.logprob(["c"], word)) == pytest.approx(float(expected), rel=1e-12)
+    assert model.backoff[0][model.vocab.ids["c"]] == 0
+    assert model.next_distribution(model.vocab.encode(["c"])).sum() == pytest.approx(1.0, rel=1e-12)
+
+
+def katz_by_dicts(sentences: list[list[str]], order: int, padding: str, katz_k: int) -> tuple[list[dict], list[dict]]:
+    """Katz back-off from dict counts, formula by formula: p of every seen n-gram, bow of every context."""
+    pads = 1 if padding == "kenlm" else max(order - 1, 1)
+    padded = [(BOS,) * pads + tuple(s) + (EOS,) * pads for s in sentences]
+    words = {w for p in padded for w in p} | {"<unk>"}
+    predicted = words - {BOS} if padding == "kenlm" else words
+    prob: list[dict] = []
+    bow: list[dict] = []
+    for k in range(1, order + 1):
+        grams = Counter(p[i:i + k] for p in padded for i in range(len(p) - k + 1))
+        if padding == "kenlm":
+            grams.pop((BOS,), None)
+        n = Counter(grams.values())
+        common = (katz_k + 1) * n[katz_k + 1] / n[1] if n[1] else 1.0
+        d = {r: ((r + 1) * n[r + 1] / (r * n[r]) - common) / (1.0 - common) for r in range(1, katz_k + 1) if n[r]}
+        if len(d) < katz_k or common >= 1 or not all(0 < v <= 1 for v in d.values()):
+            d = {}  # no valid discounts: counts kept whole
+        totals: Counter = Counter()
+        for gram, c in grams.items():
+            totals[gram[:-1]] += c
+        p = {gram: d.get(c, 1.0) * c / totals[gram[:-1]] for gram, c in grams.items()}
+        if k == 1:
+            share = (1 - sum(p.values())) / len(predicted)
+            p = {(w,): p.get((w,), 0.0) + share for w in predicted}
+        else:
+            followers = defaultdict(list)
+            for gram in grams:
+                followers[gram[:-1]].append(gram)
+            weights = {}
+            for context, seen in followers.items():
+                kept, room = sum(p[g] for g in seen), 1 - sum(prob[-1][g[1:]] for g in seen)
+                left = 1 - kept if 1 - kept >= 1e-12 else 0.0  # less is rounding: an undiscounted context
+                if room < 1e-12 and left > 0:
+                    p.update({g: p[g] / kept for g in seen})
+                weights[context] = left / room if room >= 1e-12 else 0.0
+            bow.append(weights)
+        prob.append(p)
+    return prob, bow
+
+
+@pytest.mark.parametrize("padding", ["kenlm", "nltk"])
+def test_katz_backs_off_by_its_formulas_at_every_order(padding: str) -> None:
+    """Orders 1..5 and k = 3, 5 on Zipf text, where some orders have valid discounts and some fall back to none.
+
+    Seen n-grams get their discounted probability alone (not interpolated); unseen ones the product of the
+    back-off weights of the contexts dropped and the shorter n-gram's probability.
+    """
+    fallbacks = set()
+    for katz_k in (3, 5):
+        model = train_ngram(TRAIN, NgramConfig(order=5, estimator="katz", katz_k=katz_k, padding=padding))
+        assert_distributions_sum_to_one(model)
+        counts = count_ngrams([model.vocab.encode(s) for s in TRAIN], 5, len(model.vocab), padding)
+        fallbacks |= {good_turing_discounts(c, katz_k) is None for c in counts.counts}
+        prob, bow = katz_by_dicts(TRAIN, 5, padding, katz_k)
+        rng = np.random.default_rng(katz_k)
+        for k in range(1, 6):
+            grams = list(prob[k - 1])
+            for i in rng.choice(len(grams), size=min(100, len(grams)), replace=False):
+                context, word = grams[i][:-1], grams[i][-1]
+                assert math.exp(model.logprob(context, word)) == pytest.approx(prob[k - 1][grams[i]], rel=1e-12)
+                unseen = model.vocab.words[rng.integers(len(model.vocab))]
+                if context + (unseen,) in prob[k - 1] or (padding == "kenlm" and unseen == BOS):
+                    continue
+                expected, weight = 0.0, 1.0  # back off to the longest context that saw the word
+                for start in range(len(context) + 1):
+                    shorter = context[start:] + (unseen,)
+                    if shorter in prob[len(shorter) - 1]:
+                        expected = weight * prob[len(shorter) - 1][shorter]
+                        break
+                    weight *= bow[len(shorter) - 2].get(shorter[:-1], 1.0)
+                assert math.exp(model.logprob(context, unseen)) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+    assert fallbacks == {True, False}
+
+
+def test_kenlm_queries_a_katz_arpa_file_as_lmlab_does(tmp_path) -> None:
+    """KenLM's query reads Katz's ARPA file as a back-off model: seen n-grams alone, back-off weights otherwise."""
+    model = train_ngram(TRAIN, NgramConfig(order=3, estimator="katz", katz_k=3))
+    path = tmp_path / "katz.arpa"
+    model.write_arpa(path)
+    reference = kenlm.Model(str(path))
+    with np.errstate(divide="ignore"):
+        ours = np.concatenate(model.score_ids([[BOS_ID, *model.vocab.encode(s), EOS_ID] for s in HELD_OUT]))
+    theirs = np.array([score for s in HELD_OUT for score, _, _ in reference.full_scores(" ".join(s))])
+    finite = np.isfinite(ours)
+    assert finite.sum() > 250
+    assert np.allclose(ours[finite] / math.log(10), theirs[finite], rtol=0, atol=1e-5)  # ARPA holds float32
+    assert (theirs[~finite] <= -99).all()  # probability 0 is log10 -99 in ARPA
+
+
 def test_interpolation_is_the_weighted_sum_of_mle_estimates() -> None:
     lambdas = [0.1, 0.2, 0.3, 0.4]
     model = train_ngram(TRAIN, NgramConfig(order=3, estimator="interpolation", lambdas=lambdas))
@@ -233,6 +396,8 @@ def test_bad_configs_name_the_key() -> None:
         build_config(NgramConfig, {"order": 7})
     with pytest.raises(LmlabError, match="lambdas"):
         build_config(NgramConfig, {"order": 2, "lambdas": [0.5, 0.5]})
+    with pytest.raises(LmlabError, match="katz_k"):
+        build_config(NgramConfig, {"estimator": "katz", "katz_k": 1})  # d_1 would always be 0
 
 
 TEXTS = ["the cat sat on the mat", "the dog sat on the log", "春天来了，花开了。", "a cat and a dog"] * 5

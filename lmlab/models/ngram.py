@@ -21,6 +21,7 @@ hands down):
     Witten-Bell           a / (A + N1+(c•))                       N1+(c•) / (A + N1+(c•))
     absolute discounting  max(a - D, 0) / A                       D N1+(c•) / A
     Kneser-Ney            (a - D(a)) / A                          (D1 N1(c•) + D2 N2(c•) + D3 N3+(c•)) / A
+    Katz back-off         d(a) a / A   (p = u alone if a > 0)     bow(c), which makes p(• | c) sum to 1
 
 where a is count(c w), A = sum over w of a, N1+(c•) the number of distinct words seen after c
 (Witten-Bell and absolute discounting end at the MLE unigram, as in NLTK). Kneser-Ney replaces a
@@ -44,27 +45,44 @@ training is ``<unk>``, which gets the uniform share gamma()/|V|. ``padding="nltk
 ``<s>`` and n-1 ``</s>`` and counts the pads as words, as ``nltk.lm`` does, so its scores can be
 checked against NLTK's.
 
+KenLM works in log10 and float32: lmplz rounds every step of the estimate to float32 and writes
+log10f of each probability, and KenLM's query adds those float32 logs. `precision="float32"` and
+`NgramModel.log10_scores` repeat that arithmetic operation for operation, so lmlab's ARPA file holds
+lmplz's very numbers and its perplexities are KenLM's to the last bit (tests/test_kenlm.py runs
+both programs to check).
+
 The chapter is in three files, read in this order: ``ngram_counts.py`` counts n-grams into sorted
-NumPy arrays (not dicts: a million lookups are one ``np.searchsorted``), ``ngram_estimators.py``
+NumPy arrays (not dicts: a million lookups are one ``np.searchsorted``, or for scoring a few
+passes over a hash table built with NumPy), ``ngram_estimators.py``
 computes u and gamma for each estimator, and this file holds the configuration, the model that runs
 the recursion and answers queries, the ARPA format, and the `LanguageModel` interface over text.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from itertools import chain
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, model_validator
+from safetensors import SafetensorError
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
 
 from lmlab.config import Config
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, read_text
+from lmlab.files import atomic_path, read_json, read_text, write_json
 from lmlab.generate import GenerationParams
 from lmlab.models.ngram_counts import (
     BOS,
@@ -73,11 +91,13 @@ from lmlab.models.ngram_counts import (
     EOS_ID,
     UNK,
     UNK_ID,
+    KeyIndex,
     NgramCounts,
     Vocabulary,
     concatenate,
     count_ngrams,
     lookup,
+    pad_words,
     predictable_size,
     window_ids,
 )
@@ -86,8 +106,10 @@ from lmlab.models.ngram_estimators import (
     adjusted_counts,
     fit_lambdas,
     interpolation,
+    katz,
     kneser_ney,
     lidstone,
+    lmplz_discount_counts,
     mle,
     modified_discounts,
     nltk_kneser_ney,
@@ -97,8 +119,8 @@ from lmlab.models.ngram_estimators import (
 from lmlab.tokenizers import Tokenizer
 
 __all__ = [
-    "NgramConfig", "NgramLanguageModel", "NgramModel", "Splitter", "Vocabulary", "estimate", "stupid_backoff",
-    "train_ngram",
+    "Log10Scores", "NgramConfig", "NgramLanguageModel", "NgramModel", "Splitter", "Vocabulary", "estimate", "log10f",
+    "stupid_backoff", "train_ngram",
 ]
 
 # 1. configuration --------------------------------------------------------------------------------
@@ -108,7 +130,7 @@ class NgramConfig(Config):
     order: int = Field(3, ge=1, le=6, description="n: the model sees n-1 words of context")
     estimator: Literal[
         "mle", "lidstone", "interpolation", "witten-bell", "absolute-discounting", "kneser-ney",
-        "modified-kneser-ney", "nltk-kneser-ney", "stupid-backoff",
+        "modified-kneser-ney", "nltk-kneser-ney", "katz", "stupid-backoff",
     ] = "modified-kneser-ney"
     k: float = Field(1.0, gt=0.0, description="lidstone: added to every count; 1 is Laplace (add-one)")
     lambdas: list[float] | None = Field(
@@ -122,12 +144,16 @@ class NgramConfig(Config):
         "absolute-discounting: 0.75 if None; nltk-kneser-ney: 0.1 if None"
     )
     alpha: float = Field(0.4, gt=0.0, description="stupid-backoff: the factor for each shorter context")
+    katz_k: int = Field(
+        5, ge=2, description="katz: counts up to k are Good-Turing discounted, larger ones trusted (Katz's k)"
+    )
     discount_fallback: bool = Field(
         False, description="modified-kneser-ney: use 0.5, 1, 1.5 where counts of counts give no valid discounts"
     )
     padding: Literal["kenlm", "nltk"] = "kenlm"
     precision: Literal["float64", "float32"] = Field(
-        "float64", description="kneser-ney arithmetic; float32 is what lmplz computes, to reproduce it bit for bit"
+        "float64", description="kneser-ney arithmetic; float32 is what lmplz computes, to reproduce it bit for bit "
+        "(with modified-kneser-ney, its counts of counts too)"
     )
 
     @model_validator(mode="after")
@@ -149,6 +175,7 @@ class NgramModel:
     ``prob[k-1][i]`` is p(word | context) of stored k-gram i; ``backoff[k-1][i]`` is the weight applied
     when a (k+1)-gram starting with k-gram i is absent (1 where it is no context). A context that is
     not stored at all weighs `missing_backoff`: 1 in every ARPA model, alpha under stupid back-off.
+    `log10` holds the same numbers as an ARPA file does, float32 log10 (see `log10_tables`).
     """
 
     def __init__(
@@ -159,10 +186,13 @@ class NgramModel:
         prob: list[np.ndarray],
         backoff: list[np.ndarray],
         missing_backoff: float = 1.0,
+        log10: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
     ) -> None:
         self.vocab, self.padding = vocab, padding
         self.keys, self.prob, self.backoff = keys, prob, backoff
         self.missing_backoff = missing_backoff
+        self._log10 = log10
+        self._index: list[KeyIndex] | None = None
 
     @property
     def order(self) -> int:
@@ -175,7 +205,7 @@ class NgramModel:
         """Run the recursion p(w|c) = u(w|c) + gamma(c) p(w|c') bottom up, storing p and gamma (the back-off)."""
         u, gamma = estimates[0]
         predictable = predictable_size(len(vocab), padding)
-        uniform = (1.0 / np.asarray(predictable, dtype=u.dtype)).astype(u.dtype)
+        uniform = np.asarray(1.0 / predictable).astype(u.dtype)  # divided in float64 and rounded once, as lmplz
         prob = [(u + gamma[0] * uniform).astype(u.dtype)]
         if padding == "kenlm":
             prob[0][BOS_ID] = 1.0  # KenLM's convention: <s> is given, log10 p = 0
@@ -198,7 +228,7 @@ class NgramModel:
         """
         skip = (1 if self.padding == "kenlm" else max(self.order - 1, 1)) if first is None else first
         stream, starts = concatenate(sentences)
-        ids = window_ids(stream, starts, self.keys, len(self.vocab))
+        ids = window_ids(stream, starts, self.keys, len(self.vocab), self._key_index())
         positions = np.arange(len(stream))
         logp = np.zeros(len(stream))
         done = np.zeros(len(stream), dtype=bool)
@@ -248,30 +278,110 @@ class NgramModel:
                 return -1
         return index
 
+    # KenLM's arithmetic: float32 log10 ----------------------------------------------------------
+
+    def log10_tables(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """log10 p and log10 back-off of every stored n-gram, float32: what an ARPA file holds.
+
+        Computed once, as lmplz writes them: ``min(0, log10f(p))`` and ``log10f(backoff)``; a model read
+        from an ARPA file keeps the file's own numbers.
+        """
+        if self._log10 is None:
+            prob = [np.minimum(log10f(p), np.float32(0.0)) for p in self.prob]
+            self._log10 = prob, [log10f(b, few_distinct=True) for b in self.backoff]
+        return self._log10
+
+    def log10_scores(self, sentences: Sequence[Sequence[int]]) -> Log10Scores:
+        """Score word-id sentences (no pads) as KenLM does: each is ``<s> w1 .. wm </s>``, </s> predicted.
+
+        A word scores the log10 p of the longest stored n-gram ending in it, plus the log10 back-off of
+        each longer context it skipped, added shortest first; a sentence's total adds its scores in
+        order. Every addition is rounded to float32, as in KenLM, so the totals equal
+        ``kenlm.Model.score`` bit for bit. One pass of NumPy over all sentences at once.
+        """
+        lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
+        return self._log10_scores(np.fromiter(chain.from_iterable(sentences), np.int64, int(lengths.sum())), lengths)
+
+    def _log10_scores(self, words: np.ndarray, lengths: np.ndarray) -> Log10Scores:
+        """`log10_scores` of the sentences whose word ids are `words`, back to back, `lengths` long.
+
+        Order by order, only where the shorter n-gram was found: the (k-1)-gram ending at t-1 is the
+        context of the k-gram ending at t, which is looked up by the key (context, word at t).
+        """
+        if self.padding != "kenlm" or self.missing_backoff != 1.0:
+            raise LmlabError("log10_scores: KenLM's scoring needs a model with KenLM padding and ARPA back-offs")
+        log_prob, log_backoff = self.log10_tables()
+        stream, starts = pad_words(words, lengths, self.order, self.padding)
+        opens = starts == np.arange(len(stream))  # the <s> of each sentence: never predicted
+        continued = np.append(~opens[1:], False)  # position t + 1 is in the same sentence as t
+        scores = log_prob[0][stream]
+        longest = np.ones(len(stream), dtype=np.int8)  # the longest n-gram found ending at each position
+        found = np.arange(len(stream)), stream  # where the n-grams of the current order end, and their indices
+        contexts = []
+        for k in range(2, self.order + 1):
+            inside = continued[found[0]]  # the k-gram ending at t extends the (k-1)-gram ending at t-1
+            at, context = found[0][inside] + 1, found[1][inside]
+            contexts.append((at, context))
+            index = self._key_index()[k - 2].find(context * len(self.vocab) + stream[at])
+            hit = index >= 0
+            found = at[hit], index[hit]
+            # KenLM grows a match one word leftwards at a time and stops at the first n-gram it lacks,
+            # which in a model whose every n-gram's suffix is stored too (lmplz's, lmlab's) never happens
+            grown = longest[found[0]] == k - 1
+            at_grown, index_grown = found if grown.all() else (found[0][grown], found[1][grown])
+            longest[at_grown] = k
+            scores[at_grown] = log_prob[k - 1][index_grown]
+        for m, (at, context) in enumerate(contexts, start=1):  # then each skipped context's back-off,
+            skipped = longest[at] <= m  # shortest first, each addition rounded to float32 as in KenLM
+            scores[at[skipped]] += log_backoff[m - 1][context[skipped]]
+        predicted = ~opens
+        scores = scores[predicted]
+        totals = np.zeros(len(lengths), dtype=np.float32)
+        # one element at a time, in order: KenLM's float32 running sum over each sentence and its </s>
+        np.add.at(totals, np.repeat(np.arange(len(lengths)), lengths + 1), scores)
+        return Log10Scores(scores, stream[predicted] == UNK_ID, totals)
+
+    def _key_index(self) -> list[KeyIndex]:
+        """Hash tables over the keys of orders 2 and up, built on first use: scoring looks keys up in them."""
+        if self._index is None:
+            self._index = [KeyIndex(keys) for keys in self.keys[1:]]
+        return self._index
+
     # ARPA -----------------------------------------------------------------------------------------
 
     def write_arpa(self, path: str | os.PathLike[str]) -> None:
-        """Write the model as an ARPA file with KenLM's conventions (log10 as float32, p(<s>) = 1)."""
+        """Write the model as an ARPA file with KenLM's conventions (float32 log10, p(<s>) = 1, 0 not -99).
+
+        A 5-gram model of a million words has millions of lines, so they are assembled column by
+        column with Arrow's string kernels instead of one by one in Python.
+        """
         if self.missing_backoff != 1.0:
             raise LmlabError(f"{path}: stupid back-off penalises unseen contexts, which ARPA cannot express")
         for word in self.vocab.words:
             if not word or re.search(r"\s", word):
                 raise LmlabError(f"{path}: the word {word!r} contains whitespace, which ARPA cannot hold")
-        words = np.array(self.vocab.words, dtype=object)
-        blocks = ["\n\\data\\\n" + "".join(f"ngram {k}={len(keys)}\n" for k, keys in enumerate(self.keys, 1))]
-        texts = words
-        for k in range(1, self.order + 1):
-            keys = self.keys[k - 1]
-            if k > 1:  # an n-gram's text is its prefix's text and its last word
-                texts = texts[keys // len(words)] + " " + words[keys % len(words)]
-            with np.errstate(divide="ignore"):
-                lines = _arpa_floats(np.minimum(np.log10(self.prob[k - 1].astype(np.float32)), 0)) + "\t" + texts
+        log_prob, log_backoff = self.log10_tables()
+        text = pa.large_string()
+        tab, space, newline = (pa.scalar(mark, text) for mark in ("\t", " ", "\n"))
+        words = pa.array(self.vocab.words, text)
+        with atomic_path(path) as tmp, open(tmp, "wb") as out:
+            out.write(("\n\\data\\\n" + "".join(f"ngram {k}={len(keys)}\n" for k, keys in enumerate(self.keys, 1))
+                       ).encode())
+            ngrams = words
+            for k in range(1, self.order + 1):
+                keys = self.keys[k - 1]
+                if k > 1:  # an n-gram's text is its prefix's text and its last word
+                    ngrams = pc.binary_join_element_wise(ngrams.take(keys // len(words)), words.take(keys % len(words)),
+                                                         space)
+                columns = [_arpa_floats(log_prob[k - 1]), ngrams]
                 if k < self.order:
-                    lines = lines + "\t" + _arpa_floats(np.log10(self.backoff[k - 1].astype(np.float32)))
-            blocks.append(f"\n\\{k}-grams:\n" + "\n".join(lines.tolist()) + "\n")
-        blocks.append("\n\\end\\\n")
-        with atomic_path(path) as tmp:
-            Path(tmp).write_text("".join(blocks), encoding="utf-8")
+                    columns.append(_arpa_floats(log_backoff[k - 1], few_distinct=True))
+                lines = pc.binary_join_element_wise(*columns, tab)
+                every_line = pa.LargeListArray.from_arrays(pa.array([0, len(lines)], pa.int64()), lines)
+                out.write(f"\n\\{k}-grams:\n".encode())
+                out.write(_string_bytes(pc.binary_join(every_line, newline)))
+                out.write(b"\n")
+            out.write(b"\n\\end\\\n")
 
     @classmethod
     def read_arpa(cls, path: str | os.PathLike[str], padding: str = "kenlm") -> NgramModel:
@@ -287,6 +397,8 @@ class NgramModel:
         keys: list[np.ndarray] = []
         prob: list[np.ndarray] = []
         backoff: list[np.ndarray] = []
+        log_prob: list[np.ndarray] = []
+        log_backoff: list[np.ndarray] = []
         for k, (first, last) in enumerate(zip(headers, [*headers[1:], ends[-1]], strict=True), start=1):
             numbers, rows = _arpa_rows(path, lines, first, last, k)
             if len(rows) != sizes[k - 1]:
@@ -315,14 +427,67 @@ class NgramModel:
                 keys.append(np.arange(len(vocab), dtype=np.int64))
                 prob.append(np.zeros(len(vocab)))
                 backoff.append(np.ones(len(vocab)))
+                log_prob.append(np.full(len(vocab), -99.0, dtype=np.float32))
+                log_backoff.append(np.zeros(len(vocab), dtype=np.float32))
                 prob[0][index], backoff[0][index] = values
+                log_prob[0][index], log_backoff[0][index] = logp, logb
                 continue
             index = index * len(vocab) + words[:, -1]
             ranked = np.argsort(index)
             keys.append(index[ranked])
             prob.append(values[0][ranked])
             backoff.append(values[1][ranked])
-        return cls(vocab, padding, keys, prob, backoff)
+            log_prob.append(logp[ranked].astype(np.float32))
+            log_backoff.append(logb[ranked].astype(np.float32))
+        return cls(vocab, padding, keys, prob, backoff, log10=(log_prob, log_backoff))
+
+
+    # lmlab's own format ---------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike[str], config: dict[str, Any]) -> None:
+        """Write ``model.safetensors`` (keys, probabilities, back-offs per order) and ``model.json``.
+
+        Binary arrays load in a blink where an ARPA file of millions of lines takes seconds to parse;
+        `write_arpa` is the exchange format, this is the run directory's. `config` is stored as given.
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        tensors = {}
+        for k in range(1, self.order + 1):
+            tensors[f"keys.{k}"] = self.keys[k - 1]
+            tensors[f"prob.{k}"] = self.prob[k - 1]
+            tensors[f"backoff.{k}"] = self.backoff[k - 1]
+        with atomic_path(out / "model.safetensors") as tmp:
+            save_numpy(tensors, str(tmp))
+        write_json(out / "model.json", {
+            "family": "ngram", "config": config, "padding": self.padding,
+            "missing_backoff": self.missing_backoff, "words": self.vocab.words,
+        })
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> NgramModel:
+        """Read what `save` wrote; a missing, truncated or inconsistent file is a LmlabError naming it."""
+        folder = Path(directory)
+        spec = read_json(folder / "model.json", "file; is this an n-gram model directory?")
+        weights = folder / "model.safetensors"
+        try:
+            tensors = load_numpy(str(weights))
+        except FileNotFoundError:
+            raise LmlabError(f"{weights}: no such file") from None
+        except (SafetensorError, OSError) as exc:
+            raise LmlabError(f"{weights}: not a readable safetensors file, truncated or corrupt ({exc})") from None
+        try:
+            vocab = Vocabulary(spec["words"][3:])
+            order = int(spec["config"]["order"])
+            arrays = [[tensors[f"{name}.{k}"] for k in range(1, order + 1)] for name in ("keys", "prob", "backoff")]
+            model = cls(vocab, spec["padding"], *arrays, missing_backoff=float(spec["missing_backoff"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LmlabError(f"{folder / 'model.json'}: not an n-gram model ({exc!r} is missing or wrong)") from None
+        if len(model.prob[0]) != len(vocab) or any(
+            len(p) != len(k) for p, k in zip(model.prob, model.keys, strict=True)
+        ):
+            raise LmlabError(f"{weights}: the arrays do not match the {len(vocab)} words of model.json")
+        return model
 
 
 def _arpa_rows(
@@ -354,11 +519,94 @@ def _arpa_column(path: str | os.PathLike[str], numbers: list[int], rows: list[li
         raise
 
 
-def _arpa_floats(values: np.ndarray) -> np.ndarray:
-    """The shortest text of each float32 that reads back as the same value (as KenLM prints); -99 for log 0."""
-    distinct, inverse = np.unique(values, return_inverse=True)
-    texts = [np.format_float_positional(v, unique=True, trim="-") if np.isfinite(v) else "-99" for v in distinct]
-    return np.array(texts, dtype=object)[inverse]
+def _arpa_floats(values: np.ndarray, few_distinct: bool = False) -> pa.Array:
+    """The shortest text of each float32 that reads back as the same value (as KenLM prints); -99 for log 0.
+
+    With `few_distinct` (back-off weights), each distinct value is formatted once.
+    """
+    finite = np.where(np.isfinite(values), values, np.float32(-99.0)).astype(np.float32)
+    if not few_distinct:
+        return pc.cast(pa.array(finite), pa.large_string())
+    distinct, inverse = _few_distinct(finite)
+    return pc.cast(pa.array(distinct), pa.large_string()).take(inverse)
+
+
+def _string_bytes(strings: pa.Array) -> memoryview:
+    """The UTF-8 bytes of an Arrow string array, all strings back to back: one buffer, no copy."""
+    _, offsets, data = strings.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int64)[strings.offset:strings.offset + len(strings) + 1]
+    return memoryview(data)[ends[0]:ends[-1]]
+
+
+@dataclass
+class Log10Scores:
+    """Sentences scored as KenLM scores them (`NgramModel.log10_scores`): log10, float32.
+
+    `tokens` holds the score of every predicted token, each sentence's words and its ``</s>`` in
+    order; `oov` marks the words not in the vocabulary (scored as ``<unk>``); `totals` holds one
+    float32 sum per sentence, what ``kenlm.Model.score`` returns.
+    """
+
+    tokens: np.ndarray
+    oov: np.ndarray
+    totals: np.ndarray
+
+    def perplexity(self, include_oovs: bool = True) -> float:
+        """10^(-mean log10 p) per token, ``</s>`` counted, as KenLM's ``query`` prints it.
+
+        As there, sentence totals are float32 and the corpus sums them in float64, in order; without
+        OOVs, their scores and their count are taken out of the sums.
+        """
+        total, count = _running_sum(self.totals), len(self.tokens)
+        if not include_oovs:
+            total, count = total - _running_sum(self.tokens[self.oov]), count - int(self.oov.sum())
+        if count == 0:
+            raise LmlabError("perplexity: no tokens to score")
+        return 10.0 ** -(total / count)
+
+
+def _running_sum(values: np.ndarray) -> float:
+    """The float64 sum of `values` added one after another (np.sum adds pairwise, rounding differently)."""
+    return float(np.cumsum(values, dtype=np.float64)[-1]) if len(values) else 0.0
+
+
+@cache
+def _c_log10f() -> Callable[[float], float] | None:
+    """The C library's single-precision log10f, or None where it cannot be loaded."""
+    try:
+        function = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6").log10f
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = [ctypes.c_float], ctypes.c_float
+    return function
+
+
+def log10f(values: np.ndarray, few_distinct: bool = False) -> np.ndarray:
+    """log10 of each value rounded to float32 by the C library's log10f, as lmplz and KenLM round it.
+
+    On CPUs with AVX-512, NumPy's float32 log10 is a vectorised routine of its own that differs from
+    the C library's in the last bit for about half of all inputs, and no faster way gives the C library's
+    bits, so the C function is called value by value: once per distinct value if `few_distinct` (the
+    back-off weights of a model take a few thousand values, its probabilities millions). Where it
+    cannot be loaded, the float64 log10 rounded to float32 stands in, a last-bit change for ~1% of values.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    function = _c_log10f()
+    if function is None:
+        with np.errstate(divide="ignore"):
+            return np.log10(values.astype(np.float64)).astype(np.float32)
+    if not few_distinct:
+        return np.fromiter(map(function, values.ravel().tolist()), np.float32, values.size).reshape(values.shape)
+    distinct, inverse = _few_distinct(values)
+    logs = np.fromiter(map(function, distinct.tolist()), dtype=np.float32, count=len(distinct))
+    return logs[inverse]
+
+
+def _few_distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(values, return_inverse=True)` for values that take few distinct values, faster: a sort
+    finds them, then binary search in that small table, which stays in cache, places each value."""
+    distinct = np.unique(values)
+    return distinct, np.searchsorted(distinct, values)
 
 
 def stupid_backoff(vocab: Vocabulary, counts: NgramCounts, alpha: float, padding: str) -> NgramModel:
@@ -378,6 +626,9 @@ def estimate(
     """Smooth `counts` with the estimator `config` names (`held_out` id sequences fit interpolation weights)."""
     if config.estimator == "stupid-backoff":
         return stupid_backoff(vocab, counts, config.alpha, config.padding)
+    if config.estimator == "katz":  # backs off rather than interpolates: katz computes what the model stores
+        prob, backoff = katz(counts, config.katz_k, config.padding)
+        return NgramModel(vocab, config.padding, counts.keys, prob, backoff)
     predictable = predictable_size(len(vocab), config.padding)
     if config.estimator == "mle":
         estimates = mle(counts)
@@ -403,6 +654,8 @@ def estimate(
         adjusted = adjusted_counts(counts)
         dtype = np.float32 if config.precision == "float32" else np.float64
         if config.estimator == "modified-kneser-ney":
+            if config.precision == "float32":  # lmplz's numbers, to the bit
+                adjusted = lmplz_discount_counts(counts, adjusted)
             discounts = [modified_discounts(a, k, config.discount_fallback, dtype) for k, a in enumerate(adjusted, 1)]
         else:
             singles = [config.discount or single_discount(a, k) for k, a in enumerate(adjusted, 1)]
@@ -419,7 +672,10 @@ def train_ngram(
 ) -> NgramModel:
     """Count and smooth an n-gram model of word sequences (each one sentence or document)."""
     vocab = vocab or Vocabulary()
-    ids = [[vocab.add(word) for word in sentence] for sentence in sentences]
+    sentences = list(sentences)
+    for word in dict.fromkeys(chain.from_iterable(sentences)):  # ids in order of first appearance, as lmplz's
+        vocab.add(word)
+    ids = [list(map(vocab.ids.__getitem__, sentence)) for sentence in sentences]
     counts = count_ngrams(ids, config.order, len(vocab), config.padding)
     return estimate(counts, vocab, config, [vocab.encode(sentence) for sentence in held_out])
 
@@ -522,6 +778,10 @@ class NgramLanguageModel:
             )
             results.append((total, greedy))
         return results
+
+    def log10_scores(self, texts: Sequence[str]) -> Log10Scores:
+        """Each text as one sentence, scored as KenLM scores a line (see `NgramModel.log10_scores`)."""
+        return self.model._log10_scores(*self.model.vocab.encode_all([self.splitter.split(text) for text in texts]))
 
     def loglikelihood_rolling(self, texts: Sequence[str]) -> list[float]:
         sequences = [[BOS_ID] * self.pads + self._ids(self.splitter.split(text)) + [EOS_ID] for text in texts]

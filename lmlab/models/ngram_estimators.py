@@ -3,6 +3,8 @@
 Every estimator returns, per order k, ``u`` (one value per k-gram) and ``gamma`` (one value per
 (k-1)-gram, the contexts; 1 for a context never seen, which hands everything down), for the
 recursion ``p(w | c) = u(w | c) + gamma(c) p(w | c')`` that `lmlab.models.ngram` runs and stores.
+Katz back-off is the exception: it backs off instead of interpolating, so `katz` returns the stored
+probabilities and back-off weights themselves.
 """
 
 from __future__ import annotations
@@ -142,6 +144,89 @@ def fit_lambdas(
     return lambdas.tolist()
 
 
+def good_turing_discounts(counts: np.ndarray, max_count: int) -> np.ndarray | None:
+    """Katz's discount ratios from the counts of counts: ``d[r]`` for r = 1..k (``d[0]`` is 1), or None.
+
+    Good-Turing says an n-gram seen r times is worth only r* = (r + 1) n_{r+1} / n_r, where n_r is the
+    number of n-grams seen exactly r times. Katz trusts counts above k and rescales the ratios r*/r
+    below it so that the counts 1..k give up exactly the Good-Turing estimate of the unseen mass, n_1 / N:
+
+        d_r = (r*/r - C) / (1 - C),    C = (k + 1) n_{k+1} / n_1,    1 <= r <= k
+
+    Small or artificial text breaks the assumptions behind it: some n_r (r <= k) is 0, C is not below 1,
+    or some d_r falls outside (0, 1] (with C < 1, d_r > 1 means r* > r: Good-Turing would raise the
+    count). Then there is no valid discount for that order and the answer is None.
+    """
+    n = np.bincount(counts[counts <= max_count + 1], minlength=max_count + 2).astype(np.float64)
+    r = np.arange(1, max_count + 1)
+    if not n[r].all():
+        return None
+    common = (max_count + 1) * n[max_count + 1] / n[1]
+    if common >= 1:
+        return None
+    d = ((r + 1) * n[r + 1] / (r * n[r]) - common) / (1.0 - common)
+    if not ((d > 0).all() and (d <= 1).all()):
+        return None
+    return np.concatenate([[1.0], d])
+
+
+_ROUNDING = 1e-12  # a probability mass this small is what is left of 1 after rounding, not a real remainder
+
+
+def katz(counts: NgramCounts, max_count: int, padding: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Katz back-off (Katz 1987) with Good-Turing discounts, in the notation of SRILM's ngram-discount(7):
+
+        p(w | c) = d_a a / A                        if a = count(c w) > 0    (d_a = 1 for a > k)
+                 = bow(c) p(w | c')                 otherwise
+        bow(c)   = (1 - sum of p(v | c) over the words v seen after c) / (1 - sum of p(v | c') over the same v)
+
+    A *back-off* model, not an interpolated one: the shorter context c' only ever speaks for words never
+    seen after c. In the terms of the other estimators u(w | c) = d_a a / A and gamma(c) = bow(c), but a
+    seen n-gram's probability is u alone, never u + gamma p(w | c'). So this returns what an ARPA file
+    stores, and what `lmlab.models.ngram.NgramModel` queries, directly: per order, p of every n-gram and
+    the back-off weight of every n-gram as a context (1 at the top order and where nothing follows).
+
+    The unigrams are discounted the same way, and the mass they give up is spread evenly over the whole
+    vocabulary (|V| words, seen ones too), the uniform floor every other estimator here ends at; a word
+    never seen, ``<unk>`` included, gets that share alone.
+
+    Where nothing is discounted, nothing is left for the unseen, which then get probability 0 (SRILM
+    reports them as "zeroprobs"). That happens after a context whose every follower was seen more than
+    k times (a speaker's name at the end of a line of a play, say), and across a whole order whose
+    counts of counts give no valid discounts (`good_turing_discounts` is None): that order is left
+    undiscounted (SRILM is finer: it lowers k while n_{k+1} is 0 and leaves undiscounted only the counts
+    r whose d_r is out of range). Natural text of a few thousand sentences or more has valid discounts
+    at the low orders; a toy vocabulary often has none for its unigrams, so its unseen words get 0.
+    An undiscounted order can leave a context above it with mass to hand down and no word left to hand
+    it to; that context's seen probabilities are then scaled up to sum to 1, as SRILM does.
+    """
+    predictable = predictable_size(counts.vocab_size, padding)
+    prob: list[np.ndarray] = []
+    backoff: list[np.ndarray] = []
+    for k in range(1, counts.order + 1):
+        raw = counts.counts[k - 1]
+        d = good_turing_discounts(raw, max_count)
+        ratio = np.ones(len(raw)) if d is None else np.where(raw <= max_count, d[np.minimum(raw, max_count)], 1.0)
+        prefix = counts.prefix(k)
+        total = _per_context(counts, k, raw.astype(np.float64))
+        p = _divide(ratio * raw, total[prefix], 0.0)
+        if k == 1:
+            p = p + max(1.0 - p.sum(), 0.0) / predictable
+            if padding == "kenlm":
+                p[BOS_ID] = 1.0  # KenLM's convention: <s> is given, log10 p = 0
+        else:
+            kept = _per_context(counts, k, p)  # sum of p(v | c) over the words v seen after c
+            lower = _per_context(counts, k, prob[-1][counts.suffix[k - 1]])  # sum of p(v | c'), the same v
+            left = np.where(1.0 - kept < _ROUNDING, 0.0, 1.0 - kept)  # what c hands down
+            room = np.where(1.0 - lower < _ROUNDING, 0.0, 1.0 - lower)  # what c' has for the words c never saw
+            stuck = (room == 0) & (left > 0)
+            p = np.where(stuck[prefix], _divide(p, kept[prefix], 0.0), p)
+            backoff.append(_divide(left, room, 0.0))
+        prob.append(p)
+    backoff.append(np.ones(len(counts.keys[-1])))
+    return prob, backoff
+
+
 def adjusted_counts(counts: NgramCounts) -> list[np.ndarray]:
     """Kneser-Ney's counts: raw at the top order and for <s>-initial n-grams, else distinct left extensions.
 
@@ -158,23 +243,53 @@ def adjusted_counts(counts: NgramCounts) -> list[np.ndarray]:
 def modified_discounts(
     adjusted: np.ndarray, order: int, fallback: bool, dtype: type[np.floating] = np.float64
 ) -> tuple[float, float, float]:
-    """D1, D2, D3+ from the counts of counts (Chen & Goodman eq. 26); lmplz computes them in float32.
+    """D1, D2, D3+ from the counts of counts (Chen & Goodman eq. 26), rounded step by step to `dtype`.
 
     Y = n1 / (n1 + 2 n2);  D_k = k - (k + 1) Y n_{k+1} / n_k,  where n_k = #n-grams with adjusted count k.
+    With float32 this is lmplz's arithmetic, operation for operation. As in lmplz, an order with no
+    n-gram of adjusted count 1, 2 or 3, or with a D_k outside [0, k], is an error unless `fallback`
+    substitutes 0.5, 1, 1.5 (n4 = 0 is fine: it only makes D3+ = 3).
     """
     n = [int(np.count_nonzero(adjusted == k)) for k in range(5)]
     f = dtype
-    if all(n[1:5]):
-        y = f(f(n[1]) / (f(n[1]) + f(2.0) * f(n[2])))
+    problem = next((f"no {order}-gram has adjusted count {k}" for k in (1, 2, 3) if n[k] == 0), None)
+    if problem is None:
+        y = f(n[1]) / f(n[1] + 2 * n[2])  # the denominator summed exactly and rounded once, as lmplz does
         discounts = tuple(f(k) - f(k + 1) * y * f(n[k + 1]) / f(n[k]) for k in (1, 2, 3))
-        if all(0 <= d <= k for k, d in zip((1, 2, 3), discounts, strict=True)):
+        problem = next((f"the {order}-gram discount D{k}{'+' if k == 3 else ''} = {d!s} is outside [0, {k}]"
+                        for k, d in zip((1, 2, 3), discounts, strict=True) if not 0 <= d <= k), None)
+        if problem is None:
             return discounts  # type: ignore[return-value]
     if fallback:
         return tuple(f(d) for d in FALLBACK_DISCOUNTS)  # type: ignore[return-value]
     raise LmlabError(
-        f"modified-kneser-ney: the {order}-gram counts of counts n1..n4 = {n[1:5]} give no valid discounts "
-        "(the text is too small or artificial); use more text or set discount_fallback=true"
+        f"modified-kneser-ney: {problem} (counts of counts n1..n4 = {n[1:5]}), so the {order}-gram discounts "
+        "cannot be estimated; the text is too small or artificial: use more text or set discount_fallback=true"
     )
+
+
+def lmplz_discount_counts(counts: NgramCounts, adjusted: list[np.ndarray]) -> list[np.ndarray]:
+    """The counts lmplz takes its counts of counts n1..n4 from: `adjusted`, but for one n-gram per order.
+
+    lmplz collects n1..n4 while it walks the top-order n-grams sorted by their last word, then the
+    word before, and so on (word ids in order of first appearance, as lmlab's own). The lower-order
+    n-grams it still holds when the walk ends, the suffixes of the last one, are counted with their
+    raw count instead of their adjusted count. The discounts move by a hair, but to match lmplz bit
+    for bit those n-grams are given their raw counts here too.
+    """
+    adjusted = [a.copy() for a in adjusted]
+    counted = np.flatnonzero(counts.counts[0] > 0)
+    if len(counted) == 0:
+        return adjusted
+    index = int(counted[-1])  # the last word of the last n-gram of the walk
+    for k in range(1, counts.order):
+        adjusted[k - 1][index] = counts.counts[k - 1][index]
+        if counts.first_word[k - 1][index] == BOS_ID:
+            break  # lmplz keeps an n-gram that starts the sentence at its own length
+        # the walk's last (k+1)-gram ending in this k-gram is the one with the greatest word in front
+        extensions = np.flatnonzero(counts.suffix[k] == index)
+        index = int(extensions[np.argmax(counts.first_word[k][extensions])])
+    return adjusted
 
 
 def single_discount(adjusted: np.ndarray, order: int) -> float:
