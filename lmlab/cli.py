@@ -1,7 +1,8 @@
 """The `lmlab` command: one verb per stage of the pipeline. It parses arguments and calls the library.
 
     lmlab data stats|prepare   lmlab tokenizer train   lmlab datasets list|get
-    lmlab train                lmlab eval               lmlab generate
+    lmlab train                lmlab eval [compare]     lmlab generate
+    lmlab word2vec train|similar|analogy|map|export|evaluate
     lmlab export / import      lmlab report             lmlab quickstart
 """
 
@@ -76,51 +77,134 @@ def cmd_datasets_get(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from lmlab.config import load_config
-    from lmlab.train import TrainConfig, load_run_config, train
+    from lmlab.runs import load_run_config, read_train_config, train_run
+    from lmlab.train.counting import NgramTrainConfig
 
     if args.resume:
         if args.overrides:
             raise LmlabError("--resume continues a run with its saved config; overrides are not allowed")
         cfg = load_run_config(args.config)
     elif "=" in args.config and not Path(args.config).exists():  # only overrides, no YAML file
-        cfg = load_config(TrainConfig, None, [args.config, *args.overrides])
+        cfg = read_train_config(None, [args.config, *args.overrides])
     else:
-        cfg = load_config(TrainConfig, args.config, args.overrides)
-    result = train(cfg, resume=args.resume)
-    val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
-    print(f"trained {result.steps} steps ({result.tokens_seen:,} tokens) in {result.seconds:.1f}s: "
-          f"train loss {result.train_loss:.4f}{val}")
-    print(f"wrote {result.run_dir}/ (model.safetensors, metrics.jsonl, checkpoints/)")
+        cfg = read_train_config(args.config, args.overrides)
+    result = train_run(cfg, resume=args.resume)
+    if isinstance(cfg, NgramTrainConfig):
+        print(f"counted {result.tokens_seen:,} units in {result.seconds:.1f}s")
+        print(f"wrote {result.run_dir}/ (model.safetensors, model.json, summary.json)")
+    else:
+        val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
+        print(f"trained {result.steps} steps ({result.tokens_seen:,} tokens) in {result.seconds:.1f}s: "
+              f"train loss {result.train_loss:.4f}{val}")
+        print(f"wrote {result.run_dir}/ (model.safetensors, metrics.jsonl, checkpoints/)")
     print(f"next: lmlab eval {result.run_dir}   lmlab generate {result.run_dir} \"Once upon a time\"")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    if args.targets[0] == "compare":
+        _eval_compare(args)
+        return
     from lmlab.runs import evaluate_run
 
-    result = evaluate_run(args.run, args.split)
+    if len(args.targets) > 1:
+        raise LmlabError("eval: one run at a time; to put several on one table use `lmlab eval compare RUN...`")
+    result = evaluate_run(args.targets[0], args.split)
     print(f"{args.split}: perplexity {result['perplexity']:.2f}, bits per byte {result['bits_per_byte']:.4f} "
           f"(unigram baseline: {result['unigram_bits_per_byte']:.4f})")
     _write_json(args.json, result)
 
 
+def _eval_compare(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from lmlab.evaluate.compare import compare_runs, comparison_table, write_comparison
+
+    rows = compare_runs(args.targets[1:], data=args.data, split=args.split, max_documents=args.max_documents)
+    Console().print(comparison_table(rows))
+    out = write_comparison(rows, args.out)
+    print(f"wrote {out}/compare.md, compare.json, compare.png")
+    _write_json(args.json, [row.to_dict() for row in rows])
+
+
 def cmd_generate(args: argparse.Namespace) -> None:
-    from lmlab.generate import GenerationParams, generate_text, stream_text
-    from lmlab.runs import load_run
+    from lmlab.generate import GenerationParams, stream_text
+    from lmlab.runs import load_language_model, load_run
 
     params = GenerationParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, repetition_penalty=args.repetition_penalty,
                               stop=args.stop or [], seed=args.seed, compile=args.compile)
-    model, tokenizer = load_run(args.run)
     if args.stream:
+        model, tokenizer = load_run(args.run)
         for prompt in args.prompts:
             print(prompt, end="", flush=True)
             for piece in stream_text(model, tokenizer, prompt, params):
                 print(piece, end="", flush=True)
             print()
         return
-    for prompt, text in zip(args.prompts, generate_text(model, tokenizer, args.prompts, params), strict=True):
+    lm = load_language_model(args.run)
+    for prompt, text in zip(args.prompts, lm.generate(args.prompts, params), strict=True):
         print(prompt + text)
+
+
+def cmd_word2vec_train(args: argparse.Namespace) -> None:
+    from lmlab.config import load_config
+    from lmlab.data import read_documents
+    from lmlab.models.word2vec import Word2VecConfig, text_sentences, train_word2vec
+
+    cfg = load_config(Word2VecConfig, args.config, args.overrides)
+    sentences = text_sentences(read_documents(args.paths, text_field=args.text_field), args.unit, not args.keep_case)
+    vectors = train_word2vec(sentences, cfg, on_epoch=lambda e: print(
+        f"epoch {e.epoch}/{cfg.epochs}: loss {e.loss:.4f}, {e.words / e.seconds:,.0f} words/s"))
+    vectors.save(args.out)
+    print(f"{len(vectors):,} words x {vectors.dim} dimensions ({cfg.architecture}); wrote {args.out}/")
+    print(f"next: lmlab word2vec similar {args.out} WORD   lmlab word2vec analogy {args.out} king man woman")
+
+
+def _load_vectors(path: str) -> Any:
+    from lmlab.models.word2vec import WordVectors
+
+    return WordVectors.load(path)
+
+
+def cmd_word2vec_similar(args: argparse.Namespace) -> None:
+    vectors = _load_vectors(args.vectors)
+    for word in args.words:
+        neighbours = ", ".join(f"{other} {score:.3f}" for other, score in vectors.most_similar([word], topn=args.topn))
+        print(f"{word}: {neighbours}")
+
+
+def cmd_word2vec_analogy(args: argparse.Namespace) -> None:
+    vectors = _load_vectors(args.vectors)
+    answers = vectors.analogy(args.a, args.b, args.c, topn=args.topn)
+    print(f"{args.a} - {args.b} + {args.c} = " + ", ".join(f"{word} {score:.3f}" for word, score in answers))
+
+
+def cmd_word2vec_map(args: argparse.Namespace) -> None:
+    _load_vectors(args.vectors).plot_words(args.words, args.out)
+    print(f"wrote {args.out}")
+
+
+def cmd_word2vec_export(args: argparse.Namespace) -> None:
+    _load_vectors(args.vectors).save_word2vec_format(args.out, binary=args.binary)
+    print(f"wrote {args.out} (word2vec {'binary' if args.binary else 'text'} format; gensim and word2vec.c read it)")
+
+
+def cmd_word2vec_evaluate(args: argparse.Namespace) -> None:
+    from lmlab.models.word2vec import evaluate_analogies, evaluate_word_pairs
+
+    vectors, result = _load_vectors(args.vectors), {}
+    if args.analogies:
+        analogies = evaluate_analogies(vectors, args.analogies)
+        result["analogy_accuracy"] = analogies.accuracy
+        print(f"analogies: accuracy {analogies.accuracy:.3f} ({analogies.skipped:,} questions skipped: unknown words)")
+    if args.pairs:
+        pairs = evaluate_word_pairs(vectors, args.pairs)
+        result.update(spearman=pairs.spearman, pearson=pairs.pearson)
+        print(f"word pairs: Spearman {pairs.spearman:.3f}, Pearson {pairs.pearson:.3f} "
+              f"({pairs.pairs} pairs, {pairs.skipped} skipped)")
+    if not result:
+        raise LmlabError("word2vec evaluate: give --analogies FILE and/or --pairs FILE")
+    _write_json(args.json, result)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -204,10 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(train)
     train.add_argument("--resume", action="store_true", help="continue the run in CONFIG (a run directory)")
 
-    evaluate = add(verbs, "eval", cmd_eval, "perplexity and bits per byte of a run, beside a unigram baseline")
-    evaluate.add_argument("run")
+    evaluate = add(verbs, "eval", cmd_eval, "perplexity and bits per byte of a run, beside a unigram baseline; "
+                   "`eval compare RUN...` puts runs of any generation on one table")
+    evaluate.add_argument("targets", nargs="+", metavar="RUN", help="a run directory, or: compare RUN [RUN ...]")
     evaluate.add_argument("--split", default="val", choices=["train", "val"])
     evaluate.add_argument("--json", help="also write the result as JSON")
+    evaluate.add_argument("--data", help="compare: the packed data whose split all runs are scored on "
+                          "(default: the first run's)")
+    evaluate.add_argument("--max-documents", type=int, help="compare: score this many documents, spread evenly")
+    evaluate.add_argument("--out", default="runs/compare", help="compare: where compare.md/.json/.png go")
 
     generate = add(verbs, "generate", cmd_generate, "continue prompts with a trained model")
     generate.add_argument("run", help="a run or model directory")
@@ -221,6 +310,39 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int)
     generate.add_argument("--stream", action="store_true", help="print tokens as they come")
     generate.add_argument("--compile", action="store_true", help="torch.compile the decode step (long outputs)")
+
+    w2v = add(verbs, "word2vec", None, "word vectors: skip-gram and CBOW with negative sampling").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    w2v_train = add(w2v, "train", cmd_word2vec_train, "learn word vectors from a corpus (a sentence per line)")
+    corpus_args(w2v_train)
+    w2v_train.add_argument("--out", required=True, help="the vectors directory to write")
+    w2v_train.add_argument("--unit", choices=["word", "character"], default="word",
+                           help="word: letters and digits (each Chinese character a word); character: every character")
+    w2v_train.add_argument("--keep-case", action="store_true", help="do not lowercase")
+    w2v_train.add_argument("--config", help="YAML word2vec config (architecture, dim, window, negative, ...)")
+    w2v_train.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value")
+    similar = add(w2v, "similar", cmd_word2vec_similar, "nearest words by cosine similarity")
+    similar.add_argument("vectors", help="a vectors directory or a word2vec file")
+    similar.add_argument("words", nargs="+")
+    similar.add_argument("--topn", type=int, default=10)
+    analogy = add(w2v, "analogy", cmd_word2vec_analogy, "a - b + c: `analogy king man woman` -> queen")
+    analogy.add_argument("vectors")
+    for name in ("a", "b", "c"):
+        analogy.add_argument(name)
+    analogy.add_argument("--topn", type=int, default=5)
+    word_map = add(w2v, "map", cmd_word2vec_map, "a 2-D PCA map of chosen words, as PNG")
+    word_map.add_argument("vectors")
+    word_map.add_argument("words", nargs="+")
+    word_map.add_argument("--out", default="words.png")
+    w2v_export = add(w2v, "export", cmd_word2vec_export, "write the word2vec text or binary format")
+    w2v_export.add_argument("vectors")
+    w2v_export.add_argument("out")
+    w2v_export.add_argument("--binary", action="store_true")
+    w2v_eval = add(w2v, "evaluate", cmd_word2vec_evaluate, "analogy accuracy and word-pair correlation")
+    w2v_eval.add_argument("vectors")
+    w2v_eval.add_argument("--analogies", help="a questions-words.txt style file")
+    w2v_eval.add_argument("--pairs", help="a WordSim-353 / SimLex-999 style TSV")
+    w2v_eval.add_argument("--json", help="also write the figures as JSON")
 
     export = add(verbs, "export", cmd_export, "write a run's GPT as a Hugging Face GPT-2 directory")
     export.add_argument("run")

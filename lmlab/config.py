@@ -107,9 +107,12 @@ def load_config(
     cls: type[C], path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
 ) -> C:
     """Read `path` (optional), apply dotted `overrides`, validate as `cls`."""
-    data = read_yaml(path) if path else {}
-    data = _merge(data, parse_overrides(overrides or []))
-    return build_config(cls, data, source=str(path) if path else "config")
+    return build_config(cls, read_config_data(path, overrides), source=str(path) if path else "config")
+
+
+def read_config_data(path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The plain dict of `path` (optional) with dotted `overrides` applied, before validation."""
+    return _merge(read_yaml(path) if path else {}, parse_overrides(overrides or []))
 
 
 def save_config(config: Config, path: str | os.PathLike[str]) -> None:

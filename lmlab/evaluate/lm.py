@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmlab.generate import GenerationParams, generate_text
+from lmlab.models.rnn import RecurrentState
 from lmlab.tokenizers import Tokenizer
 
 
@@ -51,15 +52,25 @@ def rolling_windows(tokens: list[int], prefix_token: int, max_len: int) -> list[
 
 
 class CausalLanguageModel:
-    """`LanguageModel` over any lmlab causal model (GPT, and later LLaMA-style) and its tokenizer."""
+    """`LanguageModel` over any lmlab neural model (GPT, MLP, RNN/LSTM/GRU) and its tokenizer.
 
-    def __init__(self, model: nn.Module, tokenizer: Tokenizer, max_length: int | None = None):
+    ``predict_end`` makes `loglikelihood_rolling` also score the end-of-text token after each text,
+    as an n-gram model scores ``</s>``: then every generation predicts the same units, the text and
+    its end, and bits per byte compare fairly (`lmlab eval compare` turns it on).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Tokenizer, max_length: int | None = None,
+                 predict_end: bool = False, batch_size: int = 16):
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_length = max_length or model.config.block_size
         if tokenizer.eos_id is None:
             raise ValueError("the tokenizer needs an end-of-text token to start scoring from")
         self.prefix_token = tokenizer.eos_id
+        self.predict_end, self.batch_size = predict_end, batch_size
         self.device = next(model.parameters()).device
+        # A recurrent state summarises the whole past, so windows can follow each other with the
+        # state carried over instead of re-reading overlapping context.
+        self.carries_state = isinstance(model.new_cache(1, 1), RecurrentState)
 
     @torch.inference_mode()
     def _score(self, inputs: list[int], targets: list[int]) -> tuple[float, bool]:
@@ -89,15 +100,48 @@ class CausalLanguageModel:
         return results
 
     def loglikelihood_rolling(self, texts: Sequence[str]) -> list[float]:
-        totals = []
-        for text in texts:
-            tokens = self.tokenizer.encode(text)
-            if not tokens:
-                totals.append(0.0)
-                continue
-            windows = rolling_windows(tokens, self.prefix_token, self.max_length)
-            totals.append(sum(self._score(inputs, predicted)[0] for inputs, predicted in windows))
+        documents = [self.tokenizer.encode(text) + ([self.prefix_token] if self.predict_end else []) for text in texts]
+        if self.carries_state:
+            return [self._score_stream(tokens) for tokens in documents]
+        windows = [(index, window) for index, tokens in enumerate(documents) if tokens
+                   for window in rolling_windows(tokens, self.prefix_token, self.max_length)]
+        totals = [0.0] * len(documents)
+        for start in range(0, len(windows), self.batch_size):
+            chunk = windows[start : start + self.batch_size]
+            for (index, _), score in zip(chunk, self._score_windows([w for _, w in chunk]), strict=True):
+                totals[index] += score
         return totals
+
+    @torch.inference_mode()
+    def _score_windows(self, windows: list[tuple[list[int], list[int]]]) -> list[float]:
+        """Score several rolling windows in one forward, right-padded: a causal model's earlier
+        positions never see the padding after them."""
+        width = max(len(inputs) for inputs, _ in windows)
+        ids = torch.full((len(windows), width), self.prefix_token, dtype=torch.long)
+        for row, (inputs, _) in enumerate(windows):
+            ids[row, : len(inputs)] = torch.tensor(inputs)
+        logprobs = F.log_softmax(self.model(ids.to(self.device)).logits.float(), dim=-1)
+        scores = []
+        for row, (inputs, targets) in enumerate(windows):
+            positions = torch.arange(len(inputs) - len(targets), len(inputs), device=self.device)
+            wanted = torch.tensor(targets, device=self.device)
+            scores.append(logprobs[row, positions, wanted].double().sum().item())
+        return scores
+
+    @torch.inference_mode()
+    def _score_stream(self, tokens: list[int]) -> float:
+        """A recurrent model reads the text in consecutive windows, its state carried from one to the next."""
+        stream = [self.prefix_token, *tokens]
+        cache, total = None, 0.0
+        for start in range(0, len(tokens), self.max_length):
+            end = min(start + self.max_length, len(tokens))
+            inputs = torch.tensor([stream[start:end]], device=self.device)
+            targets = torch.tensor(stream[start + 1 : end + 1], device=self.device)
+            output = self.model(inputs, cache=cache)
+            cache = output.cache
+            logprobs = F.log_softmax(output.logits[0].float(), dim=-1)
+            total += logprobs.gather(1, targets[:, None]).double().sum().item()
+        return total
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[str]:
         return generate_text(self.model, self.tokenizer, list(prompts), params)

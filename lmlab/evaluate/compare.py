@@ -1,0 +1,168 @@
+"""Every generation on one table: runs of any family scored on the same held-out text.
+
+Perplexity counts per predicted unit, and units differ (a 4k BPE token, a character, a word), so it
+only compares models that share a tokenizer. Bits per byte divides the same total negative
+log-likelihood by the UTF-8 bytes of the text instead: whatever the units, every model pays for the
+same bytes, so it is the column to rank by. Each model predicts each document and then its end
+(``</s>`` for an n-gram, end-of-text for a neural model), so all of them predict the same things.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.table import Table
+
+from lmlab.data.packing import TokenShards
+from lmlab.errors import LmlabError
+from lmlab.evaluate.lm import CausalLanguageModel, LanguageModel
+from lmlab.evaluate.perplexity import split_documents
+from lmlab.files import atomic_path, read_json, write_json, write_text
+from lmlab.models.ngram import NgramLanguageModel
+from lmlab.runs import load_language_model, load_run_config
+from lmlab.tokenizers import Tokenizer
+
+
+@dataclass
+class ComparisonRow:
+    run: str
+    model: str  # what the model is, in a few words
+    parameters: int  # weights; for an n-gram, stored probabilities and back-off weights
+    train_seconds: float | None
+    units: int  # predictions made: tokens, characters or words, plus one end per document
+    nll: float  # total negative log-likelihood, nats
+    bytes: int
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.nll / self.units)
+
+    @property
+    def bits_per_byte(self) -> float:
+        return self.nll / math.log(2) / self.bytes
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte}
+
+
+def describe_run(run_dir: Path) -> str:
+    spec = read_json(run_dir / "model.json")
+    family, config = spec.get("family", "?"), spec.get("config", {})
+    if family == "ngram":
+        return f"{config.get('order')}-gram {config.get('estimator')} over {config.get('unit', 'token')}s"
+    if family == "rnn":
+        return f"{config.get('cell', 'rnn').upper()} {config.get('n_layer')}x{config.get('hidden')}"
+    if family == "gpt":
+        return f"GPT {config.get('n_layer')} layers x {config.get('n_embd')}"
+    if family == "mlp":
+        return f"Bengio MLP, {config.get('context')} tokens of context"
+    return str(family)
+
+
+def predicted_units(lm: LanguageModel, text: str) -> int:
+    """How many predictions `loglikelihood_rolling` makes on `text`: its units and the end."""
+    if isinstance(lm, NgramLanguageModel):
+        return len(lm.splitter.split(text)) + 1
+    if isinstance(lm, CausalLanguageModel):
+        return len(lm.tokenizer.encode(text)) + int(lm.predict_end)
+    raise TypeError(f"cannot count the units of {type(lm).__name__}")
+
+
+def _parameters(lm: LanguageModel, summary: dict) -> int:
+    if isinstance(lm, CausalLanguageModel):
+        return sum(p.numel() for p in {id(p): p for p in lm.model.parameters()}.values())
+    return int(summary.get("parameters", 0))
+
+
+def held_out_texts(data: str | Path, split: str = "val", max_documents: int | None = None) -> list[str]:
+    """The documents of a packed split, as text (every model re-tokenises them its own way)."""
+    shards = TokenShards(data)
+    texts = split_documents(shards, Tokenizer.load(Path(data) / "tokenizer.json"), split)
+    if not texts:
+        raise LmlabError(f"{data}: the {split} split holds no documents to compare on")
+    if max_documents is not None and len(texts) > max_documents:
+        step = len(texts) / max_documents  # spread evenly, so long and short documents both stay
+        texts = [texts[int(i * step)] for i in range(max_documents)]
+    return texts
+
+
+def compare_runs(
+    run_dirs: Sequence[str | Path], data: str | Path | None = None, split: str = "val",
+    max_documents: int | None = None,
+) -> list[ComparisonRow]:
+    """Score every run on the same held-out documents (those of `data`, default the first run's data)."""
+    if not run_dirs:
+        raise LmlabError("eval compare: name at least one run directory")
+    data = data or load_run_config(run_dirs[0]).data
+    texts = held_out_texts(data, split, max_documents)
+    total_bytes = sum(len(text.encode("utf-8")) for text in texts)
+    rows = []
+    for run in map(Path, run_dirs):
+        lm = load_language_model(run, predict_end=True)
+        summary_path = run / "summary.json"
+        summary = read_json(summary_path) if summary_path.exists() else {}
+        rows.append(ComparisonRow(
+            run=run.name,
+            model=describe_run(run),
+            parameters=_parameters(lm, summary),
+            train_seconds=summary.get("train_seconds"),
+            units=sum(predicted_units(lm, text) for text in texts),
+            nll=-math.fsum(lm.loglikelihood_rolling(texts)),
+            bytes=total_bytes,
+        ))
+    return sorted(rows, key=lambda row: row.bits_per_byte)
+
+
+def _cells(row: ComparisonRow) -> list[str]:
+    seconds = "-" if row.train_seconds is None else f"{row.train_seconds:,.0f}"
+    return [row.run, row.model, f"{row.parameters:,}", seconds, f"{row.units:,}", f"{row.perplexity:,.2f}",
+            f"{row.bits_per_byte:.3f}"]
+
+
+HEADERS = ["run", "model", "parameters", "train s", "units", "perplexity/unit", "bits/byte"]
+
+
+def comparison_table(rows: Sequence[ComparisonRow]) -> Table:
+    table = Table(*HEADERS, title="same held-out text, ranked by bits per byte")
+    for row in rows:
+        table.add_row(*_cells(row))
+    return table
+
+
+def comparison_markdown(rows: Sequence[ComparisonRow]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_comparison(rows: Sequence[ComparisonRow], path: str | Path) -> None:
+    """A horizontal bar per model, bits per byte, best at the top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.2))
+    labels = [f"{row.run}\n{row.model}" for row in rows][::-1]
+    values = [row.bits_per_byte for row in rows][::-1]
+    bars = ax.barh(labels, values, color="#4878a8")
+    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=3)
+    ax.set_xlabel("bits per byte on the same held-out text (lower is better)")
+    ax.set_xlim(0, max(values) * 1.15)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_comparison(rows: Sequence[ComparisonRow], out_dir: str | Path) -> Path:
+    """compare.md, compare.json and compare.png in `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "compare.md", comparison_markdown(rows))
+    write_json(out / "compare.json", [row.to_dict() for row in rows])
+    plot_comparison(rows, out / "compare.png")
+    return out

@@ -1,0 +1,170 @@
+"""Runs of every generation: n-gram run directories, the rolling scorer's variants, and `eval compare`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_train_overrides
+
+from lmlab.cli import main
+from lmlab.config import load_config
+from lmlab.evaluate import CausalLanguageModel, rolling_windows
+from lmlab.evaluate.compare import compare_runs, held_out_texts, write_comparison
+from lmlab.models.gpt import GPT, GPTConfig
+from lmlab.models.ngram import NgramModel
+from lmlab.models.rnn import RNNConfig, RNNLanguageModel
+from lmlab.runs import load_language_model, read_train_config, train_run
+from lmlab.tokenizers import Tokenizer
+from lmlab.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def tokenizer(packed_dir):
+    return Tokenizer.load(packed_dir / "tokenizer.json")
+
+
+@pytest.fixture(scope="module")
+def runs(packed_dir, tmp_path_factory):
+    """A tiny GPT run and two n-gram runs (over tokens and over characters) on the same packed data."""
+    root = tmp_path_factory.mktemp("runs")
+    gpt = train_run(load_config(TrainConfig, None, tiny_train_overrides(packed_dir, root / "gpt", steps=6)))
+    ngram_runs = []
+    for unit, order in [("token", 3), ("character", 4)]:
+        cfg = read_train_config(None, [f"data={packed_dir}", f"run_dir={root / unit}", "model.family=ngram",
+                                       f"model.unit={unit}", f"model.order={order}",
+                                       "model.discount_fallback=true"])
+        ngram_runs.append(train_run(cfg).run_dir)
+    return [gpt.run_dir, *ngram_runs]
+
+
+# the rolling scorer --------------------------------------------------------------------------------
+
+
+def test_batched_windows_equal_one_window_at_a_time(tokenizer):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    texts = ["to be or not to be, that is the question", "中国人民", "a"]
+    batched = CausalLanguageModel(model, tokenizer, batch_size=4).loglikelihood_rolling(texts)
+    for text, total in zip(texts, batched, strict=True):
+        windows = rolling_windows(tokenizer.encode(text), tokenizer.eos_id, 8)
+        one_by_one = 0.0
+        for inputs, targets in windows:
+            logits = model(torch.tensor([inputs])).logits[0, -len(targets):]
+            one_by_one += F.log_softmax(logits.double(), -1).gather(1, torch.tensor(targets)[:, None]).sum().item()
+        assert total == pytest.approx(one_by_one, abs=1e-4)
+
+
+def test_recurrent_models_carry_their_state_across_windows(tokenizer):
+    torch.manual_seed(0)
+    model = RNNLanguageModel(RNNConfig(cell="lstm", vocab_size=tokenizer.vocab_size, block_size=8, n_embd=16,
+                                       hidden=16, n_layer=1)).eval()
+    text = "to be or not to be, that is the question: whether 'tis nobler"
+    ids = [tokenizer.eos_id, *tokenizer.encode(text)]
+    assert len(ids) > 3 * 8  # several windows
+    logits = model(torch.tensor([ids])).logits[0, :-1]
+    whole = F.log_softmax(logits.double(), -1).gather(1, torch.tensor(ids[1:])[:, None]).sum().item()
+    lm = CausalLanguageModel(model, tokenizer)
+    assert lm.carries_state
+    assert lm.loglikelihood_rolling([text])[0] == pytest.approx(whole, abs=1e-4)
+
+
+def test_predict_end_adds_the_end_of_text_prediction(tokenizer):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16))
+    text = "to be 中国"
+    plain = CausalLanguageModel(model, tokenizer).loglikelihood_rolling([text])[0]
+    with_end = CausalLanguageModel(model, tokenizer, predict_end=True).loglikelihood_rolling([text])[0]
+    ids = [tokenizer.eos_id, *tokenizer.encode(text)]
+    end = F.log_softmax(model(torch.tensor([ids])).logits[0, -1].double(), -1)[tokenizer.eos_id].item()
+    assert with_end == pytest.approx(plain + end, abs=1e-4)
+
+
+# n-gram runs ---------------------------------------------------------------------------------------
+
+
+def test_ngram_run_directory_reloads_the_same_model(runs, packed_dir, tmp_path):
+    token_run = runs[1]
+    assert {"config.yaml", "tokenizer.json", "model.json", "model.safetensors", "summary.json"} <= {
+        p.name for p in token_run.iterdir()}
+    lm = load_language_model(token_run)
+    texts = held_out_texts(packed_dir)
+    # the binary format reloads exactly what an ARPA round trip (float32 text) keeps approximately
+    lm.model.write_arpa(tmp_path / "model.arpa")
+    from_arpa = NgramModel.read_arpa(tmp_path / "model.arpa")
+    lm_arpa = type(lm)(from_arpa, lm.splitter)
+    assert lm.loglikelihood_rolling(texts) == pytest.approx(lm_arpa.loglikelihood_rolling(texts), rel=1e-5)
+    # and it was counted on the train split: every training document's units, plus one </s> each
+    summary = json.loads((token_run / "summary.json").read_text())
+    train_texts = held_out_texts(packed_dir, split="train")
+    assert summary["tokens_seen"] == sum(len(lm.splitter.split(t)) + 1 for t in train_texts)
+
+
+def test_ngram_runs_generate_and_refuse_resume(runs, capsys):
+    assert main(["generate", str(runs[2]), "To be", "--max-new-tokens", "10", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.startswith("To be")
+    assert main(["train", str(runs[2]), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_corrupt_ngram_weights_are_an_error_naming_the_file(runs, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(runs[1], broken)
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 2])
+    assert main(["generate", str(broken), "To be"]) == 2
+    assert "model.safetensors" in capsys.readouterr().err
+
+
+def test_unknown_ngram_config_key_is_named(packed_dir, tmp_path, capsys):
+    assert main(["train", f"data={packed_dir}", f"run_dir={tmp_path / 'x'}", "model.family=ngram",
+                 "model.ordr=3"]) == 2
+    assert "model.ordr" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+# the table -----------------------------------------------------------------------------------------
+
+
+def test_compare_scores_every_run_on_the_same_text(runs, packed_dir, tmp_path):
+    rows = compare_runs(runs)
+    texts = held_out_texts(packed_dir)
+    total_bytes = sum(len(t.encode()) for t in texts)
+    assert [r.bits_per_byte for r in rows] == sorted(r.bits_per_byte for r in rows)
+    by_run = {r.run: r for r in rows}
+    assert set(by_run) == {"gpt", "token", "character"}
+    for run in runs:
+        row = by_run[run.name]
+        lm = load_language_model(run, predict_end=True)
+        assert row.bytes == total_bytes
+        assert row.nll == pytest.approx(-sum(lm.loglikelihood_rolling(texts)))
+        assert row.bits_per_byte == pytest.approx(row.nll / math.log(2) / total_bytes)
+    tokenizer = Tokenizer.load(packed_dir / "tokenizer.json")
+    # every model predicts the text and its end: tokens + 1 per document for both token models
+    tokens = sum(len(tokenizer.encode(t)) + 1 for t in texts)
+    assert by_run["gpt"].units == tokens and by_run["token"].units == tokens
+    assert by_run["character"].units == sum(len(t) + 1 for t in texts)
+    assert by_run["token"].parameters > 0 and by_run["gpt"].train_seconds is None or by_run["gpt"].parameters > 0
+
+    out = write_comparison(rows, tmp_path / "cmp")
+    markdown = (out / "compare.md").read_text().splitlines()
+    assert len(markdown) == 2 + len(rows) and "bits/byte" in markdown[0]
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [r["run"] for r in json.loads((out / "compare.json").read_text())] == [r.run for r in rows]
+
+
+def test_eval_compare_cli_prints_and_writes_the_table(runs, tmp_path, capsys):
+    code = main(["eval", "compare", *map(str, runs), "--out", str(tmp_path / "cmp"), "--json",
+                 str(tmp_path / "c.json"), "--max-documents", "3"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "bits/byte" in out and "4-gram" in out
+    rows = json.loads((tmp_path / "c.json").read_text())
+    assert len(rows) == 3 and all(np.isfinite(r["bits_per_byte"]) for r in rows)
+    assert main(["eval", "compare"]) == 2
