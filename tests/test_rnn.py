@@ -79,6 +79,25 @@ def test_state_carried_across_windows_equals_one_long_forward(cell):
     assert model.encoder.weight.grad is not None
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_state_survives_a_round_trip_through_tensors(cell):
+    """How a training checkpoint keeps the carried state: named tensors, loaded into a fresh cache."""
+    model = tiny_rnn(cell)
+    ids = torch.randint(0, 41, (2, 10))
+    first = model(ids[:, :6])
+    saved = first.cache.tensors()
+    assert sorted(saved) == (["c", "h"] if cell == "lstm" else ["h"])
+    assert all(t.shape == (2, 2, 16) for t in saved.values())
+    restored = model.new_cache(2, 10)
+    restored.load_tensors({name: t.clone() for name, t in saved.items()})
+    assert torch.equal(model(ids[:, 6:], cache=restored).logits, model(ids[:, 6:], cache=first.cache).logits)
+    empty = model.new_cache(2, 10)
+    empty.load_tensors({})
+    assert empty.state is None and empty.tensors() == {}
+    with pytest.raises(LmlabError, match="not c"):
+        empty.load_tensors({"c": saved["h"]})
+
+
 def test_tied_embeddings_with_a_projection_are_stored_once(tmp_path):
     model = tiny_rnn("lstm", hidden=24)
     assert model.decoder.weight is model.encoder.weight and model.proj.weight.shape == (16, 24)

@@ -60,6 +60,11 @@ def test_training_learns_and_writes_the_run_directory(packed_dir, tmp_path):
     assert (run / "config.yaml").exists() and (run / "tokenizer.json").exists()
     model = load_model(run)
     assert result.steps == 40 and model.config.n_layer == 2
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 40 and summary["tokens_seen"] == result.tokens_seen == 40 * 4 * 32 * 2
+    assert summary["parameters"] == model.num_parameters(non_embedding=False)
+    assert summary["train_loss"] == [r["loss"] for r in records if "loss" in r][-1]
+    assert summary["val_loss"] == val[-1] and 0 < summary["train_seconds"] == result.seconds
 
 
 def test_l2_penalty_shrinks_the_weights(packed_dir, tmp_path):
@@ -128,3 +133,5 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(packed_dir, t
         assert torch.equal(resumed[name], reference[name]), name
     steps_logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if '"loss"' in line]
     assert steps_logged == list(range(1, steps + 1))
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["steps"] == steps and summary["train_seconds"] > 0

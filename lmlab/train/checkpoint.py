@@ -4,8 +4,13 @@ A checkpoint is a directory ``checkpoints/step-N/`` holding
 
 - ``model.safetensors`` + ``model.json``: the weights, in the same format as a finished model;
 - ``optimizer.safetensors``: AdamW's moments and step counts, one tensor per parameter and slot;
-- ``trainer.json``: the step, tokens seen, the optimizer's hyper-parameters, and the RNG states
-  (dropout draws must continue the same sequence after a resume).
+- ``trainer.json``: the step, tokens seen, training seconds so far and the optimizer's
+  hyper-parameters;
+- ``rng.safetensors``: the RNG states (dropout draws must continue the same sequence after a resume);
+- ``carried_state.safetensors``, for a recurrent model trained on streams (truncated
+  back-propagation through time): the state its last window ended in, which the next window
+  starts from. Without it a resumed run would restart every stream from zero and drift away from
+  the uninterrupted one.
 
 Nothing is pickled, so a checkpoint handed over by someone else cannot run code when loaded. The
 directory is written under a temporary name and renamed when complete: a run killed while saving
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +36,15 @@ from lmlab.models import load_model, read_safetensors, save_model
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
+CARRIED_FILE = "carried_state.safetensors"
+
+
 @dataclass
 class TrainerState:
     step: int  # optimizer steps completed
     tokens_seen: int
+    train_seconds: float = 0.0  # wall time spent training, summed over every session of the run
+    carried: dict[str, torch.Tensor] = field(default_factory=dict)  # a recurrent state carried between windows
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
@@ -66,9 +76,13 @@ def save_checkpoint(
         save_model(model, tmp)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         save_file(_rng_tensors(), str(tmp / "rng.safetensors"))
+        if state.carried:
+            save_file({name: t.detach().contiguous().cpu() for name, t in state.carried.items()},
+                      str(tmp / CARRIED_FILE))
         write_json(
             tmp / "trainer.json",
-            {"step": state.step, "tokens_seen": state.tokens_seen, "param_groups": param_groups},
+            {"step": state.step, "tokens_seen": state.tokens_seen, "train_seconds": state.train_seconds,
+             "param_groups": param_groups},
         )
     for old in list_checkpoints(run_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
@@ -85,12 +99,14 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainerState:
-    """Restore weights, optimizer and RNG from `path` into the given objects; return the trainer state."""
+    """Restore weights, optimizer and RNG from `path` into the given objects; return the trainer state
+    (with the carried recurrent state, on the CPU, when the checkpoint has one)."""
     trainer_file = path / "trainer.json"
     meta: dict[str, Any] = read_json(trainer_file, "file; the checkpoint is incomplete")
     try:
         step, tokens_seen, param_groups = meta["step"], meta["tokens_seen"], meta["param_groups"]
-    except (KeyError, TypeError) as exc:
+        train_seconds = float(meta.get("train_seconds", 0.0))  # absent from checkpoints older than the field
+    except (KeyError, TypeError, ValueError) as exc:
         raise LmlabError(f"{trainer_file}: corrupt checkpoint metadata ({exc})") from None
 
     saved = load_model(path)
@@ -113,4 +129,5 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     cuda_states = [rng[f"cuda.{i}"] for i in range(len(rng) - 1) if f"cuda.{i}" in rng]
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states)
-    return TrainerState(step=step, tokens_seen=tokens_seen)
+    carried = read_safetensors(path / CARRIED_FILE) if (path / CARRIED_FILE).exists() else {}
+    return TrainerState(step=step, tokens_seen=tokens_seen, train_seconds=train_seconds, carried=carried)

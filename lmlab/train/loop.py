@@ -7,11 +7,20 @@ Each optimizer step:
         loss.backward()
     clip gradients; set the scheduled learning rate; optimizer.step()
 
+With a streaming objective (``causal_lm_stream``, for RNNs, LSTMs and GRUs) each window continues
+the text of the one before, and the model's final state is carried into the next window, detached
+from the graph: truncated back-propagation through time.
+
+    window w-1 ──state──> window w ──state──> window w+1        forward: one unbroken pass
+               ✂ no gradient      ✂                              backward: T steps per window
+
 Around it: evaluation every ``eval_every`` steps, a line of ``metrics.jsonl`` per logged step and per
 evaluation, a progress bar with loss, tokens/s and ETA, and a checkpoint every
-``checkpoint_every`` steps. A resumed run restores weights, optimizer moments and RNG state, and
-since batches are a function of the step, it finishes with the very weights an uninterrupted run
-would have (on CPU, where kernels are deterministic).
+``checkpoint_every`` steps. A resumed run restores weights, optimizer moments, RNG state and the
+carried state, and since batches are a function of the step, it finishes with the very weights an
+uninterrupted run would have (on CPU, where kernels are deterministic). At the end,
+``summary.json`` records steps, tokens, training seconds (summed over resumes), parameters and the
+final losses.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from pydantic import Field
@@ -35,10 +44,10 @@ from torch import nn
 from lmlab.config import Config, build_config, read_yaml, save_config
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
-from lmlab.files import write_text
+from lmlab.files import write_json, write_text
 from lmlab.models import model_from_config, save_model
 from lmlab.train.checkpoint import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
-from lmlab.train.objectives import CausalLM, Objective
+from lmlab.train.objectives import CausalLM, Objective, StreamingCausalLM
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig, build_optimizer, lr_at, penalty
 
 
@@ -60,7 +69,9 @@ class LoopConfig(Config):
 class TrainConfig(Config):
     run_dir: str = "runs/gpt"
     data: str = Field(description="a packed directory (train.bin, val.bin, meta.json)")
-    objective: Literal["causal_lm"] = "causal_lm"
+    objective: Literal["causal_lm", "causal_lm_stream"] = Field(
+        "causal_lm", description="causal_lm: random windows; causal_lm_stream: the text in order, the state carried "
+        "from window to window (truncated BPTT, for recurrent models)")
     model: dict[str, Any] = Field(default_factory=lambda: {"family": "gpt"})
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
@@ -72,9 +83,19 @@ class TrainResult:
     run_dir: Path
     steps: int
     tokens_seen: int
-    seconds: float
+    seconds: float  # wall time spent training, summed over every session of a resumed run
     train_loss: float
     val_loss: float | None
+
+
+class CarriedState(Protocol):
+    """The cache of a model that carries state across windows (`lmlab.models.rnn.RecurrentState`)."""
+
+    def detach_(self) -> None: ...
+
+    def tensors(self) -> dict[str, torch.Tensor]: ...
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
 
 
 def pick_device(choice: str) -> torch.device:
@@ -92,6 +113,16 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> nn.Module:
     if spec["vocab_size"] < vocab_size:
         raise LmlabError(f"model.vocab_size: {spec['vocab_size']} is smaller than the data's {vocab_size}")
     return model_from_config(family, spec)
+
+
+def build_objective(cfg: TrainConfig, model: nn.Module, shards: TokenShards, block_size: int) -> Objective:
+    loop = cfg.train
+    if cfg.objective == "causal_lm":
+        return CausalLM(shards, loop.batch_size, block_size, loop.seed)
+    if not getattr(model, "carries_state", False):
+        raise LmlabError(f"objective: causal_lm_stream carries a recurrent state from window to window, and a "
+                         f"{model.family} model has none; use it with family rnn, or use causal_lm")
+    return StreamingCausalLM(shards, loop.batch_size, block_size, loop.grad_accum)
 
 
 class MetricsLog:
@@ -114,14 +145,18 @@ class MetricsLog:
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, objective: Objective, max_tokens: int | None, device: torch.device,
                   autocast: Callable[[], Any]) -> float:
-    """Token-weighted mean loss over the validation batches."""
+    """Token-weighted mean loss over the validation batches (the state carried through them when streaming)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
+    carried = None
     for batch in objective.eval_batches(max_tokens):
         batch = {k: v.to(device) for k, v in batch.items()}
+        if objective.streaming:
+            batch["cache"] = carried
         with autocast():
-            loss = model(**batch).loss
+            out = model(**batch)
+        loss, carried = out.loss, out.cache
         n = int((batch["labels"] != -100).sum())
         total += float(loss) * n
         count += n
@@ -164,13 +199,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     device = pick_device(loop.device)
     model.to(device)
     optimizer = build_optimizer(model, cfg.optimizer)
-    objective = CausalLM(shards, loop.batch_size, block_size, loop.seed)
+    objective = build_objective(cfg, model, shards, block_size)
     run_dir = _prepare_run_dir(cfg, resume)
 
     state = TrainerState(step=0, tokens_seen=0)
+    carried: CarriedState | None = None  # the state the last training window ended in (streaming only)
     checkpoints = list_checkpoints(run_dir)
     if resume and checkpoints:
         state = load_checkpoint(checkpoints[-1], model, optimizer)
+        if state.carried:
+            carried = model.new_cache(loop.batch_size, block_size)
+            carried.load_tensors({name: t.to(device) for name, t in state.carried.items()})
         console.print(f"resumed from {checkpoints[-1]} (step {state.step})")
     metrics = MetricsLog(run_dir / "metrics.jsonl", state.step if resume else None)
 
@@ -183,6 +222,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     tokens_per_step = loop.batch_size * block_size * loop.grad_accum
     train_loss, val_loss = math.nan, None
     start, window_start, window_tokens = time.perf_counter(), time.perf_counter(), 0
+    seconds_before = state.train_seconds  # spent in earlier sessions of a resumed run
 
     progress = Progress(
         TextColumn("[bold]train"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
@@ -200,8 +240,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
             step_loss = 0.0
             for micro in range(loop.grad_accum):
                 batch = {k: v.to(device) for k, v in objective.training_batch(step, micro).items()}
+                if objective.streaming:
+                    batch["cache"] = None if objective.starts_stream(step, micro) else carried
                 with autocast():
-                    loss = forward(**batch).loss
+                    out = forward(**batch)
+                loss = out.loss
+                if objective.streaming:
+                    carried = out.cache
+                    carried.detach_()  # the next window starts from these values, but back-propagates no further
                 extra = penalty(model, cfg.optimizer)
                 total = (loss if extra is None else loss + extra) / loop.grad_accum
                 total.backward()
@@ -235,8 +281,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
                 console.print(f"step {state.step:>6}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
                               f"val perplexity {math.exp(val_loss):.2f}")
             if state.step % loop.checkpoint_every == 0 or state.step == loop.max_steps:
+                state.train_seconds = seconds_before + time.perf_counter() - start
+                state.carried = carried.tensors() if carried is not None else {}
                 save_checkpoint(run_dir, model, optimizer, state, keep_last=loop.keep_checkpoints)
             progress.update(task, completed=state.step)
 
     save_model(model, run_dir)
-    return TrainResult(run_dir, state.step, state.tokens_seen, time.perf_counter() - start, train_loss, val_loss)
+    seconds = seconds_before + time.perf_counter() - start
+    write_json(run_dir / "summary.json", {
+        "steps": state.step,
+        "tokens_seen": state.tokens_seen,
+        "train_seconds": seconds,
+        "parameters": sum(p.numel() for p in model.parameters()),  # tied weights once
+        "train_loss": train_loss if math.isfinite(train_loss) else None,  # NaN when a finished run is resumed
+        "val_loss": val_loss,
+    })
+    return TrainResult(run_dir, state.step, state.tokens_seen, seconds, train_loss, val_loss)
