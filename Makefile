@@ -31,6 +31,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/generate_speed.py
 	$(BIN)/python benchmarks/data_prep.py
+	$(BIN)/python benchmarks/ngram_vs_nltk.py
+	$(BIN)/python benchmarks/ngram_vs_kenlm.py
+	$(BIN)/python benchmarks/word2vec_vs_gensim.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

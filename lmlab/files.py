@@ -71,3 +71,32 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
         return json.loads(read_text(path, what))
     except json.JSONDecodeError as exc:
         raise LmlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
+@contextlib.contextmanager
+def safetensors_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a missing, truncated or corrupt safetensors file into a LmlabError naming it."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except FileNotFoundError:
+        raise LmlabError(f"{path}: no such file") from None
+    except (SafetensorError, OSError) as exc:
+        raise LmlabError(f"{path}: not a readable safetensors file, truncated or corrupt ({exc})") from None
+
+
+def write_arrays(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
+    """Write NumPy arrays as a safetensors file, atomically (the weights of the non-neural models)."""
+    from safetensors.numpy import save_file
+
+    with atomic_path(path) as tmp:
+        save_file(arrays, str(tmp))
+
+
+def read_arrays(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The NumPy arrays of a safetensors file; a missing or damaged file is a LmlabError naming it."""
+    from safetensors.numpy import load_file
+
+    with safetensors_errors(path):
+        return load_file(str(path))

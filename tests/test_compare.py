@@ -164,7 +164,7 @@ def test_eval_compare_cli_prints_and_writes_the_table(runs, tmp_path, capsys):
                  str(tmp_path / "c.json"), "--max-documents", "3"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "bits/byte" in out and "4-gram" in out
+    assert "bits/byte" in out and "4-gram" in out and "ppl/unit" in out
     rows = json.loads((tmp_path / "c.json").read_text())
     assert len(rows) == 3 and all(np.isfinite(r["bits_per_byte"]) for r in rows)
     assert main(["eval", "compare"]) == 2

@@ -48,17 +48,25 @@ class ComparisonRow:
         return {**asdict(self), "perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte}
 
 
+ESTIMATOR_NAMES = {
+    "modified-kneser-ney": "modified KN", "kneser-ney": "KN", "nltk-kneser-ney": "NLTK KN",
+    "witten-bell": "Witten-Bell", "absolute-discounting": "absolute disc.", "stupid-backoff": "stupid back-off",
+}
+
+
 def describe_run(run_dir: Path) -> str:
+    """What a run's model is, in a few words: "5-gram modified KN, tokens", "LSTM 1x128", "GPT 4x128"."""
     spec = read_json(run_dir / "model.json")
     family, config = spec.get("family", "?"), spec.get("config", {})
     if family == "ngram":
-        return f"{config.get('order')}-gram {config.get('estimator')} over {config.get('unit', 'token')}s"
+        estimator = ESTIMATOR_NAMES.get(config.get("estimator"), config.get("estimator"))
+        return f"{config.get('order')}-gram {estimator}, {config.get('unit', 'token')}s"
     if family == "rnn":
         return f"{config.get('cell', 'rnn').upper()} {config.get('n_layer')}x{config.get('hidden')}"
     if family == "gpt":
-        return f"GPT {config.get('n_layer')} layers x {config.get('n_embd')}"
+        return f"GPT {config.get('n_layer')}x{config.get('n_embd')}"
     if family == "mlp":
-        return f"Bengio MLP, {config.get('context')} tokens of context"
+        return f"MLP, {config.get('context')} tokens"
     return str(family)
 
 
@@ -122,7 +130,7 @@ def _cells(row: ComparisonRow) -> list[str]:
             f"{row.bits_per_byte:.3f}"]
 
 
-HEADERS = ["run", "model", "parameters", "train s", "units", "perplexity/unit", "bits/byte"]
+HEADERS = ["run", "model", "parameters", "train s", "units", "ppl/unit", "bits/byte"]
 
 
 def comparison_table(rows: Sequence[ComparisonRow]) -> Table:

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmlab.generate import GenerationParams, generate_text
-from lmlab.models.rnn import RecurrentState
 from lmlab.tokenizers import Tokenizer
 
 
@@ -70,7 +69,7 @@ class CausalLanguageModel:
         self.device = next(model.parameters()).device
         # A recurrent state summarises the whole past, so windows can follow each other with the
         # state carried over instead of re-reading overlapping context.
-        self.carries_state = isinstance(model.new_cache(1, 1), RecurrentState)
+        self.carries_state = getattr(model, "carries_state", False)
 
     @torch.inference_mode()
     def _score(self, inputs: list[int], targets: list[int]) -> tuple[float, bool]:

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, read_json, write_json
+from lmlab.files import atomic_path, read_json, safetensors_errors, write_json
 from lmlab.models.base import CausalLM, KVCache, LMOutput
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.mlp import BengioMLP
@@ -98,12 +97,8 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike[str]) -> None:
 
 def read_safetensors(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """All tensors of a safetensors file on the CPU; a missing, truncated or corrupt file is a LmlabError."""
-    try:
+    with safetensors_errors(path):
         return load_file(str(path), device="cpu")
-    except FileNotFoundError:
-        raise LmlabError(f"{path}: no such file") from None
-    except (SafetensorError, OSError) as exc:
-        raise LmlabError(f"{path}: not a readable safetensors file, truncated or corrupt ({exc})") from None
 
 
 def read_model_json(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:

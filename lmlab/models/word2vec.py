@@ -51,13 +51,10 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from safetensors import SafetensorError
-from safetensors.numpy import load_file as load_numpy
-from safetensors.numpy import save_file as save_numpy
 
 from lmlab.config import Config, build_config
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, read_json, read_text, write_json
+from lmlab.files import atomic_path, read_arrays, read_json, read_text, write_arrays, write_json
 from lmlab.models.word2vec_kernels import train_chunk
 
 __all__ = [
@@ -391,8 +388,7 @@ class WordVectors:
         tensors = {"vectors": self.vectors}
         if self.counts is not None:
             tensors["counts"] = np.asarray(self.counts, dtype=np.int64)
-        with atomic_path(out / "model.safetensors") as tmp:
-            save_numpy(tensors, str(tmp))
+        write_arrays(out / "model.safetensors", tensors)
         config = self.config.model_dump(mode="json") if self.config else None
         write_json(out / "model.json", {"family": "word2vec", "config": config, "words": self.words})
 
@@ -404,12 +400,7 @@ class WordVectors:
             return cls.load_word2vec_format(folder)
         spec = read_json(folder / "model.json", "file; is this a word2vec directory?")
         weights = folder / "model.safetensors"
-        try:
-            tensors = load_numpy(str(weights))
-        except FileNotFoundError:
-            raise LmlabError(f"{weights}: no such file") from None
-        except (SafetensorError, OSError) as exc:
-            raise LmlabError(f"{weights}: not a readable safetensors file, truncated or corrupt ({exc})") from None
+        tensors = read_arrays(weights)
         if not isinstance(spec, dict) or spec.get("family") != "word2vec" or not isinstance(spec.get("words"), list):
             raise LmlabError(f'{folder / "model.json"}: not word2vec vectors (needs "family": "word2vec" and "words")')
         if "vectors" not in tensors:
