@@ -7,6 +7,8 @@ runs it if the binaries are missing. A test that cannot build its oracle fails: 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import re
 import subprocess
@@ -14,11 +16,12 @@ import sys
 from pathlib import Path
 
 import kenlm
+import numba
 import numpy as np
 import pytest
 
 from lmlab.errors import LmlabError
-from lmlab.models.ngram import NgramConfig, NgramLanguageModel, NgramModel, Splitter
+from lmlab.models.ngram import NgramConfig, NgramLanguageModel, NgramModel, Splitter, log10f
 from lmlab.models.ngram_counts import KeyIndex, lookup
 
 BUILD_SCRIPT = Path(__file__).parent / "oracles" / "build_kenlm.sh"
@@ -189,3 +192,36 @@ def test_key_index_finds_what_binary_search_finds() -> None:
         index = KeyIndex(keys)
         assert (index.find(wanted) == lookup(keys, wanted)).all()
     assert (index.slot_key[index._home(keys)] != keys).sum() > 100  # many keys sit past their home slot
+
+
+def test_pruned_lmplz_model_scores_as_kenlm(kenlm_bin: Path, tmp_path: Path) -> None:
+    """lmplz --prune drops rare n-grams, so a match can stop short of a longer n-gram whose context was
+    kept: KenLM's query stops at the first n-gram it lacks, and so must lmlab's."""
+    train = write_lines(tmp_path / "train.txt", TRAIN)
+    lines = [" ".join(sentence) for sentence in HELD_OUT + TRAIN[:200]]
+    for prune in (["0", "1", "1"], ["0", "1", "2", "2", "3"]):
+        arpa = tmp_path / f"pruned-{len(prune)}.arpa"
+        lmplz = run_lmplz(kenlm_bin, train, arpa, len(prune), "--prune", *prune)
+        assert lmplz.returncode == 0, lmplz.stderr[-2000:]
+        model = NgramModel.read_arpa(arpa)
+        reference = kenlm.Model(str(arpa))
+        ours = model.log10_scores([model.vocab.encode(line.split()) for line in lines])
+        assert [reference.score(line) for line in lines] == ours.totals.tolist()
+        assert [score for line in lines for score, _, _ in reference.full_scores(line)] == ours.tokens.tolist()
+
+
+def test_log10f_is_the_c_librarys_to_the_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lmplz writes the C library's log10f of each probability; lmlab's compiled loop must give the very
+    same bits (NumPy's vectorised float32 log10 does not, on AVX-512 machines), with and without SVML."""
+    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    libm.log10f.argtypes, libm.log10f.restype = [ctypes.c_float], ctypes.c_float
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.integers(1, 0x7F800000, 200_000).astype(np.uint32).view(np.float32),  # every exponent, subnormals too
+        rng.random(100_000, dtype=np.float32),  # probabilities
+        np.array([0.0, 1.0, 0.5, np.finfo(np.float32).max], dtype=np.float32),
+    ])
+    expected = np.array([libm.log10f(value) for value in values.tolist()], dtype=np.float32).view(np.uint32)
+    assert (log10f(values).view(np.uint32) == expected).all()
+    monkeypatch.setattr(numba.config, "USING_SVML", True)
+    assert (log10f(values[::50]).view(np.uint32) == expected[::50]).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from fractions import Fraction
+from itertools import chain
 
 import kenlm
 import numpy as np
@@ -25,7 +26,7 @@ from lmlab.config import build_config
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams
 from lmlab.models.ngram import NgramConfig, NgramLanguageModel, NgramModel, Splitter, train_ngram
-from lmlab.models.ngram_counts import BOS, BOS_ID, EOS, EOS_ID, UNK_ID, count_ngrams
+from lmlab.models.ngram_counts import BOS, BOS_ID, EOS, EOS_ID, UNK, UNK_ID, Vocabulary, count_ngrams, pad
 from lmlab.models.ngram_estimators import adjusted_counts, good_turing_discounts, modified_discounts
 from lmlab.tokenizers import TokenizerConfig, train_tokenizer
 
@@ -400,6 +401,67 @@ def test_bad_configs_name_the_key() -> None:
         build_config(NgramConfig, {"estimator": "katz", "katz_k": 1})  # d_1 would always be 0
 
 
+def test_vocabulary_numbers_new_words_in_order_of_first_appearance() -> None:
+    vocab = Vocabulary(["b", "zz"])
+    sentences = [["a", "b", EOS, "a"], [], ["c", "春", "", "a"], ["b"]]
+    ids, lengths = vocab.add_all(sentences)
+    expected = {UNK: UNK_ID, BOS: BOS_ID, EOS: EOS_ID, "b": 3, "zz": 4}
+    for word in chain.from_iterable(sentences):  # lmplz's numbering
+        expected.setdefault(word, len(expected))
+    assert vocab.ids == expected and vocab.words == list(expected)
+    assert ids.tolist() == [expected[word] for word in chain.from_iterable(sentences)]
+    assert lengths.tolist() == [4, 0, 4, 1]
+    with pytest.raises(LmlabError, match="UTF-8"):
+        vocab.add_all([["a", 3]])
+
+
+def test_vocabulary_numbers_words_of_texts_as_of_their_splits() -> None:
+    """`add_texts` splits and numbers words in compiled code; `add_all` of ``text.split()`` is the judge,
+    with a table that must grow (thousands of new words), known words and a boundary mark among them."""
+    texts = ["a b  c", "", "b 春 a\u3000d </s>", "   ", "x\x85y", *(" ".join(f"w{i}" for i in range(j, j + 900))
+                                                                for j in range(0, 9000, 450))]
+    texts += [*texts[:3], " ".join("ab" * 500)]  # seen again after the table grew; more words than bytes / 4
+    by_split, compiled = Vocabulary(["b", "zz"]), Vocabulary(["b", "zz"])
+    expected = by_split.add_all([text.split() for text in texts])
+    assert [a.tolist() for a in compiled.add_texts(texts)] == [a.tolist() for a in expected]
+    assert compiled.words == by_split.words and compiled.ids == by_split.ids and len(compiled) > 9000
+    with pytest.raises(LmlabError, match="UTF-8"):
+        compiled.add_texts(["a \udc80 b"])  # a lone surrogate
+
+
+@pytest.mark.parametrize("padding", ["kenlm", "nltk"])
+def test_counts_equal_counting_with_dicts(padding: str) -> None:
+    """Every order's keys, counts, suffixes and first words, against a Counter of the padded word tuples."""
+    sentences = [*zipf_sentences(400, 60, seed=3), []]
+    vocab = Vocabulary(chain.from_iterable(sentences))
+    for order in (1, 2, 3, 5):
+        pads = 1 if padding == "kenlm" else max(order - 1, 1)
+        padded = [(BOS,) * pads + tuple(s) + (EOS,) * pads for s in sentences]
+        counts = count_ngrams([vocab.encode(s) for s in sentences], order, len(vocab), padding)
+        grams = [(word,) for word in vocab.words]
+        for k in range(1, order + 1):
+            if k > 1:
+                shorter = grams
+                grams = [shorter[key // len(vocab)] + (vocab.words[key % len(vocab)],) for key in counts.keys[k - 1]]
+                assert [shorter[i] for i in counts.suffix[k - 1]] == [g[1:] for g in grams]
+            expected = Counter(p[i:i + k] for p in padded for i in range(len(p) - k + 1))
+            if padding == "kenlm" and k == 1:
+                expected.pop((BOS,))  # context only, never counted
+            found = dict(zip(grams, counts.counts[k - 1].tolist(), strict=True))
+            assert {g: c for g, c in found.items() if c} == expected, (order, k)
+            assert [vocab.words[i] for i in counts.first_word[k - 1]] == [g[0] for g in grams]
+
+
+@pytest.mark.parametrize("padding", ["kenlm", "nltk"])
+def test_score_sentences_equals_scoring_padded_ids(padding: str) -> None:
+    model = train_ngram(TRAIN, NgramConfig(order=4, estimator="katz", padding=padding))  # some p = 0: -inf
+    sentences = [*HELD_OUT, ["never-seen", "w1", "w2"], []]
+    with np.errstate(divide="ignore"):
+        expected = np.concatenate(model.score_ids([pad(model.vocab.encode(s), 4, padding) for s in sentences]))
+    assert np.array_equal(model.score_sentences(sentences), expected)
+    assert len(expected) == sum(len(s) + model.pads for s in sentences)
+
+
 TEXTS = ["the cat sat on the mat", "the dog sat on the log", "春天来了，花开了。", "a cat and a dog"] * 5
 
 
@@ -429,6 +491,16 @@ def test_language_model_interface(unit: str) -> None:
     assert lm.generate([prompt], GenerationParams(max_new_tokens=20, temperature=0.0)) == [expected]
 
 
+@pytest.mark.parametrize("unit", ["word", "character"])
+def test_unit_logprobs_score_each_text_as_a_padded_sentence(unit: str) -> None:
+    splitter = Splitter(unit)
+    lm = NgramLanguageModel.train(TEXTS, NgramConfig(order=3, padding="nltk", estimator="witten-bell"), splitter)
+    texts = ["the cat sat on the log", "春天来了", "", "a zebra"]
+    expected = lm.model.score_sentences([splitter.split(text) for text in texts])
+    assert np.array_equal(lm.unit_logprobs(texts), expected)
+    assert len(expected) == sum(len(splitter.split(text)) + 2 for text in texts)
+
+
 def test_character_splitter_keeps_whitespace_through_a_round_trip() -> None:
     splitter = Splitter("character")
     text = "a b\n中\t文"
@@ -436,3 +508,20 @@ def test_character_splitter_keeps_whitespace_through_a_round_trip() -> None:
     assert splitter.join(splitter.split(text)) == text
     with pytest.raises(LmlabError, match="tokenizer"):
         Splitter("token")
+
+
+def test_word_texts_are_split_where_str_split_splits() -> None:
+    """`Vocabulary.encode_texts` cuts UTF-8 bytes in compiled code; it must cut at every code point that
+    Python calls whitespace, and only there, and find the same ids as looking up ``text.split()``."""
+    every = "".join(f"x{chr(c)}" for c in range(0x110000) if not 0xD800 <= c < 0xE000)  # no lone surrogates
+    texts = [every, "  the cat\u3000sat\n", "", "\t", "春天 来了，花开了。", "one", " ".join("ab" * 500)]
+    words = sorted({word for text in texts for word in text.split()})
+    vocab = Vocabulary(words[::2])  # half of them unknown
+    ids, lengths = vocab.encode_texts(texts)
+    expected_ids, expected_lengths = vocab.encode_all([text.split() for text in texts])
+    assert lengths.tolist() == expected_lengths.tolist() == [sum(c.isspace() for c in every) + 1, 3, 0, 0, 2, 1, 1000]
+    assert ids.tolist() == expected_ids.tolist()
+    # a lone surrogate, which UTF-8 cannot hold, in the text or the vocabulary: Python splits and looks up
+    for text, known in (("a \udc80 b", vocab), ("a b", Vocabulary(["b", "\udc80"]))):
+        ids, lengths = known.encode_texts([text])
+        assert (ids.tolist(), lengths.tolist()) == tuple(a.tolist() for a in known.encode_all([text.split()]))

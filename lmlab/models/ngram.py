@@ -51,27 +51,26 @@ log10f of each probability, and KenLM's query adds those float32 logs. `precisio
 lmplz's very numbers and its perplexities are KenLM's to the last bit (tests/test_kenlm.py runs
 both programs to check).
 
-The chapter is in three files, read in this order: ``ngram_counts.py`` counts n-grams into sorted
-NumPy arrays (not dicts: a million lookups are one ``np.searchsorted``, or for scoring a few
-passes over a hash table built with NumPy), ``ngram_estimators.py``
-computes u and gamma for each estimator, and this file holds the configuration, the model that runs
-the recursion and answers queries, the ARPA format, and the `LanguageModel` interface over text.
+The chapter is in four files, read in this order: ``ngram_counts.py`` counts n-grams into sorted
+NumPy arrays (not dicts: a million lookups are one ``np.searchsorted``), ``ngram_estimators.py``
+computes u and gamma for each estimator, this file holds the configuration, the model that runs the
+recursion and answers queries (walking the sorted arrays as a trie, or for KenLM's query probing
+hash tables, as KenLM does), the ARPA format, and the `LanguageModel` interface over text, and
+``ngram_kernels.py`` holds the loops that run compiled.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -84,6 +83,7 @@ from lmlab.config import Config
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, read_text, write_json
 from lmlab.generate import GenerationParams
+from lmlab.models import ngram_kernels as kernels
 from lmlab.models.ngram_counts import (
     BOS,
     BOS_ID,
@@ -91,15 +91,14 @@ from lmlab.models.ngram_counts import (
     EOS_ID,
     UNK,
     UNK_ID,
-    KeyIndex,
     NgramCounts,
+    OrderIndex,
     Vocabulary,
     concatenate,
-    count_ngrams,
+    count_words,
     lookup,
     pad_words,
     predictable_size,
-    window_ids,
 )
 from lmlab.models.ngram_estimators import (
     absolute_discounting,
@@ -192,11 +191,17 @@ class NgramModel:
         self.keys, self.prob, self.backoff = keys, prob, backoff
         self.missing_backoff = missing_backoff
         self._log10 = log10
-        self._index: list[KeyIndex] | None = None
+        self._index: OrderIndex | None = None
+        self._flat: dict[str, tuple[np.ndarray, ...]] = {}
 
     @property
     def order(self) -> int:
         return len(self.keys)
+
+    @property
+    def pads(self) -> int:
+        """How many ``<s>`` open (and ``</s>`` close) a sentence: 1 for KenLM, n-1 for NLTK."""
+        return 1 if self.padding == "kenlm" else max(self.order - 1, 1)
 
     @classmethod
     def from_estimates(
@@ -226,26 +231,30 @@ class NgramModel:
         A position is predicted if it follows the leading pads (`first`: 1 for KenLM, n-1 for NLTK);
         its context is everything before it in the sequence, up to n-1 words.
         """
-        skip = (1 if self.padding == "kenlm" else max(self.order - 1, 1)) if first is None else first
+        skip = self.pads if first is None else first
         stream, starts = concatenate(sentences)
-        ids = window_ids(stream, starts, self.keys, len(self.vocab), self._key_index())
-        positions = np.arange(len(stream))
-        logp = np.zeros(len(stream))
-        done = np.zeros(len(stream), dtype=bool)
-        # Longest stored n-gram first; each shorter one adds the back-off of the context it dropped.
-        for k in range(self.order, 0, -1):
-            hit = (ids[k - 1] >= 0) & ~done
-            logp[hit] += np.log(self.prob[k - 1][ids[k - 1][hit]])
-            done |= hit
-            if k > 1:
-                context = np.full(len(stream), -1, dtype=np.int64)
-                context[1:] = ids[k - 2][:-1]
-                dropped = ~done & (positions - (k - 1) >= starts)
-                weight = np.full(len(stream), self.missing_backoff)
-                weight[context >= 0] = self.backoff[k - 2][context[context >= 0]]
-                logp[dropped] += np.log(weight[dropped])
+        logp = self._score_stream(stream, starts)
         bounds = np.cumsum([0, *(len(s) for s in sentences)])
         return [logp[a + skip:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def score_sentences(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        """ln p of every word of each sentence and of its closing pads, all back to back (log 0 is -inf).
+
+        Each sentence is padded as the model was trained; a word it never saw is ``<unk>``. The same
+        scores as `score_ids` of the padded sentences, without a Python list per sentence.
+        """
+        return self._score_words(*self.vocab.encode_all(sentences))
+
+    def _score_words(self, words: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """`score_sentences` of the sentences whose word ids are `words`, back to back, `lengths` long."""
+        stream, starts = pad_words(words, lengths, self.order, self.padding)
+        return self._score_stream(stream, starts)[np.arange(len(stream)) - starts >= self.pads]
+
+    def _score_stream(self, stream: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """ln p of the word at every position of `stream` (sentences back to back, each from `starts`):
+        the longest stored n-gram ending there, times the back-off of each longer context it dropped."""
+        return kernels.backoff_logprobs(stream, starts, self.order, len(self.vocab), *self._flat_tables("trie"),
+                                        *self._flat_tables("prob"), self.missing_backoff)
 
     def logprob(self, context: Sequence[str], word: str) -> float:
         """ln p(word | context); context words beyond the last n-1 are ignored, unknown ones are <unk>."""
@@ -288,7 +297,7 @@ class NgramModel:
         """
         if self._log10 is None:
             prob = [np.minimum(log10f(p), np.float32(0.0)) for p in self.prob]
-            self._log10 = prob, [log10f(b, few_distinct=True) for b in self.backoff]
+            self._log10 = prob, [log10f(b) for b in self.backoff]
         return self._log10
 
     def log10_scores(self, sentences: Sequence[Sequence[int]]) -> Log10Scores:
@@ -297,55 +306,50 @@ class NgramModel:
         A word scores the log10 p of the longest stored n-gram ending in it, plus the log10 back-off of
         each longer context it skipped, added shortest first; a sentence's total adds its scores in
         order. Every addition is rounded to float32, as in KenLM, so the totals equal
-        ``kenlm.Model.score`` bit for bit. One pass of NumPy over all sentences at once.
+        ``kenlm.Model.score`` bit for bit. KenLM's own loop, compiled (`ngram_kernels.kenlm_scores`).
         """
         lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
         return self._log10_scores(np.fromiter(chain.from_iterable(sentences), np.int64, int(lengths.sum())), lengths)
 
     def _log10_scores(self, words: np.ndarray, lengths: np.ndarray) -> Log10Scores:
-        """`log10_scores` of the sentences whose word ids are `words`, back to back, `lengths` long.
-
-        Order by order, only where the shorter n-gram was found: the (k-1)-gram ending at t-1 is the
-        context of the k-gram ending at t, which is looked up by the key (context, word at t).
-        """
+        """`log10_scores` of the sentences whose word ids are `words`, back to back, `lengths` long."""
         if self.padding != "kenlm" or self.missing_backoff != 1.0:
             raise LmlabError("log10_scores: KenLM's scoring needs a model with KenLM padding and ARPA back-offs")
-        log_prob, log_backoff = self.log10_tables()
         stream, starts = pad_words(words, lengths, self.order, self.padding)
-        opens = starts == np.arange(len(stream))  # the <s> of each sentence: never predicted
-        continued = np.append(~opens[1:], False)  # position t + 1 is in the same sentence as t
-        scores = log_prob[0][stream]
-        longest = np.ones(len(stream), dtype=np.int8)  # the longest n-gram found ending at each position
-        found = np.arange(len(stream)), stream  # where the n-grams of the current order end, and their indices
-        contexts = []
-        for k in range(2, self.order + 1):
-            inside = continued[found[0]]  # the k-gram ending at t extends the (k-1)-gram ending at t-1
-            at, context = found[0][inside] + 1, found[1][inside]
-            contexts.append((at, context))
-            index = self._key_index()[k - 2].find(context * len(self.vocab) + stream[at])
-            hit = index >= 0
-            found = at[hit], index[hit]
-            # KenLM grows a match one word leftwards at a time and stops at the first n-gram it lacks,
-            # which in a model whose every n-gram's suffix is stored too (lmplz's, lmlab's) never happens
-            grown = longest[found[0]] == k - 1
-            at_grown, index_grown = found if grown.all() else (found[0][grown], found[1][grown])
-            longest[at_grown] = k
-            scores[at_grown] = log_prob[k - 1][index_grown]
-        for m, (at, context) in enumerate(contexts, start=1):  # then each skipped context's back-off,
-            skipped = longest[at] <= m  # shortest first, each addition rounded to float32 as in KenLM
-            scores[at[skipped]] += log_backoff[m - 1][context[skipped]]
-        predicted = ~opens
-        scores = scores[predicted]
-        totals = np.zeros(len(lengths), dtype=np.float32)
-        # one element at a time, in order: KenLM's float32 running sum over each sentence and its </s>
-        np.add.at(totals, np.repeat(np.arange(len(lengths)), lengths + 1), scores)
-        return Log10Scores(scores, stream[predicted] == UNK_ID, totals)
+        index = self._order_index()
+        log_backoff, backoff_offset = self._flat_tables("log10 backoff")
+        scores, oov, totals = kernels.kenlm_scores(stream, starts, self.order, len(self.vocab), index.slots,
+                                                   index.first_row, index.bits, self.log10_tables()[0][0],
+                                                   log_backoff, backoff_offset)
+        return Log10Scores(scores, oov, totals)
 
-    def _key_index(self) -> list[KeyIndex]:
-        """Hash tables over the keys of orders 2 and up, built on first use: scoring looks keys up in them."""
+    def _order_index(self) -> OrderIndex:
+        """Hash tables over the keys of orders 2 and up for KenLM's query, built on first use."""
         if self._index is None:
-            self._index = [KeyIndex(keys) for keys in self.keys[1:]]
+            self._index = OrderIndex.build(self.keys, self.log10_tables()[0])
         return self._index
+
+    def _flat_tables(self, kind: Literal["trie", "prob", "log10 backoff"]) -> tuple[np.ndarray, ...]:
+        """Per-order arrays for the compiled queries, each joined order after order into one array, with
+        where order k begins (index k); made on first use. "trie": the keys, and for each (k-1)-gram where
+        its children (the k-grams it begins) start among the k-grams' keys; "prob": probabilities and
+        back-off weights; "log10 backoff": the back-offs as float32 log10 (`log10_tables`)."""
+        if kind not in self._flat:
+            if kind == "trie":
+                size = len(self.vocab)
+                children = [np.zeros(0, dtype=np.int64)] + [
+                    np.concatenate([[0], np.cumsum(np.bincount(keys // size, minlength=len(contexts)))])
+                    for contexts, keys in zip(self.keys[:-1], self.keys[1:], strict=True)]
+                tables, dtype = (self.keys, children), np.int64
+            elif kind == "prob":
+                tables, dtype = (self.prob, self.backoff), np.float64
+            else:
+                tables, dtype = self.log10_tables()[1:], np.float32
+            flat = []
+            for per_order in tables:
+                flat += [np.concatenate(per_order).astype(dtype), np.cumsum([0, 0, *map(len, per_order)])[:-1]]
+            self._flat[kind] = tuple(flat)
+        return self._flat[kind]
 
     # ARPA -----------------------------------------------------------------------------------------
 
@@ -570,36 +574,18 @@ def _running_sum(values: np.ndarray) -> float:
     return float(np.cumsum(values, dtype=np.float64)[-1]) if len(values) else 0.0
 
 
-@cache
-def _c_log10f() -> Callable[[float], float] | None:
-    """The C library's single-precision log10f, or None where it cannot be loaded."""
-    try:
-        function = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6").log10f
-    except (OSError, AttributeError):
-        return None
-    function.argtypes, function.restype = [ctypes.c_float], ctypes.c_float
-    return function
-
-
-def log10f(values: np.ndarray, few_distinct: bool = False) -> np.ndarray:
+def log10f(values: np.ndarray) -> np.ndarray:
     """log10 of each value rounded to float32 by the C library's log10f, as lmplz and KenLM round it.
 
     On CPUs with AVX-512, NumPy's float32 log10 is a vectorised routine of its own that differs from
-    the C library's in the last bit for about half of all inputs, and no faster way gives the C library's
-    bits, so the C function is called value by value: once per distinct value if `few_distinct` (the
-    back-off weights of a model take a few thousand values, its probabilities millions). Where it
-    cannot be loaded, the float64 log10 rounded to float32 stands in, a last-bit change for ~1% of values.
+    the C library's in the last bit for about half of all inputs, so a compiled loop calls the C function
+    value by value (`ngram_kernels.log10f`). Where numba has Intel's SVML, it could vectorise that loop
+    with SVML's own log10f, so there each value is passed to the C function on its own.
     """
-    values = np.asarray(values, dtype=np.float32)
-    function = _c_log10f()
-    if function is None:
-        with np.errstate(divide="ignore"):
-            return np.log10(values.astype(np.float64)).astype(np.float32)
-    if not few_distinct:
-        return np.fromiter(map(function, values.ravel().tolist()), np.float32, values.size).reshape(values.shape)
-    distinct, inverse = _few_distinct(values)
-    logs = np.fromiter(map(function, distinct.tolist()), dtype=np.float32, count=len(distinct))
-    return logs[inverse]
+    values = np.asarray(values, dtype=np.float32).ravel()
+    if numba.config.USING_SVML:
+        return np.fromiter(map(kernels.log10f_one, values), dtype=np.float32, count=len(values))
+    return kernels.log10f(values)
 
 
 def _few_distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -672,11 +658,14 @@ def train_ngram(
 ) -> NgramModel:
     """Count and smooth an n-gram model of word sequences (each one sentence or document)."""
     vocab = vocab or Vocabulary()
-    sentences = list(sentences)
-    for word in dict.fromkeys(chain.from_iterable(sentences)):  # ids in order of first appearance, as lmplz's
-        vocab.add(word)
-    ids = [list(map(vocab.ids.__getitem__, sentence)) for sentence in sentences]
-    counts = count_ngrams(ids, config.order, len(vocab), config.padding)
+    return _count_and_estimate(*vocab.add_all(list(sentences)), vocab, config, held_out)
+
+
+def _count_and_estimate(
+    words: np.ndarray, lengths: np.ndarray, vocab: Vocabulary, config: NgramConfig, held_out: Iterable[Sequence[str]]
+) -> NgramModel:
+    """`train_ngram` of sentences already in `vocab`, as their word ids back to back and their lengths."""
+    counts = count_words(words, lengths, config.order, len(vocab), config.padding)
     return estimate(counts, vocab, config, [vocab.encode(sentence) for sentence in held_out])
 
 
@@ -738,7 +727,7 @@ class NgramLanguageModel:
 
     def __init__(self, model: NgramModel, splitter: Splitter) -> None:
         self.model, self.splitter = model, splitter
-        self.pads = 1 if model.padding == "kenlm" else max(model.order - 1, 1)
+        self.pads = model.pads
 
     @classmethod
     def train(
@@ -746,12 +735,22 @@ class NgramLanguageModel:
     ) -> NgramLanguageModel:
         """Count and smooth a model of `texts`; with a tokenizer, its whole vocabulary is the model's.
 
-        `held_out` texts, if any, fit the weights of linear interpolation.
+        `held_out` texts, if any, fit the weights of linear interpolation. Words (``unit="word"``) are
+        split and numbered in compiled code (`Vocabulary.add_texts`), not as a Python string each.
         """
         vocab = Vocabulary(splitter.token_names)
-        units = (splitter.split(text) for text in texts)
-        model = train_ngram(units, config, vocab, held_out=[splitter.split(text) for text in held_out])
+        if splitter.unit == "word":
+            words, lengths = vocab.add_texts(list(texts))
+        else:
+            words, lengths = vocab.add_all([splitter.split(text) for text in texts])
+        model = _count_and_estimate(words, lengths, vocab, config, [splitter.split(text) for text in held_out])
         return cls(model, splitter)
+
+    def _encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The unit ids of every text back to back and each text's count (words split in compiled code)."""
+        if self.splitter.unit == "word":
+            return self.model.vocab.encode_texts(texts)
+        return self.model.vocab.encode_all([self.splitter.split(text) for text in texts])
 
     def _ids(self, units: Sequence[str]) -> list[int]:
         return self.model.vocab.encode(units)
@@ -781,7 +780,13 @@ class NgramLanguageModel:
 
     def log10_scores(self, texts: Sequence[str]) -> Log10Scores:
         """Each text as one sentence, scored as KenLM scores a line (see `NgramModel.log10_scores`)."""
-        return self.model._log10_scores(*self.model.vocab.encode_all([self.splitter.split(text) for text in texts]))
+        return self.model._log10_scores(*self._encode(texts))
+
+    def unit_logprobs(self, texts: Sequence[str]) -> np.ndarray:
+        """ln p of every unit of each text and of its closing pads, back to back, each text one sentence
+        padded as the model was trained: `NgramModel.score_sentences` of the split texts. (Under NLTK's
+        padding a text closes with n-1 ``</s>``, all scored, where `loglikelihood_rolling` scores one.)"""
+        return self.model._score_words(*self._encode(texts))
 
     def loglikelihood_rolling(self, texts: Sequence[str]) -> list[float]:
         sequences = [[BOS_ID] * self.pads + self._ids(self.splitter.split(text)) + [EOS_ID] for text in texts]

@@ -8,27 +8,26 @@ a million n-grams is one ``np.searchsorted``, and an n-gram's context is ``key /
     order 2   keys = sorted{ id(w1) * |V| + w2 }       prefix = key // |V| indexes order 1
     order 3   keys = sorted{ id(w1 w2) * |V| + w3 }    prefix indexes order 2, and so on
 
-Word ids 0, 1, 2 are always ``<unk>``, ``<s>``, ``</s>``. Scoring, which looks up every n-gram of
-the text at once, goes faster still through `KeyIndex`, a hash table built and probed with NumPy.
+Word ids 0, 1, 2 are always ``<unk>``, ``<s>``, ``</s>``. KenLM's query looks n-grams up faster
+still, in `KeyIndex` hash tables. The loops that pad, count, hash and split text run compiled, in
+`lmlab.models.ngram_kernels`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from itertools import chain
+from dataclasses import dataclass, field
+from itertools import chain, repeat
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lmlab.errors import LmlabError
+from lmlab.models import ngram_kernels as kernels
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
-
-
-class _IdsOrUnk(dict):
-    """Word -> id, answering <unk>'s id for any other word (without adding it, unlike a defaultdict)."""
-
-    def __missing__(self, word: str) -> int:
-        return UNK_ID
 
 
 class Vocabulary:
@@ -37,7 +36,7 @@ class Vocabulary:
     def __init__(self, words: Iterable[str] = ()) -> None:
         self.words: list[str] = [UNK, BOS, EOS]
         self.ids: dict[str, int] = {UNK: UNK_ID, BOS: BOS_ID, EOS: EOS_ID}
-        self._encoder: _IdsOrUnk | None = None
+        self._word_table: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None
         for word in words:
             self.add(word)
 
@@ -45,8 +44,51 @@ class Vocabulary:
         if word not in self.ids:
             self.ids[word] = len(self.words)
             self.words.append(word)
-            self._encoder = None
+            self._word_table = None
         return self.ids[word]
+
+    def add_all(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Add every new word of `sentences`, numbered in order of first appearance (as lmplz numbers them);
+        return the ids of all their words back to back and each sentence's length.
+
+        Arrow finds the distinct words and which of them the vocabulary knows (hash tables in C++), so
+        Python touches only the new words, once each.
+        """
+        try:
+            column = pa.array(sentences, pa.large_list(pa.large_string()))
+            known = pa.array(self.words, pa.large_string())
+        except (UnicodeEncodeError, pa.ArrowException) as exc:
+            raise LmlabError(f"ngram: every word must be a string that UTF-8 can encode ({exc})") from None
+        encoded = column.flatten().dictionary_encode()
+        found = pc.index_in(encoded.dictionary, value_set=known)
+        new = encoded.dictionary.filter(pc.is_null(found)).to_pylist()  # in order of first appearance
+        to_id = pc.fill_null(found, -1).to_numpy().astype(np.int64)
+        to_id[to_id < 0] = np.arange(len(self.words), len(self.words) + len(new))
+        self._append(new)
+        offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)[:len(column) + 1]
+        return to_id[encoded.indices.to_numpy()], np.diff(offsets)
+
+    def add_texts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`add_all` of each text split at whitespace as ``str.split()`` splits it, without a Python string
+        per word: a compiled loop cuts the texts' UTF-8 bytes and numbers the words (`ngram_kernels.add_words`);
+        only the new words become Python strings, once each."""
+        try:
+            text, offsets = _utf8(texts)
+            words, word_offsets = _utf8(self.words)
+        except (UnicodeEncodeError, pa.ArrowException) as exc:
+            raise LmlabError(f"ngram: every text must be a string that UTF-8 can encode ({exc})") from None
+        ids, lengths, new_bytes, new_offsets = kernels.add_words(text, offsets, words, word_offsets)
+        new = pa.LargeStringArray.from_buffers(len(new_offsets) - 1, pa.py_buffer(new_offsets),
+                                               pa.py_buffer(new_bytes)).to_pylist()
+        self._append(new)
+        return ids, lengths
+
+    def _append(self, new: list[str]) -> None:
+        """Number the `new` words, none of them known yet, from ``len(self)`` on."""
+        self.ids.update(zip(new, range(len(self.words), len(self.words) + len(new)), strict=True))
+        self.words.extend(new)
+        if new:
+            self._word_table = None
 
     def __len__(self) -> int:
         return len(self.words)
@@ -57,14 +99,34 @@ class Vocabulary:
     def encode_all(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
         """Every sentence's ids back to back (<unk> for an unknown word) and each sentence's length.
 
-        The words are looked up by `map` over a dict whose misses answer <unk>, so no Python code runs
-        per word.
+        The words are looked up by `map` over ``dict.get`` with <unk> as the default, so no Python code
+        runs per word.
         """
-        if self._encoder is None:
-            self._encoder = _IdsOrUnk(self.ids)
         lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
-        ids = map(self._encoder.__getitem__, chain.from_iterable(sentences))
+        ids = map(self.ids.get, chain.from_iterable(sentences), repeat(UNK_ID))
         return np.fromiter(ids, dtype=np.int64, count=int(lengths.sum())), lengths
+
+    def encode_texts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`encode_all` of each text split at whitespace, as ``str.split()`` splits it, without a Python
+        string per word: a compiled loop cuts the texts' UTF-8 bytes and hashes each word's bytes.
+        """
+        try:
+            text, offsets = _utf8(texts)
+            if self._word_table is None:
+                words, word_offsets = _utf8(self.words)
+                bits = table_bits(len(self.words))
+                self._word_table = words, word_offsets, kernels.word_table(words, word_offsets, bits), bits
+        except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot hold: let Python split and look up
+            return self.encode_all([text.split() for text in texts])
+        return kernels.split_words(text, offsets, *self._word_table)
+
+
+def _utf8(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of all `strings` back to back, and where each begins (and the last ends)."""
+    array = pa.array(strings, pa.large_string())
+    _, offsets, data = array.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int64)[:len(array) + 1]
+    return (np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)), ends
 
 
 def pad(ids: Sequence[int], order: int, padding: str) -> list[int]:
@@ -81,26 +143,10 @@ def concatenate(sentences: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndar
     return stream, starts
 
 
-def padded_stream(sentences: Sequence[Sequence[int]], order: int, padding: str) -> tuple[np.ndarray, np.ndarray]:
-    """`concatenate` of the `pad`-ded sentences, with the pads written by NumPy rather than per sentence."""
-    lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
-    words = np.fromiter(chain.from_iterable(sentences), dtype=np.int64, count=int(lengths.sum()))
-    return pad_words(words, lengths, order, padding)
-
-
 def pad_words(words: np.ndarray, lengths: np.ndarray, order: int, padding: str) -> tuple[np.ndarray, np.ndarray]:
-    """`padded_stream` of sentences given as all their word ids back to back and the length of each."""
+    """`concatenate` of the `pad`-ded sentences, given as all their word ids back to back and the length of each."""
     pads = 1 if padding == "kenlm" else max(order - 1, 1)
-    lengths = lengths + 2 * pads
-    ends = np.cumsum(lengths)
-    begins = ends - lengths
-    stream = np.empty(len(words) + 2 * pads * len(lengths), dtype=np.int64)
-    is_word = np.ones(len(stream), dtype=bool)
-    for j in range(pads):
-        stream[begins + j], stream[ends - 1 - j] = BOS_ID, EOS_ID
-        is_word[begins + j] = is_word[ends - 1 - j] = False
-    stream[is_word] = words
-    return stream, np.repeat(begins, lengths)
+    return kernels.pad_words(np.asarray(words, dtype=np.int64), np.asarray(lengths, dtype=np.int64), pads)
 
 
 def lookup(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -128,61 +174,79 @@ class KeyIndex:
     """A hash table over one order's sorted keys: ``find`` answers what `lookup` does, several times faster.
 
     Binary search reads about log2(n) scattered places per key; this table, at most half full, reads
-    one or two. It is open addressing with linear probing: a key's home slot is the top bits of
-    key * 2^64/phi (Fibonacci hashing), and it sits in the first free slot from there on. Placing the
-    keys in order of home slot makes that a running maximum instead of a loop:
-    slot_i = i + max over j <= i of (home_j - j). Slots run past the end instead of wrapping around.
+    one or two. It is open addressing with linear probing (`ngram_kernels`): a key's home slot is the
+    top bits of its 64-bit hash, by default the key times 2^64/phi (Fibonacci hashing), and it sits in
+    the first free slot from there on, wrapping around. A slot is two int64: the key, and its index
+    shifted up 32 bits with 32 bits of `payload` below, so a hit reads both from one place in memory.
+    `slots` lets several tables live in one array (`OrderIndex`).
     """
 
-    def __init__(self, keys: np.ndarray) -> None:
-        self.bits = max(1, (2 * len(keys)).bit_length())  # 2^bits slots > 2n: at most half full
-        home = self._home(keys)
-        placed = np.argsort(home, kind="stable")
-        rank = np.arange(len(keys))
-        slot = np.maximum.accumulate(home[placed] - rank) + rank if len(keys) else rank
-        # an empty slot past every home slot and every key ends every probe
-        size = max(int(slot[-1]) + 2 if len(keys) else 0, 2**self.bits + 1)
-        self.slot_key = np.full(size, -1, dtype=np.int64)  # keys are >= 0: -1 marks an empty slot
-        self.slot_key[slot] = keys[placed]
-        self.slot_index = np.full(size, -1, dtype=np.int32 if len(keys) < 2**31 else np.int64)
-        self.slot_index[slot] = placed
+    def __init__(
+        self, keys: np.ndarray, slots: np.ndarray | None = None, hashes: np.ndarray | None = None,
+        payload: np.ndarray | None = None,
+    ) -> None:
+        keys = np.asarray(keys, dtype=np.int64)
+        if len(keys) >= 2**31:
+            raise LmlabError(f"ngram: {len(keys):,} n-grams of one order are more than a hash table here holds")
+        self.bits = table_bits(len(keys))
+        if slots is None:
+            slots = np.full((2**self.bits, 2), -1, dtype=np.int64)  # keys are >= 0: -1 marks an empty slot
+        hashes = self._spread(keys) if hashes is None else hashes
+        payload = np.zeros(len(keys), dtype=np.uint32) if payload is None else payload
+        kernels.fill_table(keys, hashes, payload, slots, self.bits)
+        self.slots, self.slot_key = slots, slots[:, 0]
+
+    @staticmethod
+    def _spread(keys: np.ndarray) -> np.ndarray:
+        return np.asarray(keys, dtype=np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps mod 2^64
 
     def _home(self, keys: np.ndarray) -> np.ndarray:
-        spread = np.asarray(keys, dtype=np.int64).view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # wraps mod 2^64
-        spread >>= np.uint64(64 - self.bits)
-        return spread.view(np.int64)
+        return (self._spread(keys) >> np.uint64(64 - self.bits)).view(np.int64)
 
     def find(self, wanted: np.ndarray) -> np.ndarray:
         """Index of each wanted key in `keys`, or -1 where it is absent."""
-        slot = self._home(wanted)
-        key = self.slot_key[slot]
-        hit = key == wanted
-        pending = np.flatnonzero(~hit & (key >= 0))  # the home slot holds another key: look further on
-        probe = slot[pending] + 1
-        while len(pending):
-            key = self.slot_key[probe]
-            now = key == wanted[pending]
-            slot[pending[now]], hit[pending[now]] = probe[now], True
-            onward = ~now & (key >= 0)
-            pending, probe = pending[onward], probe[onward] + 1
-        found = self.slot_index[slot].astype(np.int64)
-        found[~hit] = -1
-        return found
+        wanted = np.asarray(wanted, dtype=np.int64)
+        return kernels.find_keys(self.slots, self.bits, wanted, self._spread(wanted))
 
 
-def window_ids(
-    stream: np.ndarray, starts: np.ndarray, keys: list[np.ndarray], vocab_size: int,
-    index: Sequence[KeyIndex] | None = None,
-) -> list[np.ndarray]:
-    """For each order k, the index of the stored k-gram ending at every position (-1: none).
+def table_bits(size: int) -> int:
+    """log2 of the slots of a `KeyIndex` over `size` keys: more than 2 * size, so at most half full."""
+    return max(1, (2 * size).bit_length())
 
-    `index`, one `KeyIndex` per order from 2 up, finds the keys faster than binary search.
-    """
+
+@dataclass
+class OrderIndex:
+    """A `KeyIndex` over the keys of every order from 2 up, in one array, as KenLM's compiled query takes
+    them: order k's table is ``2^bits[k]`` rows of `slots` from row ``first_row[k]``. An n-gram's home
+    slot comes from the hash of its words (`ngram_kernels.extend_hash`), which the query computes
+    without a lookup, and its payload is its float32 log10 p."""
+
+    slots: np.ndarray
+    first_row: np.ndarray
+    bits: np.ndarray
+
+    @classmethod
+    def build(cls, keys: Sequence[np.ndarray], log_prob: Sequence[np.ndarray]) -> OrderIndex:
+        """The tables over ``keys[1:]`` (orders 2 and up; unigrams need none, a unigram's key is its id)."""
+        vocab_size = len(keys[0])
+        bits = np.array([0, 0, *(table_bits(len(order_keys)) for order_keys in keys[1:])], dtype=np.int64)
+        bounds = np.cumsum([0, *(2**bits[2:])])
+        slots = np.full((bounds[-1], 2), -1, dtype=np.int64)
+        hashes = kernels.extend_hashes(np.zeros(vocab_size, dtype=np.uint64), keys[0])
+        for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True), start=2):
+            hashes = kernels.extend_hashes(hashes[keys[k - 1] // vocab_size], keys[k - 1] % vocab_size)
+            payload = np.asarray(log_prob[k - 1], dtype=np.float32).view(np.uint32)
+            KeyIndex(keys[k - 1], slots[a:b], hashes, payload)
+        return cls(slots, np.concatenate([[0, 0], bounds[:-1]]).astype(np.int64), bits)
+
+
+def window_ids(stream: np.ndarray, starts: np.ndarray, keys: list[np.ndarray], vocab_size: int) -> list[np.ndarray]:
+    """For each order k, the index of the stored k-gram ending at every position (-1: none)."""
     ids = [stream.copy()]  # unigrams are dense: a word's index is its id
     for k in range(2, len(keys) + 1):
         inside, packed = _extend(ids[-1], stream, starts, k, vocab_size)
         found = np.full(len(stream), -1, dtype=np.int64)
-        found[inside] = index[k - 2].find(packed) if index else lookup(keys[k - 1], packed)
+        found[inside] = lookup(keys[k - 1], packed)
         ids.append(found)
     return ids
 
@@ -201,6 +265,7 @@ class NgramCounts:
     counts: list[np.ndarray]
     suffix: list[np.ndarray]
     first_word: list[np.ndarray]
+    _prefix: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def order(self) -> int:
@@ -208,29 +273,34 @@ class NgramCounts:
 
     def prefix(self, k: int) -> np.ndarray:
         """Index of each k-gram's context among the (k-1)-grams (0, the empty context, for unigrams)."""
-        return self.keys[k - 1] // self.vocab_size
+        if k not in self._prefix:  # every estimator asks for it several times
+            self._prefix[k] = self.keys[k - 1] // self.vocab_size
+        return self._prefix[k]
 
 
 def count_ngrams(sentences: Sequence[Sequence[int]], order: int, vocab_size: int, padding: str) -> NgramCounts:
     """Count every n-gram of orders 1..`order` in the padded `sentences` (lists of word ids)."""
-    stream, starts = padded_stream(sentences, order, padding)
+    lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
+    words = np.fromiter(chain.from_iterable(sentences), dtype=np.int64, count=int(lengths.sum()))
+    return count_words(words, lengths, order, vocab_size, padding)
+
+
+def count_words(words: np.ndarray, lengths: np.ndarray, order: int, vocab_size: int, padding: str) -> NgramCounts:
+    """`count_ngrams` of sentences given as all their word ids back to back and the length of each."""
+    stream, starts = pad_words(words, lengths, order, padding)
     unigram_counts = np.bincount(stream, minlength=vocab_size).astype(np.int64)
     if padding == "kenlm":
         unigram_counts[BOS_ID] = 0  # <s> is context only: never predicted, so never counted as a word
     keys, counts = [np.arange(vocab_size, dtype=np.int64)], [unigram_counts]
     suffix, first_word = [np.zeros(vocab_size, dtype=np.int64)], [np.arange(vocab_size, dtype=np.int64)]
-    ids = stream.copy()  # index of the k-gram ending at each position, order by order
+    ids = stream  # index of the k-gram ending at each position, order by order
     for k in range(2, order + 1):
-        inside, packed = _extend(ids, stream, starts, k, vocab_size)
-        order_keys, inverse, order_counts = np.unique(packed, return_inverse=True, return_counts=True)
-        order_suffix = np.empty(len(order_keys), dtype=np.int64)
-        order_suffix[inverse] = ids[inside]  # the (k-1)-gram ending at the same position
+        order_keys, order_counts, order_suffix, ids = kernels.count_order(ids, stream, starts, k, len(keys[-1]),
+                                                                          vocab_size)
         keys.append(order_keys)
-        counts.append(order_counts.astype(np.int64))
+        counts.append(order_counts)
         suffix.append(order_suffix)
         first_word.append(first_word[-1][order_keys // vocab_size])
-        ids = np.full(len(stream), -1, dtype=np.int64)
-        ids[inside] = inverse
     return NgramCounts(vocab_size, keys, counts, suffix, first_word)
 
 

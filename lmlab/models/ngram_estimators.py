@@ -30,10 +30,10 @@ def _divide(numerator: np.ndarray, denominator: np.ndarray, where_zero: float) -
     return np.where(denominator > 0, numerator / safe, where_zero)
 
 
-def mle(counts: NgramCounts) -> list[tuple[np.ndarray, np.ndarray]]:
-    """count(c w) / count(c •) at every order; nothing is handed down from a seen context."""
+def mle(counts: NgramCounts, orders: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """count(c w) / count(c •) at every order (or the first `orders`); nothing is handed down from a seen context."""
     estimates = []
-    for k in range(1, counts.order + 1):
+    for k in range(1, (orders or counts.order) + 1):
         total = _per_context(counts, k, counts.counts[k - 1].astype(np.float64))
         u = _divide(counts.counts[k - 1], total[counts.prefix(k)], 0.0)
         estimates.append((u, np.where(total > 0, 0.0, 1.0)))
@@ -95,7 +95,7 @@ def witten_bell(counts: NgramCounts) -> list[tuple[np.ndarray, np.ndarray]]:
     different words is likely to be followed by a new one, so it hands down N1+(c•) / (N1+(c•) + count(c•)).
     The recursion ends at the MLE unigram, as in NLTK, so a word never seen gets 0.
     """
-    estimates = mle(counts)[:1]
+    estimates = mle(counts, orders=1)
     for k in range(2, counts.order + 1):
         total = _per_context(counts, k, counts.counts[k - 1].astype(np.float64))
         followers = _per_context(counts, k, np.ones(len(counts.keys[k - 1])))
@@ -109,7 +109,7 @@ def absolute_discounting(counts: NgramCounts, discount: float) -> list[tuple[np.
     gives up the same D, so gamma = D N1+(c•) / count(c•). Kneser-Ney is this with continuation counts
     below the top order. The recursion ends at the MLE unigram, as in NLTK.
     """
-    estimates = mle(counts)[:1]
+    estimates = mle(counts, orders=1)
     for k in range(2, counts.order + 1):
         total = _per_context(counts, k, counts.counts[k - 1].astype(np.float64))
         followers = _per_context(counts, k, np.ones(len(counts.keys[k - 1])))
