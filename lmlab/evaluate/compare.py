@@ -49,18 +49,19 @@ class ComparisonRow:
 
 
 ESTIMATOR_NAMES = {
-    "modified-kneser-ney": "modified KN", "kneser-ney": "KN", "nltk-kneser-ney": "NLTK KN",
+    "modified-kneser-ney": "mod-KN", "kneser-ney": "KN", "nltk-kneser-ney": "NLTK KN",
     "witten-bell": "Witten-Bell", "absolute-discounting": "absolute disc.", "stupid-backoff": "stupid back-off",
 }
 
 
 def describe_run(run_dir: Path) -> str:
-    """What a run's model is, in a few words: "5-gram modified KN, tokens", "LSTM 1x128", "GPT 4x128"."""
+    """What a run's model is, in a few words: "5-gram mod-KN", "3-gram KN, characters", "LSTM 1x128"."""
     spec = read_json(run_dir / "model.json")
     family, config = spec.get("family", "?"), spec.get("config", {})
     if family == "ngram":
         estimator = ESTIMATOR_NAMES.get(config.get("estimator"), config.get("estimator"))
-        return f"{config.get('order')}-gram {estimator}, {config.get('unit', 'token')}s"
+        unit = config.get("unit", "token")
+        return f"{config.get('order')}-gram {estimator}" + ("" if unit == "token" else f", {unit}s")
     if family == "rnn":
         return f"{config.get('cell', 'rnn').upper()} {config.get('n_layer')}x{config.get('hidden')}"
     if family == "gpt":
