@@ -1,7 +1,16 @@
-"""`lmlab.evaluate`: the language-model interface, perplexity, bits per byte and baselines."""
+"""`lmlab.evaluate`: the language-model interface, perplexity, bits per byte, baselines and metrics."""
 
+from lmlab.evaluate.bleu import BleuScore, corpus_bleu, sentence_bleu
 from lmlab.evaluate.lm import CausalLanguageModel, LanguageModel, rolling_windows
+from lmlab.evaluate.metrics import (
+    PrecisionRecallF1,
+    accuracy,
+    confusion_matrix,
+    plot_confusion_matrix,
+    precision_recall_f1,
+)
 from lmlab.evaluate.perplexity import SplitScore, score_texts, split_documents, unigram_baseline
 
-__all__ = ["CausalLanguageModel", "LanguageModel", "SplitScore", "rolling_windows", "score_texts",
-           "split_documents", "unigram_baseline"]
+__all__ = ["BleuScore", "CausalLanguageModel", "LanguageModel", "PrecisionRecallF1", "SplitScore", "accuracy",
+           "confusion_matrix", "corpus_bleu", "plot_confusion_matrix", "precision_recall_f1", "rolling_windows",
+           "score_texts", "sentence_bleu", "split_documents", "unigram_baseline"]
