@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import warnings
 
 import pytest
 import sacrebleu
 from sacrebleu.metrics import BLEU
 
 from lmlab.errors import LmlabError
-from lmlab.evaluate.bleu import corpus_bleu, sentence_bleu
+from lmlab.evaluate.bleu import corpus_bleu, nltk_corpus_bleu, nltk_sentence_bleu, sentence_bleu
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "The", "3.5", "1,000", "x-ray", "it's", "(ok)",
          '"quoted"', "&amp;", "end.", "yes,", "no!", "5-4", "Über", "naïve", "€5", "—", "«hi»", "¿qué?"]
@@ -112,3 +113,105 @@ def test_bad_arguments_name_the_field() -> None:
         corpus_bleu(["a", "b"], [["a"]])  # per-segment lists instead of streams
     with pytest.raises(LmlabError, match="not one string"):
         sentence_bleu("a", "a")
+
+
+# ----------------------------------------------------------------------------------------------
+# NLTK-compatible mode against nltk.translate.bleu_score itself.
+
+NLTK_METHODS = [f"method{i}" for i in range(8)]
+
+
+def _nltk(name: str, *args, **kwargs):
+    import nltk.translate.bleu_score as nltk_bleu
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # method0 warns about every zero precision
+        return getattr(nltk_bleu, name)(*args, **kwargs)
+
+
+def _nltk_smoothing(method: str):
+    from nltk.translate.bleu_score import SmoothingFunction
+
+    return getattr(SmoothingFunction(), method)
+
+
+def _token_corpus(seed: int, n: int, refs_per_segment: int, vocab_size: int = 6) -> tuple[list, list]:
+    rng = random.Random(seed)
+    vocab = WORDS[:vocab_size]
+
+    def tokens() -> list[str]:
+        return [rng.choice(vocab) for _ in range(rng.randint(0, 9))]
+
+    hyps = [tokens() for _ in range(n)]
+    return [[tokens() for _ in range(refs_per_segment)] for _ in range(n)], hyps
+
+
+def _assert_same_as_nltk(nltk_name: str, ours, refs, hyps, method: str, **kwargs) -> float | None:
+    """Run NLTK and lmlab on the same input; where NLTK's method6 asserts a trigram match, we must raise instead."""
+    try:
+        theirs = _nltk(nltk_name, refs, hyps, smoothing_function=_nltk_smoothing(method), **kwargs)
+    except AssertionError:
+        assert method == "method6"
+        with pytest.raises(LmlabError, match="method6"):
+            ours(refs, hyps, smoothing=method, **kwargs)
+        return None
+    assert ours(refs, hyps, smoothing=method, **kwargs) == pytest.approx(theirs, abs=1e-9)
+    return theirs
+
+
+@pytest.mark.parametrize("method", NLTK_METHODS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nltk_corpus_bleu_matches_nltk(method: str, seed: int) -> None:
+    refs, hyps = _token_corpus(seed, n=30, refs_per_segment=1 + seed, vocab_size=4)
+    theirs = _assert_same_as_nltk("corpus_bleu", nltk_corpus_bleu, refs, hyps, method)
+    # Every order matters here; method6 can exceed 1 at corpus level (it mixes corpus counts with the last segment).
+    assert theirs is not None and theirs > 0
+
+
+@pytest.mark.parametrize("method", NLTK_METHODS)
+@pytest.mark.parametrize("auto_reweigh", [False, True])
+def test_nltk_sentence_bleu_matches_nltk(method: str, auto_reweigh: bool) -> None:
+    # Short sentences over a small vocabulary: zero precisions, short hypotheses and ties all occur.
+    refs, hyps = _token_corpus(seed=5, n=80, refs_per_segment=3, vocab_size=4)
+    for segment_refs, hyp in zip(refs, hyps, strict=True):
+        _assert_same_as_nltk("sentence_bleu", nltk_sentence_bleu, segment_refs, hyp, method, auto_reweigh=auto_reweigh)
+
+
+@pytest.mark.parametrize(("refs", "hyp"), [
+    ([["the", "cat", "sat"]], []),  # empty hypothesis
+    ([["the", "cat", "sat", "on", "the", "mat"]], ["dog", "ran", "away"]),  # no match at all
+    ([["the", "cat", "sat", "on", "the", "mat"]], ["the", "mat", "sat", "on", "cat"]),  # no 4-gram match
+    ([["the", "cat", "sat", "on", "the", "mat"]], ["the", "cat", "sat", "on", "the", "mat"]),  # perfect
+    ([["a", "cat", "sat", "on", "a", "mat"], ["the", "cat", "is", "on", "the", "mat", "today", "too"],
+      ["the", "cat", "sat", "on", "the", "mat"]], ["the", "cat", "sat", "on", "the", "mat", "today"]),  # several refs
+    ([["cat"]], ["cat"]),  # shorter than every order above 1
+    ([["the", "the", "the"]], ["the"] * 7),  # clipping
+])
+@pytest.mark.parametrize("method", NLTK_METHODS)
+def test_nltk_edge_cases_match_nltk(refs: list, hyp: list, method: str) -> None:
+    _assert_same_as_nltk("sentence_bleu", nltk_sentence_bleu, refs, hyp, method)
+
+
+@pytest.mark.parametrize("weights", [(1.0,), (0.5, 0.5), (0.2, 0.3, 0.5), (0.1, 0.2, 0.3, 0.2, 0.2)])
+def test_nltk_weights_match_nltk(weights: tuple[float, ...]) -> None:
+    refs, hyps = _token_corpus(seed=9, n=20, refs_per_segment=2, vocab_size=5)
+    for method in ("method0", "method3", "method5"):
+        theirs = _nltk("corpus_bleu", refs, hyps, weights=weights, smoothing_function=_nltk_smoothing(method))
+        assert nltk_corpus_bleu(refs, hyps, weights=weights, smoothing=method) == pytest.approx(theirs, abs=1e-9)
+
+
+def test_nltk_differs_from_sacrebleu_where_documented() -> None:
+    # max(1, ·) denominators: a one-token hypothesis still counts one n-gram of every order in NLTK.
+    refs, hyps = [[["a", "b"]], [["a", "b", "c", "d"]]], [["a"], ["a", "b", "c", "e"]]
+    ours = nltk_corpus_bleu(refs, hyps, smoothing="method3")
+    sacre = corpus_bleu([" ".join(h) for h in hyps], [[" ".join(r[0]) for r in refs]], tokenize="none")
+    assert ours < sacre.score / 100
+
+
+def test_nltk_bad_arguments_name_the_field() -> None:
+    with pytest.raises(LmlabError, match="smoothing='method9'"):
+        nltk_sentence_bleu([["a"]], ["a"], smoothing="method9")
+    with pytest.raises(LmlabError, match="2 hypotheses but 1 reference lists"):
+        nltk_corpus_bleu([[["a"]]], [["a"], ["b"]])
+    with pytest.raises(LmlabError, match="segment 0"):
+        nltk_sentence_bleu(["a b"], "a b")  # strings instead of token lists

@@ -34,6 +34,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cache
 
 from lmlab.errors import LmlabError
@@ -278,3 +279,151 @@ def sentence_bleu(hypothesis: str, references: Sequence[str], tokenize: str = "1
         raise LmlabError("sentence BLEU takes a list of reference strings, not one string")
     return corpus_bleu([hypothesis], [[ref] for ref in references], tokenize, smooth_method, smooth_value,
                        lowercase, effective_order, max_order)
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. NLTK-compatible BLEU (nltk.translate.bleu_score), for numbers comparable with NLTK's.
+#
+# NLTK scores pre-tokenised lists on a 0..1 scale and differs from sacrebleu in three ways that move
+# the number: a segment's order-n denominator is max(1, hypothesis n-grams), so a hypothesis shorter
+# than n still adds 1 to it; a corpus with zero precision at some order scores sys.float_info.min
+# there ("method0"), a tiny positive number rather than 0; and the smoothing methods of Chen and
+# Cherry (2014) are numbered method0..method7. Some methods read the *last* segment of the corpus
+# (method5's 5-gram precision, method6's n-gram count); we keep that so corpus scores agree too.
+# Precisions stay exact fractions where NLTK keeps them exact, so the float rounding happens at the
+# same places and the scores agree to the last bits.
+
+
+@dataclass
+class _NltkCorpus:
+    numerators: list[int]  # matched n-grams per order, summed over segments
+    denominators: list[int]  # Σ_seg max(1, hypothesis n-grams) per order
+    hyp_len: int
+    last_refs: Sequence[Sequence[str]]
+    last_hyp: Sequence[str]
+
+
+Precision = Fraction | float
+
+
+def _nltk_method0(p: list[Precision], corpus: _NltkCorpus, epsilon: float, alpha: float, k: float) -> list[Precision]:
+    # No smoothing, but log(0) is avoided: the smallest positive float makes the score tiny, not 0.
+    return [p_n if p_n.numerator != 0 else sys.float_info.min for p_n in p]
+
+
+def _nltk_method1(p: list[Precision], corpus: _NltkCorpus, epsilon: float, alpha: float, k: float) -> list[Precision]:
+    # Add epsilon to zero match counts.
+    return [epsilon / den if num == 0 else p_n
+            for p_n, num, den in zip(p, corpus.numerators, corpus.denominators, strict=True)]
+
+
+def _nltk_method2(p: list[Precision], corpus: _NltkCorpus, epsilon: float, alpha: float, k: float) -> list[Precision]:
+    # Lin and Och (2004): add one to matches and total of every order above 1, zero or not.
+    return [p[0]] + [Fraction(num + 1, den + 1)
+                     for num, den in zip(corpus.numerators[1:], corpus.denominators[1:], strict=True)]
+
+
+def _nltk_method3(p: list[Precision], corpus: _NltkCorpus, epsilon: float, alpha: float, k: float) -> list[Precision]:
+    # NIST geometric smoothing (sacrebleu's "exp"): the i-th zero precision becomes 1 / (2^i · total).
+    smoothed, zeros = list(p), 0
+    for n, den in enumerate(corpus.denominators):
+        if corpus.numerators[n] == 0:
+            zeros += 1
+            smoothed[n] = 1 / (2**zeros * den)
+    return smoothed
+
+
+def _nltk_method4(p: list[Precision], corpus: _NltkCorpus, epsilon: float, alpha: float, k: float) -> list[Precision]:
+    # As method3, but a longer hypothesis earns a larger pseudo-count: 1 / (2^i · k / ln(length)).
+    # A one-token corpus has ln(1) = 0, so its zeros are left unsmoothed (and drop out of the mean).
+    smoothed, zeros = list(p), 0
+    for n, den in enumerate(corpus.denominators):
+        if corpus.numerators[n] == 0 and corpus.hyp_len > 1:
+            zeros += 1
+            smoothed[n] = 1 / (2**zeros * k / math.log(corpus.hyp_len)) / den
+    return smoothed
+
+
+def _nltk_method5(p: list[Precision], corpus: _NltkCorpus, epsilon: float, alpha: float, k: float) -> list[Precision]:
+    # Each precision becomes the mean of itself, its smoothed predecessor and its raw successor; the
+    # successor of the last order is always the 5-gram precision of the last segment.
+    stats = segment_stats(corpus.last_hyp, corpus.last_refs, 5)
+    successors = list(p[1:]) + [Fraction(stats.correct[4], max(1, stats.total[4]))]
+    smoothed: list[Precision] = []
+    previous = p[0] + 1
+    for p_n, successor in zip(p, successors, strict=True):
+        previous = (previous + p_n + successor) / 3
+        smoothed.append(previous)
+    return smoothed
+
+
+def _nltk_method6(p: list[Precision], corpus: _NltkCorpus, epsilon: float, alpha: float, k: float) -> list[Precision]:
+    # Gao and He (2013): from the third order on, interpolate the match count with a prior that
+    # continues the ratio of the two previous precisions; the n-gram count is the last segment's.
+    if len(p) < 3 or p[2] == 0:
+        raise LmlabError("NLTK BLEU smoothing='method6' needs a weight for trigrams and at least one trigram match; "
+                         "choose another smoothing method")
+    smoothed = list(p)
+    for n in range(2, len(p)):
+        prior = 0 if smoothed[n - 2] == 0 else smoothed[n - 1] ** 2 / smoothed[n - 2]
+        ngram_count = max(0, len(corpus.last_hyp) - n)
+        smoothed[n] = (corpus.numerators[n] + alpha * prior) / (ngram_count + alpha)
+    return smoothed
+
+
+def _nltk_method7(p: list[Precision], corpus: _NltkCorpus, epsilon: float, alpha: float, k: float) -> list[Precision]:
+    return _nltk_method5(_nltk_method4(p, corpus, epsilon, alpha, k), corpus, epsilon, alpha, k)
+
+
+NLTK_SMOOTHINGS: dict[str, Callable[[list[Precision], _NltkCorpus, float, float, float], list[Precision]]] = {
+    "method0": _nltk_method0, "method1": _nltk_method1, "method2": _nltk_method2, "method3": _nltk_method3,
+    "method4": _nltk_method4, "method5": _nltk_method5, "method6": _nltk_method6, "method7": _nltk_method7,
+}
+
+
+def nltk_corpus_bleu(list_of_references: Sequence[Sequence[Sequence[str]]], hypotheses: Sequence[Sequence[str]],
+                     weights: tuple[float, ...] = (0.25, 0.25, 0.25, 0.25), smoothing: str = "method0",
+                     auto_reweigh: bool = False, epsilon: float = 0.1, alpha: float = 5, k: float = 5) -> float:
+    """NLTK's corpus BLEU on 0..1: ``list_of_references[i]`` is the list of token lists referencing hypothesis i.
+
+    `epsilon` is method1's pseudo-count, `alpha` method6's prior weight and `k` method4's divisor, with NLTK's
+    defaults. With ``auto_reweigh`` a corpus of fewer than 4 tokens scored with the uniform 4-gram weights
+    uses uniform weights over as many orders as it has tokens.
+    """
+    _check_choice("smoothing", smoothing, NLTK_SMOOTHINGS)
+    if len(list_of_references) != len(hypotheses):
+        raise LmlabError(f"NLTK BLEU has {len(hypotheses)} hypotheses but {len(list_of_references)} reference lists; "
+                         "give one list of references per hypothesis")
+    if not hypotheses:
+        raise LmlabError("NLTK BLEU needs at least one hypothesis")
+    for i, (refs, hyp) in enumerate(zip(list_of_references, hypotheses, strict=True)):
+        if isinstance(hyp, str) or not refs or any(isinstance(ref, str) for ref in refs):
+            raise LmlabError(f"NLTK BLEU segment {i}: the hypothesis must be a token list and its references a "
+                             "non-empty list of token lists (NLTK does not tokenize)")
+    max_order = len(weights)
+    numerators, denominators = [0] * max_order, [0] * max_order
+    hyp_len = ref_len = 0
+    for refs, hyp in zip(list_of_references, hypotheses, strict=True):
+        stats = segment_stats(hyp, refs, max_order)
+        numerators = [a + b for a, b in zip(numerators, stats.correct, strict=True)]
+        denominators = [a + max(1, b) for a, b in zip(denominators, stats.total, strict=True)]
+        hyp_len += stats.hyp_len
+        ref_len += stats.ref_len
+    if numerators[0] == 0:  # no unigram matches: no smoothing makes that a translation
+        return 0.0
+    bp = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
+    corpus = _NltkCorpus(numerators, denominators, hyp_len, list_of_references[-1], hypotheses[-1])
+    raw: list[Precision] = [Fraction(num, den) for num, den in zip(numerators, denominators, strict=True)]
+    precisions = NLTK_SMOOTHINGS[smoothing](raw, corpus, epsilon, alpha, k)
+    if auto_reweigh and hyp_len < 4 and weights == (0.25, 0.25, 0.25, 0.25):
+        weights = (1 / hyp_len,) * hyp_len
+    # zip stops at the shorter: reweighted weights cover only the first hyp_len orders.
+    log_terms = [w * math.log(p_n) for w, p_n in zip(weights, precisions, strict=False) if p_n > 0]
+    return bp * math.exp(math.fsum(log_terms))
+
+
+def nltk_sentence_bleu(references: Sequence[Sequence[str]], hypothesis: Sequence[str],
+                       weights: tuple[float, ...] = (0.25, 0.25, 0.25, 0.25), smoothing: str = "method0",
+                       auto_reweigh: bool = False, epsilon: float = 0.1, alpha: float = 5, k: float = 5) -> float:
+    """NLTK's sentence BLEU: the corpus BLEU of a one-segment corpus (no effective order, unlike sacrebleu)."""
+    return nltk_corpus_bleu([references], [hypothesis], weights, smoothing, auto_reweigh, epsilon, alpha, k)
