@@ -10,9 +10,10 @@ from lmlab.evaluate.metrics import (
     precision_recall_f1,
 )
 from lmlab.evaluate.perplexity import SplitScore, score_texts, split_documents, unigram_baseline
+from lmlab.evaluate.qa import QAScore, squad_scores
 from lmlab.evaluate.rouge import RougeScore, corpus_rouge, rouge
 
-__all__ = ["BleuScore", "CausalLanguageModel", "LanguageModel", "PrecisionRecallF1", "RougeScore", "SplitScore",
-           "accuracy", "confusion_matrix", "corpus_bleu", "corpus_rouge", "nltk_corpus_bleu", "nltk_sentence_bleu",
-           "plot_confusion_matrix", "precision_recall_f1", "rolling_windows", "rouge", "score_texts", "sentence_bleu",
-           "split_documents", "unigram_baseline"]
+__all__ = ["BleuScore", "CausalLanguageModel", "LanguageModel", "PrecisionRecallF1", "QAScore", "RougeScore",
+           "SplitScore", "accuracy", "confusion_matrix", "corpus_bleu", "corpus_rouge", "nltk_corpus_bleu",
+           "nltk_sentence_bleu", "plot_confusion_matrix", "precision_recall_f1", "rolling_windows", "rouge",
+           "score_texts", "sentence_bleu", "split_documents", "squad_scores", "unigram_baseline"]
