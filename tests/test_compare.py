@@ -168,3 +168,21 @@ def test_eval_compare_cli_prints_and_writes_the_table(runs, tmp_path, capsys):
     rows = json.loads((tmp_path / "c.json").read_text())
     assert len(rows) == 3 and all(np.isfinite(r["bits_per_byte"]) for r in rows)
     assert main(["eval", "compare"]) == 2
+
+
+@pytest.mark.parametrize("estimator", ["modified-kneser-ney", "interpolation"])
+def test_word_runs_equal_a_model_trained_on_the_train_texts(packed_dir, tmp_path, estimator):
+    from lmlab.models.ngram import NgramConfig, NgramLanguageModel, Splitter
+
+    cfg = read_train_config(None, [f"data={packed_dir}", f"run_dir={tmp_path / 'w'}", "model.family=ngram",
+                                   "model.unit=word", "model.order=3", f"model.estimator={estimator}",
+                                   "model.discount_fallback=true"])
+    run = load_language_model(train_run(cfg).run_dir)
+    train_texts = held_out_texts(packed_dir, split="train")
+    texts = held_out_texts(packed_dir)
+    if estimator == "interpolation":
+        # the run fits its weights on every 20th training document and counts the rest
+        assert len(train_texts) >= 20 and all(math.isfinite(x) for x in run.loglikelihood_rolling(texts))
+        return
+    direct = NgramLanguageModel.train(train_texts, NgramConfig(order=3, discount_fallback=True), Splitter("word"))
+    assert run.loglikelihood_rolling(texts) == pytest.approx(direct.loglikelihood_rolling(texts), rel=1e-12)

@@ -30,7 +30,7 @@ from lmlab.errors import LmlabError
 from lmlab.evaluate.perplexity import split_documents
 from lmlab.files import atomic_path, write_json
 from lmlab.models.ngram import NgramConfig, NgramModel, Splitter, estimate
-from lmlab.models.ngram_counts import Vocabulary, count_ngrams
+from lmlab.models.ngram_counts import Vocabulary, count_words
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.loop import TrainResult
 
@@ -54,13 +54,15 @@ def splitter_for(unit: str, tokenizer: Tokenizer) -> Splitter:
     return Splitter("token", tokenizer) if unit == "token" else Splitter(unit)  # type: ignore[arg-type]
 
 
-def _token_documents(shards: TokenShards, eos_id: int, vocab_of_token: np.ndarray) -> list[np.ndarray]:
-    """The train split's documents as n-gram word ids, read straight from the packed tokens."""
+def _token_ids(shards: TokenShards, eos_id: int, vocab_of_token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The train split's documents as n-gram word ids back to back, and each document's length, read
+    straight from the packed tokens (tokens after the last end-of-text belong to no whole document)."""
     packed = np.asarray(shards.tokens("train"))
-    tokens = vocab_of_token[packed]
     ends = np.flatnonzero(packed == eos_id)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    return [tokens[start:end] for start, end in zip(starts, ends, strict=True)]
+    if not len(ends):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    inside = packed[: ends[-1]]
+    return vocab_of_token[inside[inside != eos_id]], np.diff(ends, prepend=-1) - 1
 
 
 def train_ngram_run(cfg: NgramTrainConfig) -> TrainResult:
@@ -76,24 +78,31 @@ def train_ngram_run(cfg: NgramTrainConfig) -> TrainResult:
     vocab = Vocabulary(splitter.token_names)  # a tokenizer's whole vocabulary, or empty for words/characters
     if spec.unit == "token":
         vocab_of_token = np.array([vocab.ids[name] for name in splitter.token_names], dtype=np.int64)
-        documents = [doc.tolist() for doc in _token_documents(shards, shards.meta.eos_id, vocab_of_token)]
+        words, lengths = _token_ids(shards, shards.meta.eos_id, vocab_of_token)
+    elif spec.unit == "word":
+        words, lengths = vocab.add_texts(split_documents(shards, tokenizer, "train"))  # split as str.split()
     else:
-        texts = split_documents(shards, tokenizer, "train")
-        documents = [[vocab.add(unit) for unit in splitter.split(text)] for text in texts]
-    if not documents:
+        documents = [[vocab.add(unit) for unit in splitter.split(text)]
+                     for text in split_documents(shards, tokenizer, "train")]
+        lengths = np.array([len(doc) for doc in documents], dtype=np.int64)
+        words = np.array([unit for doc in documents for unit in doc], dtype=np.int64)
+    if not len(lengths):
         raise LmlabError(f"{cfg.data}: the train split holds no documents")
-    held_out = []
-    if spec.estimator == "interpolation" and spec.lambdas is None and len(documents) >= HELD_OUT_EVERY:
+    held_out: list[np.ndarray] = []
+    if spec.estimator == "interpolation" and spec.lambdas is None and len(lengths) >= HELD_OUT_EVERY:
+        documents = np.split(words, np.cumsum(lengths)[:-1])
         held_out = documents[::HELD_OUT_EVERY]
-        documents = [doc for i, doc in enumerate(documents) if i % HELD_OUT_EVERY]
-    counts = count_ngrams(documents, ngram_config.order, len(vocab), ngram_config.padding)
+        kept = [doc for i, doc in enumerate(documents) if i % HELD_OUT_EVERY]
+        lengths = np.array([len(doc) for doc in kept], dtype=np.int64)
+        words = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    counts = count_words(words, lengths, ngram_config.order, len(vocab), ngram_config.padding)
     model = estimate(counts, vocab, ngram_config, held_out)
     seconds = time.perf_counter() - started
 
     run_dir = Path(cfg.run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise LmlabError(f"run_dir: {run_dir} already holds files; choose another run_dir or delete it")
-    tokens = int(sum(len(doc) + 1 for doc in documents))  # every unit and each document's </s>
+    tokens = len(words) + len(lengths)  # every unit and each document's </s>
     with atomic_path(run_dir) as staging:
         model.save(staging, spec.model_dump())
         shutil.copyfile(Path(cfg.data) / "tokenizer.json", staging / "tokenizer.json")
