@@ -82,10 +82,19 @@ def load_language_model(run_dir: str | Path, predict_end: bool = False) -> Langu
     if spec.get("family") == "ngram":
         unit = spec["config"].get("unit", "token")
         return NgramLanguageModel(NgramModel.load(run_dir), splitter_for(unit, tokenizer))
-    model, tokenizer = load_run(run_dir)
+    model = load_model(run_dir, device="cuda" if torch.cuda.is_available() else "cpu")
     config = load_run_config(run_dir) if (run_dir / "config.yaml").exists() else None
     block_size = config.train.block_size if isinstance(config, TrainConfig) else None
     return CausalLanguageModel(model, tokenizer, max_length=block_size, predict_end=predict_end)
+
+
+def predicted_units(lm: LanguageModel, text: str) -> int:
+    """How many predictions `loglikelihood_rolling` makes on `text`: its units (and the end, if scored)."""
+    if isinstance(lm, NgramLanguageModel):
+        return len(lm.splitter.split(text)) + 1
+    if isinstance(lm, CausalLanguageModel):
+        return len(lm.tokenizer.encode(text)) + int(lm.predict_end)
+    raise TypeError(f"cannot count the units of {type(lm).__name__}")
 
 
 def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
@@ -96,10 +105,9 @@ def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     lm = load_language_model(run_dir)
-    tokenizer = Tokenizer.load(run_dir / "tokenizer.json")
     shards = TokenShards(config.data)
-    texts = split_documents(shards, tokenizer, split)
-    score = score_texts(lm, texts, lambda text: len(tokenizer.encode(text)), split)
+    texts = split_documents(shards, Tokenizer.load(run_dir / "tokenizer.json"), split)
+    score = score_texts(lm, texts, lambda text: predicted_units(lm, text), split)
     baseline = unigram_baseline(shards, split)
     result = {
         "split": split,

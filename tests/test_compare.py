@@ -186,3 +186,13 @@ def test_word_runs_equal_a_model_trained_on_the_train_texts(packed_dir, tmp_path
         return
     direct = NgramLanguageModel.train(train_texts, NgramConfig(order=3, discount_fallback=True), Splitter("word"))
     assert run.loglikelihood_rolling(texts) == pytest.approx(direct.loglikelihood_rolling(texts), rel=1e-12)
+
+
+def test_eval_of_an_ngram_run_counts_the_units_it_predicts(runs, packed_dir):
+    from lmlab.runs import evaluate_run
+
+    result = evaluate_run(runs[2])  # the character 4-gram: characters and one </s> per document
+    texts = held_out_texts(packed_dir)
+    assert result["tokens"] == sum(len(t) + 1 for t in texts)
+    lm = load_language_model(runs[2])
+    assert result["perplexity"] == pytest.approx(math.exp(-sum(lm.loglikelihood_rolling(texts)) / result["tokens"]))

@@ -21,8 +21,7 @@ from lmlab.errors import LmlabError
 from lmlab.evaluate.lm import CausalLanguageModel, LanguageModel
 from lmlab.evaluate.perplexity import split_documents
 from lmlab.files import atomic_path, read_json, write_json, write_text
-from lmlab.models.ngram import NgramLanguageModel
-from lmlab.runs import load_language_model, load_run_config
+from lmlab.runs import load_language_model, load_run_config, predicted_units
 from lmlab.tokenizers import Tokenizer
 
 
@@ -69,15 +68,6 @@ def describe_run(run_dir: Path) -> str:
     if family == "mlp":
         return f"MLP, {config.get('context')} tokens"
     return str(family)
-
-
-def predicted_units(lm: LanguageModel, text: str) -> int:
-    """How many predictions `loglikelihood_rolling` makes on `text`: its units and the end."""
-    if isinstance(lm, NgramLanguageModel):
-        return len(lm.splitter.split(text)) + 1
-    if isinstance(lm, CausalLanguageModel):
-        return len(lm.tokenizer.encode(text)) + int(lm.predict_end)
-    raise TypeError(f"cannot count the units of {type(lm).__name__}")
 
 
 def _parameters(lm: LanguageModel, summary: dict) -> int:
