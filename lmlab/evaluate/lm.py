@@ -71,32 +71,74 @@ class CausalLanguageModel:
         # state carried over instead of re-reading overlapping context.
         self.carries_state = getattr(model, "carries_state", False)
 
-    @torch.inference_mode()
-    def _score(self, inputs: list[int], targets: list[int]) -> tuple[float, bool]:
-        """Log-prob of `targets`, the last len(targets) predictions of `inputs` (float64 sum)."""
-        ids = torch.tensor([inputs], device=self.device)
-        logits = self.model(ids).logits[0, -len(targets):].float()
-        logprobs = F.log_softmax(logits, dim=-1)
-        wanted = torch.tensor(targets, device=self.device)
-        total = logprobs.gather(1, wanted[:, None]).double().sum().item()
-        return total, bool((logits.argmax(-1) == wanted).all())
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Token ids of a (context, continuation) request, split as lm-evaluation-harness splits them."""
+        # Trailing spaces belong to the continuation: "Answer: " + "Paris" is scored as "Answer:" +
+        # " Paris", the way a BPE tokenizer sees the words.
+        spaces = len(context) - len(context.rstrip(" "))
+        if spaces:
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+        if not context:
+            continuation_ids = self.tokenizer.encode(continuation)
+            context_ids = [self.prefix_token]
+        else:
+            # Encode the whole text and cut at the context's length: a word that straddles the
+            # boundary is tokenized as the model would see it in running text.
+            context_ids = self.tokenizer.encode(context)
+            continuation_ids = self.tokenizer.encode(context + continuation)[len(context_ids):]
+        if not continuation_ids:
+            raise ValueError(f"the continuation {continuation!r} encodes to no tokens")
+        return context_ids, continuation_ids
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
-        results = []
-        for context, continuation in requests:
-            # Trailing spaces belong to the continuation, as the harness does: "Answer: " + "Paris"
-            # is scored as "Answer:" + " Paris", the way a BPE tokenizer sees the words.
-            spaces = len(context) - len(context.rstrip(" "))
-            if spaces:
-                context, continuation = context[:-spaces], context[-spaces:] + continuation
-            context_ids = self.tokenizer.encode(context) if context else [self.prefix_token]
-            whole = self.tokenizer.encode(context + continuation) if context else self.tokenizer.encode(continuation)
-            continuation_ids = whole[len(context_ids):] if context else whole
-            if not continuation_ids:
-                raise ValueError(f"the continuation {continuation!r} encodes to no tokens")
-            sequence = (context_ids + continuation_ids)[-(self.max_length + 1):]
-            results.append(self._score(sequence[:-1], continuation_ids))
+        encoded = [self._encode_pair(context, continuation) for context, continuation in requests]
+        # The choices of a question share its context: read it once, then score all choices in one batch.
+        by_context: dict[tuple[int, ...], list[int]] = {}
+        for index, (context_ids, _) in enumerate(encoded):
+            by_context.setdefault(tuple(context_ids), []).append(index)
+        results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
+        for context, members in by_context.items():
+            continuations = [encoded[index][1] for index in members]
+            if len(context) + max(map(len, continuations)) - 1 <= self.max_length:
+                scores = self._score_choices(list(context), continuations)
+            else:  # too long for the context window: each request is cut on its own, from the left
+                scores = [self._score_truncated(list(context), continuation) for continuation in continuations]
+            for index, score in zip(members, scores, strict=True):
+                results[index] = score
         return results
+
+    @torch.inference_mode()
+    def _score_choices(self, context: list[int], continuations: list[list[int]]) -> list[tuple[float, bool]]:
+        """Log-probs of several continuations of one context: the context is run once into a cache,
+        the cache copied for each continuation, and the continuations run as one right-padded batch
+        (a causal model's real positions never see the padding that follows them)."""
+        longest = max(map(len, continuations))
+        cache = self.model.new_cache(1, len(context) + longest - 1)
+        first = F.log_softmax(self.model(torch.tensor([context], device=self.device), cache=cache)
+                              .logits[0, -1].float(), dim=-1)  # predicts every continuation's first token
+        logprobs = None
+        if longest > 1:
+            ids = torch.full((len(continuations), longest - 1), self.prefix_token, dtype=torch.long)
+            for row, continuation in enumerate(continuations):
+                ids[row, : len(continuation) - 1] = torch.tensor(continuation[:-1])
+            output = self.model(ids.to(self.device), cache=cache.repeated(len(continuations)))
+            logprobs = F.log_softmax(output.logits.float(), dim=-1)  # (choices, longest - 1, V)
+        scores = []
+        for row, continuation in enumerate(continuations):
+            wanted = torch.tensor(continuation, device=self.device)
+            rows = first[None] if logprobs is None else torch.cat([first[None], logprobs[row, : len(continuation) - 1]])
+            rows = rows[: len(continuation)]
+            total = rows.gather(1, wanted[:, None]).double().sum().item()
+            scores.append((total, bool((rows.argmax(-1) == wanted).all())))
+        return scores
+
+    @torch.inference_mode()
+    def _score_truncated(self, context: list[int], continuation: list[int]) -> tuple[float, bool]:
+        sequence = (context + continuation)[-(self.max_length + 1):]
+        logits = self.model(torch.tensor([sequence[:-1]], device=self.device)).logits[0, -len(continuation):].float()
+        wanted = torch.tensor(continuation, device=self.device)
+        total = F.log_softmax(logits, dim=-1).gather(1, wanted[:, None]).double().sum().item()
+        return total, bool((logits.argmax(-1) == wanted).all())
 
     def loglikelihood_rolling(self, texts: Sequence[str]) -> list[float]:
         documents = [self.tokenizer.encode(text) + ([self.prefix_token] if self.predict_end else []) for text in texts]

@@ -59,6 +59,14 @@ class KVCache:
         """Mark `steps` more positions as filled (the model calls this after its last layer)."""
         self.length += steps
 
+    def repeated(self, copies: int) -> KVCache:
+        """A cache of `copies` rows, each a copy of this one-row cache: one prompt read once, continued several ways."""
+        clone = KVCache.__new__(KVCache)
+        clone.max_len, clone.length = self.max_len, self.length
+        clone.keys = [keys.repeat(copies, 1, 1, 1) for keys in self.keys]
+        clone.values = [values.repeat(copies, 1, 1, 1) for values in self.values]
+        return clone
+
 
 class CausalLM(Protocol):
     """The protocol `lmlab.generate` relies on (besides being an ``nn.Module``).

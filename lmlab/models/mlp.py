@@ -64,6 +64,12 @@ class TokenWindow:
         self.tokens = tokens
         self.length = 0
 
+    def repeated(self, copies: int) -> TokenWindow:
+        """A window of `copies` rows, each a copy of this one-row window."""
+        clone = TokenWindow(self.tokens.repeat(copies, 1))
+        clone.length = self.length
+        return clone
+
 
 class BengioMLP(nn.Module):
     family = "mlp"

@@ -94,6 +94,16 @@ class RecurrentState:
         elif self.state is not None:
             self.state = self.state.detach()
 
+    def repeated(self, copies: int) -> RecurrentState:
+        """A state of `copies` rows, each a copy of this one-row state (rows are dimension 1: layers come first)."""
+        clone = RecurrentState()
+        if isinstance(self.state, tuple):
+            clone.state = tuple(part.repeat(1, copies, 1) for part in self.state)
+        elif self.state is not None:
+            clone.state = self.state.repeat(1, copies, 1)
+        clone.length = self.length
+        return clone
+
     def tensors(self) -> dict[str, Tensor]:
         """The state by name (``h``, and ``c`` for an LSTM), for a training checkpoint; empty before any forward."""
         if self.state is None:
