@@ -14,6 +14,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m lmlab.evaluate.lm_eval_adapter install  # `lm_eval --model lmlab` in this venv
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,7 +1,7 @@
 """The `lmlab` command: one verb per stage of the pipeline. It parses arguments and calls the library.
 
     lmlab data stats|prepare   lmlab tokenizer train   lmlab datasets list|get
-    lmlab train                lmlab eval [compare]     lmlab generate
+    lmlab train                lmlab eval [compare|sheet|ratings]     lmlab generate
     lmlab word2vec train|similar|analogy|map|export|evaluate
     lmlab export / import      lmlab report             lmlab quickstart
 """
@@ -104,6 +104,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.targets[0] == "compare":
         _eval_compare(args)
         return
+    if args.targets[0] == "sheet":
+        _eval_sheet(args)
+        return
+    if args.targets[0] == "ratings":
+        _eval_ratings(args)
+        return
+    if args.tasks:
+        _eval_tasks(args)
+        return
     from lmlab.runs import evaluate_run
 
     if len(args.targets) > 1:
@@ -121,9 +130,53 @@ def _eval_compare(args: argparse.Namespace) -> None:
 
     rows = compare_runs(args.targets[1:], data=args.data, split=args.split, max_documents=args.max_documents)
     Console().print(comparison_table(rows))
-    out = write_comparison(rows, args.out)
+    out = write_comparison(rows, args.out or "runs/compare")
     print(f"wrote {out}/compare.md, compare.json, compare.png")
     _write_json(args.json, [row.to_dict() for row in rows])
+
+
+def _eval_tasks(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from lmlab.evaluate.harness import bundled_tasks
+    from lmlab.evaluate.leaderboard import evaluate_runs, results_json, results_table, write_results
+
+    names = [name.strip() for group in args.tasks for name in group.split(",") if name.strip()]
+    tasks = bundled_tasks() if names == ["all"] else names
+    results = evaluate_runs(args.targets, tasks, limit=args.limit, num_fewshot=args.num_fewshot)
+    Console().print(results_table(results))
+    out = write_results(results, args.out or "runs/eval", with_samples=args.log_samples)
+    print(f"wrote {out}/results.md, results.json" + (", results.png" if len(results) > 1 else ""))
+    _write_json(args.json, results_json(results))
+
+
+def _eval_sheet(args: argparse.Namespace) -> None:
+    from lmlab.evaluate.human import export_rating_sheet, read_rating_items
+
+    if len(args.targets) != 2 or not args.out:
+        raise LmlabError("eval sheet: give one JSONL of {id, system, prompt, output} records and --out SHEET.csv")
+    items = read_rating_items(args.targets[1])
+    key = export_rating_sheet(items, args.out, criteria=args.criteria, scale=tuple(args.scale), seed=args.seed,
+                              blind=not args.not_blind)
+    low, high = args.scale
+    print(f"wrote {args.out} ({len(items)} outputs, shuffled{'' if args.not_blind else ', blind'}) and its key {key}")
+    print(f"next: give each rater a copy named after them (alice.csv, ...) to fill in {', '.join(args.criteria)} "
+          f"from {low} to {high}; then: lmlab eval ratings alice.csv bob.csv ... --key {key}")
+
+
+def _eval_ratings(args: argparse.Namespace) -> None:
+    from lmlab.evaluate.human import rating_markdown, rating_report, read_rating_sheets
+    from lmlab.files import write_text
+
+    if len(args.targets) < 2:
+        raise LmlabError("eval ratings: give the filled sheets, one per rater (or with a `rater` column)")
+    report = rating_report(read_rating_sheets(args.targets[1:], key=args.key, scale=tuple(args.scale)))
+    markdown = rating_markdown(report)
+    print(markdown)
+    if args.out:
+        write_text(args.out, markdown)
+        print(f"wrote {args.out}")
+    _write_json(args.json, report.to_dict())
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -289,14 +342,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in CONFIG (a run directory)")
 
     evaluate = add(verbs, "eval", cmd_eval, "perplexity and bits per byte of a run, beside a unigram baseline; "
-                   "`eval compare RUN...` puts runs of any generation on one table")
+                   "`eval RUN... --tasks T,...` runs benchmark tasks; "
+                   "`eval compare RUN...` puts runs of any generation on one table; "
+                   "`eval sheet OUTPUTS.jsonl --out S.csv` / `eval ratings S1.csv S2.csv...`: human rating")
     evaluate.add_argument("targets", nargs="+", metavar="RUN", help="a run directory, or: compare RUN [RUN ...]")
+    evaluate.add_argument("--tasks", action="append", metavar="TASK,...",
+                          help="harness tasks: bundled names, YAML files, or `all` (any number of runs)")
+    evaluate.add_argument("--limit", type=int, help="tasks: score the first N documents of each")
+    evaluate.add_argument("--num-fewshot", type=int, help="tasks: k solved examples before each question")
+    evaluate.add_argument("--log-samples", action="store_true", help="tasks: keep every request and answer in JSON")
     evaluate.add_argument("--split", default="val", choices=["train", "val"])
     evaluate.add_argument("--json", help="also write the result as JSON")
     evaluate.add_argument("--data", help="compare: the packed data whose split all runs are scored on "
                           "(default: the first run's)")
     evaluate.add_argument("--max-documents", type=int, help="compare: score this many documents, spread evenly")
-    evaluate.add_argument("--out", default="runs/compare", help="compare: where compare.md/.json/.png go")
+    evaluate.add_argument("--out", help="compare or tasks: where the tables and chart go (default runs/compare or "
+                          "runs/eval); sheet: the CSV to write; ratings: also write the Markdown report here")
+    evaluate.add_argument("--criteria", nargs="+", default=["fluency", "coherence", "relevance"], metavar="NAME",
+                          help="sheet: one rating column per criterion")
+    evaluate.add_argument("--scale", nargs=2, type=int, default=[1, 5], metavar=("LOW", "HIGH"),
+                          help="sheet: the rating scale; ratings: the scale of sheets read without --key")
+    evaluate.add_argument("--seed", type=int, default=0, help="sheet: the shuffle seed")
+    evaluate.add_argument("--not-blind", action="store_true", help="sheet: show the system names to the raters")
+    evaluate.add_argument("--key", help="ratings: the SHEET.csv.key.json that `eval sheet` wrote")
 
     generate = add(verbs, "generate", cmd_generate, "continue prompts with a trained model")
     generate.add_argument("run", help="a run or model directory")

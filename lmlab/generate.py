@@ -114,12 +114,16 @@ def pick_next_tokens(logits: Tensor, params: GenerationParams, seen: Tensor | No
 
 # ---- the decoding loop -----------------------------------------------------------------------------
 
-def _fit_prompts(prompts_ids: Sequence[Sequence[int]], params: GenerationParams, model_config: Any,
+def _fit_prompts(prompts_ids: Sequence[Sequence[int]], params: GenerationParams, model: nn.Module,
                  eos_id: int | None) -> list[list[int]]:
-    """Each prompt cropped from the left to leave room for the new tokens; empty ones start at eos."""
-    block_size, vocab_size = model_config.block_size, getattr(model_config, "vocab_size", None)
-    room = block_size - params.max_new_tokens
-    if room < 1:
+    """Each prompt cropped from the left to leave room for the new tokens; empty ones start at eos.
+
+    A model that reads any length (a recurrent state, a sliding window) keeps its whole prompt: its
+    block size is only the window it was trained on.
+    """
+    block_size, vocab_size = model.config.block_size, getattr(model.config, "vocab_size", None)
+    room = None if getattr(model, "unbounded_context", False) else block_size - params.max_new_tokens
+    if room is not None and room < 1:
         raise LmlabError(f"generation: max_new_tokens={params.max_new_tokens} leaves no room for a prompt "
                          f"in the model's context of {block_size} tokens")
     fitted = []
@@ -131,7 +135,7 @@ def _fit_prompts(prompts_ids: Sequence[Sequence[int]], params: GenerationParams,
         if vocab_size is not None and max(ids) >= vocab_size:
             raise LmlabError(f"prompt {index} has token id {max(ids)}, outside the model's vocabulary of "
                              f"{vocab_size}; was it encoded with this model's tokenizer?")
-        fitted.append(list(ids)[-room:])
+        fitted.append(list(ids) if room is None else list(ids)[-room:])
     return fitted
 
 
@@ -154,7 +158,7 @@ def _decode_steps(model: nn.Module, prompts_ids: Sequence[Sequence[int]], params
     """Yield, at each step, the new token of every sequence, or None once that sequence has ended."""
     if params.max_new_tokens == 0 or not prompts_ids:
         return
-    prompts = _fit_prompts(prompts_ids, params, model.config, eos_id)
+    prompts = _fit_prompts(prompts_ids, params, model, eos_id)
     device = next(model.parameters()).device
     batch, width = len(prompts), max(len(ids) for ids in prompts)
     input_ids = torch.tensor([[0] * (width - len(ids)) + ids for ids in prompts], device=device)  # (B, P)

@@ -353,6 +353,11 @@ def _count_words(text: str) -> int:
     return len(re.split(r"\s+", text))
 
 
+def _exp(x: float) -> float:
+    # Chinese text has few whitespace "words", so its word perplexity can exceed the float range.
+    return math.exp(x) if x < 709.0 else math.inf
+
+
 def _rolling(task: Task, lm: LanguageModel, docs: list[dict[str, Any]]) -> tuple[dict[str, float],
                                                                                   list[dict[str, Any]]]:
     texts = [str(task.target(doc)) for doc in docs]
@@ -361,7 +366,7 @@ def _rolling(task: Task, lm: LanguageModel, docs: list[dict[str, Any]]) -> tuple
     words = sum(_count_words(text) for text in texts)
     utf8 = sum(len(text.encode("utf-8")) for text in texts)
     chars = sum(len(text) for text in texts)
-    figures = {"word_perplexity": math.exp(nll / words), "byte_perplexity": math.exp(nll / utf8),
+    figures = {"word_perplexity": _exp(nll / words), "byte_perplexity": _exp(nll / utf8),
                "bits_per_byte": nll / utf8 / math.log(2), "bits_per_character": nll / chars / math.log(2)}
     samples = [{"doc": doc["_line"], "loglikelihood": ll, "words": _count_words(text),
                 "bytes": len(text.encode("utf-8")), "characters": len(text)}

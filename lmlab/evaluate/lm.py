@@ -70,6 +70,8 @@ class CausalLanguageModel:
         # A recurrent state summarises the whole past, so windows can follow each other with the
         # state carried over instead of re-reading overlapping context.
         self.carries_state = getattr(model, "carries_state", False)
+        # A model that reads any length (an RNN, a sliding window) needs no request cut to fit.
+        self.unbounded = getattr(model, "unbounded_context", False)
 
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         """Token ids of a (context, continuation) request, split as lm-evaluation-harness splits them."""
@@ -99,7 +101,7 @@ class CausalLanguageModel:
         results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
         for context, members in by_context.items():
             continuations = [encoded[index][1] for index in members]
-            if len(context) + max(map(len, continuations)) - 1 <= self.max_length:
+            if self.unbounded or len(context) + max(map(len, continuations)) - 1 <= self.max_length:
                 scores = self._score_choices(list(context), continuations)
             else:  # too long for the context window: each request is cut on its own, from the left
                 scores = [self._score_truncated(list(context), continuation) for continuation in continuations]
@@ -134,11 +136,18 @@ class CausalLanguageModel:
 
     @torch.inference_mode()
     def _score_truncated(self, context: list[int], continuation: list[int]) -> tuple[float, bool]:
-        sequence = (context + continuation)[-(self.max_length + 1):]
-        logits = self.model(torch.tensor([sequence[:-1]], device=self.device)).logits[0, -len(continuation):].float()
-        wanted = torch.tensor(continuation, device=self.device)
-        total = F.log_softmax(logits, dim=-1).gather(1, wanted[:, None]).double().sum().item()
-        return total, bool((logits.argmax(-1) == wanted).all())
+        """A request longer than the context window: each prediction sees the `max_length` tokens before it,
+        the continuation taken in chunks of at most `max_length` (one chunk unless it is itself too long)."""
+        sequence = context + continuation
+        total, greedy = 0.0, True
+        for start in range(len(context), len(sequence), self.max_length):
+            end = min(start + self.max_length, len(sequence))
+            inputs = sequence[max(0, end - 1 - self.max_length) : end - 1]
+            logits = self.model(torch.tensor([inputs], device=self.device)).logits[0, -(end - start):].float()
+            wanted = torch.tensor(sequence[start:end], device=self.device)
+            total += F.log_softmax(logits, dim=-1).gather(1, wanted[:, None]).double().sum().item()
+            greedy = greedy and bool((logits.argmax(-1) == wanted).all())
+        return total, greedy
 
     def loglikelihood_rolling(self, texts: Sequence[str]) -> list[float]:
         documents = [self.tokenizer.encode(text) + ([self.prefix_token] if self.predict_end else []) for text in texts]

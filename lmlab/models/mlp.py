@@ -74,6 +74,7 @@ class TokenWindow:
 class BengioMLP(nn.Module):
     family = "mlp"
     config_class = MLPConfig
+    unbounded_context = True  # it only ever sees its last `context` tokens, however long the text
 
     def __init__(self, config: MLPConfig):
         super().__init__()

@@ -126,6 +126,7 @@ class RecurrentState:
 class RNNLanguageModel(nn.Module):
     family = "rnn"
     config_class = RNNConfig
+    unbounded_context = True  # the state summarises any length of past: block_size is the training window
     carries_state = True  # its cache can be carried from one training window into the next (``causal_lm_stream``)
 
     def __init__(self, config: RNNConfig):
