@@ -1,7 +1,8 @@
 """The bundled evaluation tasks: every YAML parses, names files that exist, and every document has its format's layout.
 
-The harness is not imported: these tests check the data alone, so a broken item is caught even while the loader
-changes. Each bundled task must have a layout check below; a new task without one fails `test_every_task_is_checked`.
+The layout tests read the data alone, so a broken item is caught even while the loader changes. Each bundled task
+must have a layout check below; a new task without one fails `test_every_task_is_checked`. Only the test of answer
+lengths goes through the harness, since it needs the choices and golds exactly as the harness scores them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+
+from lmlab.evaluate.harness import load_task
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "lmlab" / "evaluate" / "tasks"
 YAMLS = sorted(TASKS_DIR.glob("*.yaml"))
@@ -79,6 +82,9 @@ def check_hellaswag(docs: list[dict], fewshot: list[dict] | None) -> None:
         assert d["ctx"] == (d["ctx_a"] + " " + d["ctx_b"]).strip(), d
         # The preprocessing capitalises ctx_b, which lowercases the rest: a proper noun there would be mangled.
         assert d["ctx_b"] == d["ctx_b"].lower(), d
+        # Endings of one item have about the same length, so length alone says little about which one is right.
+        lengths = [len(ending) for ending in d["endings"]]
+        assert max(lengths) <= 1.6 * min(lengths), d
     assert any("[title]" in d["ctx_a"] or "[header]" in d["ctx_a"] for d in docs)
 
 
@@ -133,10 +139,11 @@ def check_ceval(docs: list[dict], fewshot: list[dict] | None) -> None:
 
 def _check_paragraphs(docs: list[dict], chinese: bool) -> None:
     assert 12 <= len(docs) <= 20
+    # A Chinese character carries about as much as an English word, so Chinese paragraphs need fewer characters.
+    shortest, longest = (300, 600) if chinese else (300, 1000)
     for d in docs:
         assert set(d) == {"text"} and d["text"] == d["text"].strip(), d
-        # 300 characters of English or about 150 of Chinese are both a few hundred bytes of text to score.
-        assert len(d["text"].encode("utf-8")) >= 300 and len(d["text"]) <= 1000, d
+        assert shortest <= len(d["text"]) <= longest, (len(d["text"]), d)
         assert bool(CJK.search(d["text"])) == chinese, d
     assert len({d["text"] for d in docs}) == len(docs)
 
@@ -263,6 +270,43 @@ def test_templates_name_fields_every_document_has(path: Path):
             for doc in docs:
                 rendered = template.render(**doc)
                 assert rendered.strip() or key != "doc_to_choice", (key, doc)
+
+
+def _text_choice_tasks() -> list[str]:
+    """The multiple-choice tasks whose choices are answers in words: not letter-choice exams, not CrowS pairs."""
+    names = []
+    for path in YAMLS:
+        config = load(path)
+        if config["output_type"] != "multiple_choice" or "pct_stereotype" in config["metrics"]:
+            continue
+        task = load_task(path)
+        if task.choices(task.docs[0]) != ["A", "B", "C", "D"]:
+            names.append(task.name)
+    return names
+
+
+@pytest.mark.parametrize("name", _text_choice_tasks())
+def test_right_answers_are_not_told_apart_by_length(name: str):
+    """The right answer is the longest choice about as often as chance has it, so length alone scores near chance.
+
+    Writers tend to make the right answer the most careful, hence longest, one; then acc rewards a model that merely
+    likes long continuations and acc_norm (which divides by length) is distorted. A document with k right answers
+    among n choices has a right answer longest by chance k/n of the time: the bound is 35% plus that excess over 1/n.
+    """
+    task = load_task(name)
+    longest = shortest = 0
+    excess = 0.0
+    for doc in task.docs:
+        choices = task.choices(doc)
+        golds = task.gold(doc, choices)
+        lengths = [len(choice) for choice in choices]
+        longest += any(lengths[g] == max(lengths) for g in golds)
+        shortest += any(lengths[g] == min(lengths) for g in golds)
+        excess += (len(golds) - 1) / len(choices)
+    n = len(task.docs)
+    assert longest <= 0.35 * n + excess, f"{name}: a right answer is the longest choice in {longest} of {n} documents"
+    # Nor is the bias turned around: the right answer is sometimes the shortest choice.
+    assert shortest >= 0.10 * n, f"{name}: a right answer is the shortest choice in only {shortest} of {n} documents"
 
 
 def test_blocklist_terms():
