@@ -267,3 +267,14 @@ def test_shared_context_scoring_equals_scoring_each_request_alone(family, char_t
             expected = torch.log_softmax(logits, -1).gather(1, wanted[:, None]).sum().item()
             assert score == pytest.approx(expected, abs=1e-4)
             assert greedy == bool((logits.argmax(-1) == wanted).all())
+
+
+def test_language_model_figures():
+    from lmlab.evaluate.metrics import bits_per_byte, bits_per_character, perplexity
+
+    text = "中文 text"
+    nll = 12.5
+    assert perplexity(nll, 5) == pytest.approx(math.exp(2.5))
+    assert perplexity(1e6, 1) == math.inf
+    assert bits_per_byte(nll, len(text.encode())) == pytest.approx(nll / math.log(2) / 11)
+    assert bits_per_character(nll, len(text)) == pytest.approx(nll / math.log(2) / 7)

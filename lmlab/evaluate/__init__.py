@@ -5,6 +5,8 @@ from lmlab.evaluate.lm import CausalLanguageModel, LanguageModel, rolling_window
 from lmlab.evaluate.metrics import (
     PrecisionRecallF1,
     accuracy,
+    bits_per_byte,
+    bits_per_character,
     confusion_matrix,
     plot_confusion_matrix,
     precision_recall_f1,
@@ -14,6 +16,7 @@ from lmlab.evaluate.qa import QAScore, squad_scores
 from lmlab.evaluate.rouge import RougeScore, corpus_rouge, rouge
 
 __all__ = ["BleuScore", "CausalLanguageModel", "LanguageModel", "PrecisionRecallF1", "QAScore", "RougeScore",
-           "SplitScore", "accuracy", "confusion_matrix", "corpus_bleu", "corpus_rouge", "nltk_corpus_bleu",
-           "nltk_sentence_bleu", "plot_confusion_matrix", "precision_recall_f1", "rolling_windows", "rouge",
-           "score_texts", "sentence_bleu", "split_documents", "squad_scores", "unigram_baseline"]
+           "SplitScore", "accuracy", "bits_per_byte", "bits_per_character", "confusion_matrix", "corpus_bleu",
+           "corpus_rouge", "nltk_corpus_bleu", "nltk_sentence_bleu", "plot_confusion_matrix",
+           "precision_recall_f1", "rolling_windows", "rouge", "score_texts", "sentence_bleu", "split_documents",
+           "squad_scores", "unigram_baseline"]

@@ -43,6 +43,7 @@ from lmlab.errors import LmlabError
 from lmlab.evaluate.bleu import TOKENIZERS as BLEU_TOKENIZERS
 from lmlab.evaluate.bleu import corpus_bleu
 from lmlab.evaluate.lm import LanguageModel
+from lmlab.evaluate.metrics import bits_per_byte, bits_per_character, perplexity
 from lmlab.evaluate.rouge import rouge
 from lmlab.files import read_text
 from lmlab.generate import GenerationParams
@@ -353,11 +354,6 @@ def _count_words(text: str) -> int:
     return len(re.split(r"\s+", text))
 
 
-def _exp(x: float) -> float:
-    # Chinese text has few whitespace "words", so its word perplexity can exceed the float range.
-    return math.exp(x) if x < 709.0 else math.inf
-
-
 def _rolling(task: Task, lm: LanguageModel, docs: list[dict[str, Any]]) -> tuple[dict[str, float],
                                                                                   list[dict[str, Any]]]:
     texts = [str(task.target(doc)) for doc in docs]
@@ -366,8 +362,9 @@ def _rolling(task: Task, lm: LanguageModel, docs: list[dict[str, Any]]) -> tuple
     words = sum(_count_words(text) for text in texts)
     utf8 = sum(len(text.encode("utf-8")) for text in texts)
     chars = sum(len(text) for text in texts)
-    figures = {"word_perplexity": _exp(nll / words), "byte_perplexity": _exp(nll / utf8),
-               "bits_per_byte": nll / utf8 / math.log(2), "bits_per_character": nll / chars / math.log(2)}
+    # Chinese text has few whitespace "words": its word perplexity can be infinite.
+    figures = {"word_perplexity": perplexity(nll, words), "byte_perplexity": perplexity(nll, utf8),
+               "bits_per_byte": bits_per_byte(nll, utf8), "bits_per_character": bits_per_character(nll, chars)}
     samples = [{"doc": doc["_line"], "loglikelihood": ll, "words": _count_words(text),
                 "bytes": len(text.encode("utf-8")), "characters": len(text)}
                for doc, text, ll in zip(docs, texts, lls, strict=True)]

@@ -21,6 +21,7 @@ import numpy as np
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
 from lmlab.evaluate.lm import LanguageModel
+from lmlab.evaluate.metrics import bits_per_byte, perplexity
 from lmlab.tokenizers import Tokenizer
 
 
@@ -37,11 +38,11 @@ class SplitScore:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.loss)
+        return perplexity(self.nll, self.tokens)
 
     @property
     def bits_per_byte(self) -> float:
-        return self.nll / math.log(2) / self.bytes
+        return bits_per_byte(self.nll, self.bytes)
 
     def to_dict(self) -> dict[str, float | int | str]:
         return {**asdict(self), "loss": self.loss, "perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte}
