@@ -12,12 +12,12 @@ harnesses and the server's ``logprobs`` are written once for n-grams, RNNs and T
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from lmlab.generate import GenerationParams, generate_text
 from lmlab.tokenizers import Tokenizer
@@ -50,6 +50,11 @@ def rolling_windows(tokens: list[int], prefix_token: int, max_len: int) -> list[
     return windows
 
 
+def _log_probs(logits: Tensor) -> Tensor:
+    """Log-softmax in at least float32: half-precision logits widened, float64 kept (as lm-eval does)."""
+    return F.log_softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
+
+
 class CausalLanguageModel:
     """`LanguageModel` over any lmlab neural model (GPT, MLP, RNN/LSTM/GRU) and its tokenizer.
 
@@ -75,9 +80,9 @@ class CausalLanguageModel:
 
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         """Token ids of a (context, continuation) request, split as lm-evaluation-harness splits them."""
-        # Trailing spaces belong to the continuation: "Answer: " + "Paris" is scored as "Answer:" +
-        # " Paris", the way a BPE tokenizer sees the words.
-        spaces = len(context) - len(context.rstrip(" "))
+        # Trailing whitespace (spaces, newlines, U+3000) belongs to the continuation: "Answer: " +
+        # "Paris" is scored as "Answer:" + " Paris", the way a BPE tokenizer sees the words.
+        spaces = len(context) - len(context.rstrip())
         if spaces:
             context, continuation = context[:-spaces], context[-spaces:] + continuation
         if not context:
@@ -94,44 +99,81 @@ class CausalLanguageModel:
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
         encoded = [self._encode_pair(context, continuation) for context, continuation in requests]
-        # The choices of a question share its context: read it once, then score all choices in one batch.
+        # The choices of a question share its context: each context is read once.
         by_context: dict[tuple[int, ...], list[int]] = {}
         for index, (context_ids, _) in enumerate(encoded):
             by_context.setdefault(tuple(context_ids), []).append(index)
+        groups = [(list(context), members, [encoded[i][1] for i in members]) for context, members in by_context.items()]
         results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
-        for context, members in by_context.items():
-            continuations = [encoded[index][1] for index in members]
+        fitting = []
+        for context, members, continuations in groups:
             if self.unbounded or len(context) + max(map(len, continuations)) - 1 <= self.max_length:
-                scores = self._score_choices(list(context), continuations)
+                fitting.append((context, members, continuations))
             else:  # too long for the context window: each request is cut on its own, from the left
-                scores = [self._score_truncated(list(context), continuation) for continuation in continuations]
-            for index, score in zip(members, scores, strict=True):
+                for index, continuation in zip(members, continuations, strict=True):
+                    results[index] = self._score_truncated(context, continuation)
+        # Longest contexts first, so the contexts batched together have similar lengths.
+        fitting.sort(key=lambda group: -len(group[0]))
+        for batch in self._batches(fitting):
+            scores = self._score_groups([(context, continuations) for context, _, continuations in batch])
+            for index, score in zip([i for _, members, _ in batch for i in members], scores, strict=True):
                 results[index] = score
         return results
 
+    def _batches(self, groups: list[tuple[list[int], list[int], list[list[int]]]]) -> Iterator[list[Any]]:
+        """Up to `batch_size` contexts at a time (sorted longest first), the padded width within the window."""
+        batch: list[Any] = []
+        for group in groups:
+            candidate = [*batch, group]
+            width = len(candidate[0][0]) + max(len(c) for _, _, continuations in candidate for c in continuations) - 1
+            if batch and (len(candidate) > self.batch_size or (not self.unbounded and width > self.max_length)):
+                yield batch
+                candidate = [group]
+            batch = candidate
+        if batch:
+            yield batch
+
     @torch.inference_mode()
-    def _score_choices(self, context: list[int], continuations: list[list[int]]) -> list[tuple[float, bool]]:
-        """Log-probs of several continuations of one context: the context is run once into a cache,
-        the cache copied for each continuation, and the continuations run as one right-padded batch
-        (a causal model's real positions never see the padding that follows them)."""
-        longest = max(map(len, continuations))
-        cache = self.model.new_cache(1, len(context) + longest - 1)
-        first = F.log_softmax(self.model(torch.tensor([context], device=self.device), cache=cache)
-                              .logits[0, -1].float(), dim=-1)  # predicts every continuation's first token
-        logprobs = None
+    def _score_groups(self, groups: list[tuple[list[int], list[list[int]]]]) -> list[tuple[float, bool]]:
+        """Log-probs of the continuations of several contexts in two forwards.
+
+        The contexts run once, left-padded into one cache; each continuation then gets a copy of its
+        context's cache row, and all of them run as one right-padded batch (a causal model's real
+        positions never see the padding that follows them). The attention mask keeps the left
+        padding out of sight and the positions counting from each row's first real token.
+        """
+        width = len(groups[0][0])
+        longest = max(len(c) for _, continuations in groups for c in continuations)
+        ids = torch.full((len(groups), width), self.prefix_token, dtype=torch.long)
+        mask = torch.zeros((len(groups), width), dtype=torch.long)
+        for row, (context, _) in enumerate(groups):
+            ids[row, width - len(context):] = torch.tensor(context)
+            mask[row, width - len(context):] = 1
+        padded = bool((mask == 0).any())
+        mask = mask.to(self.device)
+        cache = self.model.new_cache(len(groups), width + longest - 1)
+        output = self.model(ids.to(self.device), attention_mask=mask if padded else None, cache=cache,
+                            last_token_only=True)
+        first = _log_probs(output.logits[:, -1])  # (contexts, V): every continuation's first token
+        owners = [row for row, (_, continuations) in enumerate(groups) for _ in continuations]
+        continuations = [c for _, group_continuations in groups for c in group_continuations]
+        rest = None
         if longest > 1:
-            ids = torch.full((len(continuations), longest - 1), self.prefix_token, dtype=torch.long)
+            inputs = torch.full((len(continuations), longest - 1), self.prefix_token, dtype=torch.long)
             for row, continuation in enumerate(continuations):
-                ids[row, : len(continuation) - 1] = torch.tensor(continuation[:-1])
-            output = self.model(ids.to(self.device), cache=cache.repeated(len(continuations)))
-            logprobs = F.log_softmax(output.logits.float(), dim=-1)  # (choices, longest - 1, V)
+                inputs[row, : len(continuation) - 1] = torch.tensor(continuation[:-1])
+            owner_rows = torch.tensor(owners, device=self.device)
+            full_mask = torch.cat([mask[owner_rows], mask.new_ones((len(continuations), longest - 1))], dim=1)
+            output = self.model(inputs.to(self.device), attention_mask=full_mask if padded else None,
+                                cache=cache.select_rows(owner_rows))
+            rest = _log_probs(output.logits)  # (continuations, longest - 1, V)
         scores = []
-        for row, continuation in enumerate(continuations):
+        for row, (owner, continuation) in enumerate(zip(owners, continuations, strict=True)):
             wanted = torch.tensor(continuation, device=self.device)
-            rows = first[None] if logprobs is None else torch.cat([first[None], logprobs[row, : len(continuation) - 1]])
-            rows = rows[: len(continuation)]
-            total = rows.gather(1, wanted[:, None]).double().sum().item()
-            scores.append((total, bool((rows.argmax(-1) == wanted).all())))
+            logprobs = first[owner, None] if rest is None else torch.cat([first[owner, None], rest[row]])
+            logprobs = logprobs[: len(continuation)]
+            total = logprobs.gather(1, wanted[:, None]).double().sum().item()
+            scores.append((total, bool((logprobs.argmax(-1) == wanted).all())))
         return scores
 
     @torch.inference_mode()
@@ -143,9 +185,9 @@ class CausalLanguageModel:
         for start in range(len(context), len(sequence), self.max_length):
             end = min(start + self.max_length, len(sequence))
             inputs = sequence[max(0, end - 1 - self.max_length) : end - 1]
-            logits = self.model(torch.tensor([inputs], device=self.device)).logits[0, -(end - start):].float()
+            logits = self.model(torch.tensor([inputs], device=self.device)).logits[0, -(end - start):]
             wanted = torch.tensor(sequence[start:end], device=self.device)
-            total += F.log_softmax(logits, dim=-1).gather(1, wanted[:, None]).double().sum().item()
+            total += _log_probs(logits).gather(1, wanted[:, None]).double().sum().item()
             greedy = greedy and bool((logits.argmax(-1) == wanted).all())
         return total, greedy
 
@@ -170,7 +212,7 @@ class CausalLanguageModel:
         ids = torch.full((len(windows), width), self.prefix_token, dtype=torch.long)
         for row, (inputs, _) in enumerate(windows):
             ids[row, : len(inputs)] = torch.tensor(inputs)
-        logprobs = F.log_softmax(self.model(ids.to(self.device)).logits.float(), dim=-1)
+        logprobs = _log_probs(self.model(ids.to(self.device)).logits)
         scores = []
         for row, (inputs, targets) in enumerate(windows):
             positions = torch.arange(len(inputs) - len(targets), len(inputs), device=self.device)
@@ -189,7 +231,7 @@ class CausalLanguageModel:
             targets = torch.tensor(stream[start + 1 : end + 1], device=self.device)
             output = self.model(inputs, cache=cache)
             cache = output.cache
-            logprobs = F.log_softmax(output.logits[0].float(), dim=-1)
+            logprobs = _log_probs(output.logits[0])
             total += logprobs.gather(1, targets[:, None]).double().sum().item()
         return total
 

@@ -42,8 +42,9 @@ class KVCache:
     def __init__(self, n_layer: int, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device):
         self.max_len = shape[2]  # shape is (B, nh, max_len, hs)
         self.length = 0  # positions filled so far, the same for every layer once a forward has finished
-        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layer)]
-        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layer)]
+        # Uninitialised: a position is only ever read after a forward has written it.
+        self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(n_layer)]
+        self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(n_layer)]
 
     def update(self, layer: int, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         """Write new (B, nh, T, hs) keys and values after the filled prefix; return the filled views."""
@@ -59,12 +60,12 @@ class KVCache:
         """Mark `steps` more positions as filled (the model calls this after its last layer)."""
         self.length += steps
 
-    def repeated(self, copies: int) -> KVCache:
-        """A cache of `copies` rows, each a copy of this one-row cache: one prompt read once, continued several ways."""
+    def select_rows(self, rows: Tensor) -> KVCache:
+        """A new cache whose row i copies row ``rows[i]`` of this one: one prompt read once, continued several ways."""
         clone = KVCache.__new__(KVCache)
         clone.max_len, clone.length = self.max_len, self.length
-        clone.keys = [keys.repeat(copies, 1, 1, 1) for keys in self.keys]
-        clone.values = [values.repeat(copies, 1, 1, 1) for values in self.values]
+        clone.keys = [keys.index_select(0, rows) for keys in self.keys]
+        clone.values = [values.index_select(0, rows) for values in self.values]
         return clone
 
 

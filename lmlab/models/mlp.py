@@ -64,9 +64,9 @@ class TokenWindow:
         self.tokens = tokens
         self.length = 0
 
-    def repeated(self, copies: int) -> TokenWindow:
-        """A window of `copies` rows, each a copy of this one-row window."""
-        clone = TokenWindow(self.tokens.repeat(copies, 1))
+    def select_rows(self, rows: Tensor) -> TokenWindow:
+        """A new window whose row i copies row ``rows[i]`` of this one."""
+        clone = TokenWindow(self.tokens.index_select(0, rows))
         clone.length = self.length
         return clone
 

@@ -94,13 +94,13 @@ class RecurrentState:
         elif self.state is not None:
             self.state = self.state.detach()
 
-    def repeated(self, copies: int) -> RecurrentState:
-        """A state of `copies` rows, each a copy of this one-row state (rows are dimension 1: layers come first)."""
+    def select_rows(self, rows: Tensor) -> RecurrentState:
+        """A new state whose row i copies row ``rows[i]`` of this one (rows are dimension 1: layers come first)."""
         clone = RecurrentState()
         if isinstance(self.state, tuple):
-            clone.state = tuple(part.repeat(1, copies, 1) for part in self.state)
+            clone.state = tuple(part.index_select(1, rows) for part in self.state)
         elif self.state is not None:
-            clone.state = self.state.repeat(1, copies, 1)
+            clone.state = self.state.index_select(1, rows)
         clone.length = self.length
         return clone
 
