@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ngram_vs_nltk.py
 	$(BIN)/python benchmarks/ngram_vs_kenlm.py
 	$(BIN)/python benchmarks/word2vec_vs_gensim.py
+	$(BIN)/python benchmarks/harness_speed.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
