@@ -152,4 +152,5 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
     console.print(f"  lmlab generate {result.run_dir} \"To be, or not\" --stream")
     console.print(f"  lmlab train {result.run_dir}/config.yaml run_dir=runs/big model.n_layer=6 train.max_steps=2000")
     console.print(f"  lmlab export {result.run_dir} runs/hf-gpt2   # load it with transformers")
+    console.print(f"  lmlab eval {result.run_dir} {lstm.run_dir} {ngram.run_dir} --tasks all   # benchmark tasks")
     return figures
