@@ -73,6 +73,23 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
         raise LmlabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
+def json_object(line: str, where: str) -> dict[str, Any]:
+    """One JSONL line, which must hold a JSON object; `where` ("file:line") names it in the error."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise LmlabError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise LmlabError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def read_jsonl(path: str | os.PathLike[str], what: str = "JSONL file") -> list[tuple[int, dict[str, Any]]]:
+    """Each non-blank line's JSON object with its line number (small files: read whole)."""
+    lines = enumerate(read_text(path, what).splitlines(), start=1)
+    return [(number, json_object(line, f"{path}:{number}")) for number, line in lines if line.strip()]
+
+
 @contextlib.contextmanager
 def safetensors_errors(path: str | os.PathLike[str]) -> Iterator[None]:
     """Turn a missing, truncated or corrupt safetensors file into a LmlabError naming it."""

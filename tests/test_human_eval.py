@@ -343,5 +343,5 @@ def test_read_rating_items_names_the_line(tmp_path):
     with pytest.raises(LmlabError, match=r"bad\.jsonl:2: field 'output' must be a string"):
         read_rating_items(bad)
     bad.write_text("[1, 2]\n")
-    with pytest.raises(LmlabError, match=r"bad\.jsonl:1: expected an object"):
+    with pytest.raises(LmlabError, match=r"bad\.jsonl:1: expected a JSON object"):
         read_rating_items(bad)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lmlab.errors import LmlabError
+from lmlab.files import json_object
 
 TxtMode = Literal["file", "blocks"]
 PathsLike = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
@@ -176,12 +176,7 @@ def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
     for number, line in _iter_lines(path):
         if not line.strip():
             continue  # blank lines (a trailing newline, a separator) hold no record
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LmlabError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(record, dict):
-            raise LmlabError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        record = json_object(line, f"{path}:{number}")
         if text_field not in record:
             raise LmlabError(f"{path}:{number}: no field {text_field!r}")
         text = _checked_text(record[text_field], f"{path}:{number}", f"field {text_field!r}")

@@ -21,7 +21,6 @@ index, a list of indices).
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -45,7 +44,7 @@ from lmlab.evaluate.bleu import corpus_bleu
 from lmlab.evaluate.lm import LanguageModel
 from lmlab.evaluate.metrics import bits_per_byte, bits_per_character, perplexity
 from lmlab.evaluate.rouge import rouge
-from lmlab.files import read_text
+from lmlab.files import read_jsonl, read_text
 from lmlab.generate import GenerationParams
 
 OutputType = Literal["multiple_choice", "loglikelihood_rolling", "generate_until"]
@@ -211,15 +210,7 @@ PROCESSORS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"hellaswag"
 
 def _read_docs(path: Path, process: str | None) -> list[dict[str, Any]]:
     docs = []
-    for number, line in enumerate(read_text(path, "task data").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LmlabError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(doc, dict):
-            raise LmlabError(f"{path}:{number}: a document must be a JSON object")
+    for number, doc in read_jsonl(path, "task data"):
         if process:
             try:
                 doc = PROCESSORS[process](doc)

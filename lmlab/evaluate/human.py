@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import math
 import os
 import random
@@ -67,7 +66,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, read_json, read_text, write_json
+from lmlab.files import atomic_path, read_json, read_jsonl, write_json
 
 Weights = Literal["linear", "quadratic"] | None
 PathLike = str | os.PathLike[str]
@@ -123,15 +122,7 @@ def _check_items(items: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 def read_rating_items(path: PathLike) -> list[dict[str, Any]]:
     """The records to rate from a JSONL file, one {id, system, prompt, output} object a line."""
     items = []
-    for number, line in enumerate(read_text(path, "JSONL file").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LmlabError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise LmlabError(f"{path}:{number}: expected an object {{id, system, prompt, output}}, got {record!r}")
+    for number, record in read_jsonl(path):
         for name in ("id", "system", "prompt", "output"):
             if not isinstance(record.get(name), str):
                 raise LmlabError(f"{path}:{number}: field {name!r} must be a string, got {record.get(name)!r}")
