@@ -178,13 +178,21 @@ class GPT(nn.Module):
         shape = (batch_size, self.config.n_head, max_len, head_size)
         return KVCache(self.config.n_layer, shape, dtype, weight.device)
 
+    @property
+    def hidden_size(self) -> int:
+        return self.config.n_embd
+
+    def input_embeddings(self) -> nn.Embedding:
+        return self.transformer.wte
+
     def forward(
         self,
-        input_ids: Tensor,
+        input_ids: Tensor | None = None,
         attention_mask: Tensor | None = None,
         labels: Tensor | None = None,
         cache: KVCache | None = None,
         last_token_only: bool = False,
+        inputs_embeds: Tensor | None = None,
     ) -> LMOutput:
         """Logits for every position of `input_ids` (B, T), or only the last one if asked.
 
@@ -193,15 +201,42 @@ class GPT(nn.Module):
         - ``labels`` (B, T): the token that should FOLLOW each input position (no shift is done
           here; -100 = ignore). The loss is their mean cross-entropy, computed in float32.
         - ``cache``: keys and values of earlier positions; this call appends T more.
+        - ``inputs_embeds`` (B, T, C): vectors to read instead of looking `input_ids` up (prompt
+          tuning prepends trained ones); position embeddings are still added.
         """
-        B, T = input_ids.size()
+        if labels is not None and last_token_only:
+            raise ValueError("labels need the logits of every position; do not pass last_token_only")
+        x = self._hidden_states(input_ids, attention_mask, cache, inputs_embeds)
+        if last_token_only:
+            x = x[:, -1:, :]  # decoding needs one distribution; skip the V x d matmul for the rest
+        logits = self.lm_head(x)  # (B, T, V)
+
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return LMOutput(logits=logits, loss=loss, cache=cache)
+
+    def features(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
+                 token_type_ids: Tensor | None = None, inputs_embeds: Tensor | None = None) -> Tensor:
+        """The last hidden states (B, T, C), after the final LayerNorm: what a task head reads.
+
+        ``token_type_ids`` is accepted for the interface every backbone shares; a GPT has no segments.
+        """
+        if token_type_ids is not None:
+            raise LmlabError("a GPT has no segment embeddings: token_type_ids are for BERT-style encoders")
+        return self._hidden_states(input_ids, attention_mask, None, inputs_embeds)
+
+    def _hidden_states(self, input_ids: Tensor | None, attention_mask: Tensor | None, cache: KVCache | None,
+                       inputs_embeds: Tensor | None) -> Tensor:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        tokens = self.transformer.wte(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
+        B, T = tokens.shape[:2]
         past = cache.length if cache is not None else 0
         if past + T > self.config.block_size:
             raise LmlabError(f"{past + T} tokens exceed the model's context of {self.config.block_size}")
         if attention_mask is not None and attention_mask.shape != (B, past + T):
             raise ValueError(f"attention_mask is {tuple(attention_mask.shape)}, expected {(B, past + T)}")
-        if labels is not None and last_token_only:
-            raise ValueError("labels need the logits of every position; do not pass last_token_only")
 
         wpe = self.transformer.wpe
         if attention_mask is None:
@@ -212,22 +247,14 @@ class GPT(nn.Module):
         # No mask is needed when SDPA's own causal triangle is right: no padding, and either no past
         # (queries and keys are the same positions) or a single query (it may see everything cached).
         needs_mask = attention_mask is not None or (past > 0 and T > 1)
-        mask = self._mask(attention_mask, past, T, input_ids.device) if needs_mask else None
+        mask = self._mask(attention_mask, past, T, tokens.device) if needs_mask else None
 
-        x = self.transformer.drop(self.transformer.wte(input_ids) + places)  # (B, T, C)
+        x = self.transformer.drop(tokens + places)  # (B, T, C)
         for block in self.transformer.h:
             x = block(x, mask, cache)
         if cache is not None:
             cache.advance(T)
-        x = self.transformer.ln_f(x)
-        if last_token_only:
-            x = x[:, -1:, :]  # decoding needs one distribution; skip the V x d matmul for the rest
-        logits = self.lm_head(x)  # (B, T, V)
-
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
-        return LMOutput(logits=logits, loss=loss, cache=cache)
+        return self.transformer.ln_f(x)
 
     @staticmethod
     def _mask(attention_mask: Tensor | None, past: int, T: int, device: torch.device) -> Tensor:
