@@ -44,8 +44,8 @@ from torch import nn
 from lmlab.config import Config, build_config, read_yaml, save_config
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
-from lmlab.files import write_json, write_text
-from lmlab.models import model_from_config, save_model
+from lmlab.files import read_json, write_json, write_text
+from lmlab.models import load_weights, model_from_config, read_safetensors, save_model
 from lmlab.train.checkpoint import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
 from lmlab.train.objectives import CausalLM, Objective, StreamingCausalLM
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig, build_optimizer, lr_at, penalty
@@ -64,6 +64,10 @@ class LoopConfig(Config):
     seed: int = 1337
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False
+    best_metric: str | None = Field(None, description="keep the weights of the best evaluation by this figure "
+                                    "(e.g. val_loss, lower is better; val_accuracy, higher is better)")
+    early_stopping: int | None = Field(None, ge=1, description="stop after this many evaluations without a "
+                                       "better best_metric")
 
 
 class TrainConfig(Config):
@@ -188,7 +192,6 @@ def load_run_config(run_dir: str | Path) -> TrainConfig:
 
 def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = None) -> TrainResult:
     """Train the configured model on the packed data; resume from the newest checkpoint if asked."""
-    console = console or Console(stderr=True)
     loop = cfg.train
     shards = TokenShards(cfg.data)
     torch.manual_seed(loop.seed)
@@ -196,11 +199,50 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
     block_size = loop.block_size or model.config.block_size
     if block_size > model.config.block_size:
         raise LmlabError(f"train.block_size: {block_size} exceeds the model's context {model.config.block_size}")
+    objective = build_objective(cfg, model, shards, block_size)
+    run_dir = _prepare_run_dir(cfg, resume)
+    return fit(model, objective, cfg, run_dir, resume=resume, console=console)
+
+
+class LoopSettings(Protocol):
+    """What `fit` reads of a config: a train config and a tune config both have these sections."""
+
+    optimizer: OptimizerConfig
+    schedule: ScheduleConfig
+    train: LoopConfig
+
+
+class Adversary(Protocol):
+    """Adds an adversarial gradient to a micro-batch's (lmlab.tune.adversarial: FGM, PGD)."""
+
+    def backward(self, model: nn.Module, loss_of_batch: Callable[[], torch.Tensor], scale: float) -> None: ...
+
+
+def _evaluate(model: nn.Module, objective: Objective, loop: LoopConfig, device: torch.device,
+              autocast: Callable[[], Any]) -> dict[str, float]:
+    # A task objective scores its own figures (accuracy, F1); a language model's is the loss per token.
+    if hasattr(objective, "evaluate"):
+        with autocast():
+            return objective.evaluate(model, device)
+    val_loss = evaluate_loss(model, objective, loop.eval_tokens, device, autocast)
+    return {"val_loss": val_loss, "val_perplexity": math.exp(val_loss)}
+
+
+def _improves(metric: str, value: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return value < best if metric.endswith("loss") else value > best
+
+
+def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path, *, resume: bool = False,
+        console: Console | None = None, adversary: Adversary | None = None) -> TrainResult:
+    """The loop itself: `model` trained on `objective`'s batches, checkpointed into `run_dir`."""
+    console = console or Console(stderr=True)
+    loop = cfg.train
     device = pick_device(loop.device)
     model.to(device)
     optimizer = build_optimizer(model, cfg.optimizer)
-    objective = build_objective(cfg, model, shards, block_size)
-    run_dir = _prepare_run_dir(cfg, resume)
+    block_size = loop.block_size or model.config.block_size
 
     state = TrainerState(step=0, tokens_seen=0)
     carried: CarriedState | None = None  # the state the last training window ended in (streaming only)
@@ -212,6 +254,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
             carried.load_tensors({name: t.to(device) for name, t in state.carried.items()})
         console.print(f"resumed from {checkpoints[-1]} (step {state.step})")
     metrics = MetricsLog(run_dir / "metrics.jsonl", state.step if resume else None)
+    best_dir = run_dir / "best"
+    best: float | None = None
+    if resume and loop.best_metric and (run_dir / "best.json").exists():
+        best = read_json(run_dir / "best.json")["value"]
+    stale = 0  # evaluations since the best one
 
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
 
@@ -219,8 +266,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext()
 
     forward = torch.compile(model) if loop.compile else model
-    tokens_per_step = loop.batch_size * block_size * loop.grad_accum
-    train_loss, val_loss = math.nan, None
+    train_loss, evaluation = math.nan, {}
     start, window_start, window_tokens = time.perf_counter(), time.perf_counter(), 0
     seconds_before = state.train_seconds  # spent in earlier sessions of a resumed run
 
@@ -237,9 +283,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
             lr = lr_at(step, loop.max_steps, cfg.optimizer.lr, cfg.schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            step_loss = 0.0
+            step_loss, step_tokens = 0.0, 0
             for micro in range(loop.grad_accum):
                 batch = {k: v.to(device) for k, v in objective.training_batch(step, micro).items()}
+                step_tokens += batch["input_ids"].numel()
                 if objective.streaming:
                     batch["cache"] = None if objective.starts_stream(step, micro) else carried
                 with autocast():
@@ -251,6 +298,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
                 extra = penalty(model, cfg.optimizer)
                 total = (loss if extra is None else loss + extra) / loop.grad_accum
                 total.backward()
+                if adversary is not None:
+                    def loss_of_batch(batch: dict[str, torch.Tensor] = batch) -> torch.Tensor:
+                        with autocast():
+                            return forward(**batch).loss
+
+                    adversary.backward(model, loss_of_batch, 1.0 / loop.grad_accum)
                 step_loss += float(loss.detach()) / loop.grad_accum
             if not math.isfinite(step_loss):
                 last = list_checkpoints(run_dir)
@@ -264,8 +317,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
-            state.tokens_seen += tokens_per_step
-            window_tokens += tokens_per_step
+            state.tokens_seen += step_tokens
+            window_tokens += step_tokens
             train_loss = step_loss
 
             if state.step % loop.log_every == 0 or state.step == loop.max_steps:
@@ -275,19 +328,40 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
                 metrics.write({"step": state.step, "loss": train_loss, "lr": lr,
                                "tokens": state.tokens_seen, "tokens_per_s": speed})
                 progress.update(task, loss=f"{train_loss:.3f}", speed=f"{speed:,.0f}")
+            stop = False
             if state.step % loop.eval_every == 0 or state.step == loop.max_steps:
-                val_loss = evaluate_loss(model, objective, loop.eval_tokens, device, autocast)
-                metrics.write({"step": state.step, "val_loss": val_loss, "val_perplexity": math.exp(val_loss)})
-                console.print(f"step {state.step:>6}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
-                              f"val perplexity {math.exp(val_loss):.2f}")
-            if state.step % loop.checkpoint_every == 0 or state.step == loop.max_steps:
+                evaluation = _evaluate(model, objective, loop, device, autocast)
+                metrics.write({"step": state.step, **evaluation})
+                console.print(f"step {state.step:>6}  train loss {train_loss:.4f}  " +
+                              "  ".join(f"{name.replace('_', ' ')} {value:.4f}" for name, value in evaluation.items()))
+                if loop.best_metric:
+                    if loop.best_metric not in evaluation:
+                        raise LmlabError(f"train.best_metric: {loop.best_metric!r} is not evaluated here; "
+                                         f"choose one of {', '.join(evaluation)}")
+                    value = evaluation[loop.best_metric]
+                    if _improves(loop.best_metric, value, best):
+                        best, stale = value, 0
+                        save_model(model, best_dir)
+                        write_json(run_dir / "best.json", {"step": state.step, "metric": loop.best_metric,
+                                                           "value": value})
+                    else:
+                        stale += 1
+                        stop = loop.early_stopping is not None and stale >= loop.early_stopping
+            if state.step % loop.checkpoint_every == 0 or state.step == loop.max_steps or stop:
                 state.train_seconds = seconds_before + time.perf_counter() - start
                 state.carried = carried.tensors() if carried is not None else {}
                 save_checkpoint(run_dir, model, optimizer, state, keep_last=loop.keep_checkpoints)
             progress.update(task, completed=state.step)
+            if stop:
+                console.print(f"early stop at step {state.step}: {loop.best_metric} did not improve in "
+                              f"{loop.early_stopping} evaluations")
+                break
 
+    if loop.best_metric and best_dir.exists():
+        load_weights(model, read_safetensors(best_dir / "model.safetensors"), str(best_dir))
     save_model(model, run_dir)
     seconds = seconds_before + time.perf_counter() - start
+    val_loss = evaluation.get("val_loss")
     write_json(run_dir / "summary.json", {
         "steps": state.step,
         "tokens_seen": state.tokens_seen,
@@ -295,5 +369,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = N
         "parameters": sum(p.numel() for p in model.parameters()),  # tied weights once
         "train_loss": train_loss if math.isfinite(train_loss) else None,  # NaN when a finished run is resumed
         "val_loss": val_loss,
+        **({"best": read_json(run_dir / "best.json")} if loop.best_metric and best_dir.exists() else {}),
     })
     return TrainResult(run_dir, state.step, state.tokens_seen, seconds, train_loss, val_loss)
