@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, safetensors_errors, write_json
 from lmlab.models.base import CausalLM, KVCache, LMOutput
+from lmlab.models.bert import BERT
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.mlp import BengioMLP
 from lmlab.models.rnn import RNNLanguageModel
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 FAMILIES: dict[str, type[nn.Module]] = {
+    "bert": BERT,
     "gpt": GPT,
     "mlp": BengioMLP,
     "rnn": RNNLanguageModel,
