@@ -5,6 +5,9 @@
     >>> corpus.path                               # .../datasets/shakespeare/corpus.jsonl (field "text")
     >>> corpus.card["size"]                       # {"documents": 42, "characters": ..., "bytes": ...}
 
+Labelled sets work alike: ``load_labelled("sentiment-zh")`` gives deduplicated train/validation/test
+splits of ``{text, label}`` with a card, and ``read_labelled(path)`` splits a user's own JSONL/CSV file.
+
 `corpora` holds the registry and the converters, `sources` the fetching, `cards` the card pages.
 """
 
@@ -19,6 +22,15 @@ from lmlab.datasets.corpora import (
     list_corpora,
     load_corpus,
 )
+from lmlab.datasets.labelled import (
+    LABELLED,
+    Example,
+    LabelledDataset,
+    LabelledSpec,
+    list_labelled,
+    load_labelled,
+    read_labelled,
+)
 from lmlab.datasets.sources import PackageSource, StdlibSource
 
 __all__ = [
@@ -27,10 +39,17 @@ __all__ = [
     "Corpus",
     "CorpusSpec",
     "Document",
+    "Example",
+    "LABELLED",
+    "LabelledDataset",
+    "LabelledSpec",
     "PackageSource",
     "StdlibSource",
     "corpus_card_markdown",
     "default_cache_dir",
     "list_corpora",
+    "list_labelled",
     "load_corpus",
+    "load_labelled",
+    "read_labelled",
 ]
