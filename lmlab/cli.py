@@ -2,6 +2,7 @@
 
     lmlab data stats|prepare   lmlab tokenizer train   lmlab datasets list|get
     lmlab train                lmlab eval [compare|sheet|ratings]     lmlab generate
+    lmlab tune [compare]
     lmlab word2vec train|similar|analogy|map|export|evaluate
     lmlab export / import      lmlab report             lmlab quickstart
 """
@@ -61,15 +62,25 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> None:
 
 
 def cmd_datasets_list(args: argparse.Namespace) -> None:
-    from lmlab.datasets import list_corpora
+    from lmlab.datasets import list_corpora, list_labelled
 
     for spec in list_corpora():
-        print(f"{spec.name:<16} {spec.description}")
+        print(f"{spec.name:<20} {spec.description}")
+    for spec in list_labelled():
+        print(f"{spec.name:<20} {spec.description}")
 
 
 def cmd_datasets_get(args: argparse.Namespace) -> None:
-    from lmlab.datasets import load_corpus
+    from lmlab.datasets import LABELLED, load_corpus, load_labelled
 
+    if args.name in LABELLED:
+        data = load_labelled(args.name)
+        for split, counts in data.card["counts"].items():
+            per_label = ", ".join(f"{label} {counts[str(label)]:,}" for label in data.labels)
+            base = data.card["majority_baseline"][split]
+            print(f"{split:<10} {counts['total']:>7,} ({per_label}); majority baseline {base['accuracy']:.3f}")
+        print(f"files: {data.directory}/{{train,validation,test}}.jsonl   card: {data.directory}/CARD.md")
+        return
     corpus = load_corpus(args.name)
     size = corpus.card.get("size", {})
     print(f"{corpus.name}: {size.get('documents', '?'):,} documents, {size.get('characters', '?'):,} characters")
@@ -98,6 +109,35 @@ def cmd_train(args: argparse.Namespace) -> None:
               f"train loss {result.train_loss:.4f}{val}")
         print(f"wrote {result.run_dir}/ (model.safetensors, metrics.jsonl, checkpoints/)")
     print(f"next: lmlab eval {result.run_dir}   lmlab generate {result.run_dir} \"Once upon a time\"")
+
+
+def _config_and_overrides(words: list[str]) -> tuple[str | None, list[str]]:
+    """A YAML file and dotted overrides, or overrides alone (the first word is then one of them)."""
+    if words and "=" in words[0] and not Path(words[0]).exists():
+        return None, words
+    return (words[0], words[1:]) if words else (None, [])
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from lmlab.tune.runner import compare_methods, comparison_table, read_tune_config, tune
+
+    if args.words and args.words[0] == "compare":
+        config, overrides = _config_and_overrides(args.words[1:])
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        rows = compare_methods(config, overrides, methods, args.out or "runs/tune-compare")
+        Console().print(comparison_table(rows))
+        print(f"wrote {args.out or 'runs/tune-compare'}/compare.md, compare.json, compare.png")
+        _write_json(args.json, rows)
+        return
+    config, overrides = _config_and_overrides(args.words)
+    summary = tune(read_tune_config(config, overrides))
+    baseline = summary["majority_baseline"]
+    print(f"test accuracy {summary['test_accuracy']:.3f}, macro-F1 {summary['test_macro_f1']:.3f} "
+          f"(majority class: {baseline['accuracy']:.3f}, {baseline['macro_f1']:.3f}); "
+          f"{summary['trainable_parameters']:,} trainable parameters; {summary['wall_seconds']:.0f}s")
+    _write_json(args.json, summary)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -365,6 +405,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="sheet: the shuffle seed")
     evaluate.add_argument("--not-blind", action="store_true", help="sheet: show the system names to the raters")
     evaluate.add_argument("--key", help="ratings: the SHEET.csv.key.json that `eval sheet` wrote")
+
+    tune_verb = add(verbs, "tune", cmd_tune, "fine-tune a pretrained model on labelled data "
+                    "(`tune compare` runs several methods on the same split)")
+    tune_verb.add_argument("words", nargs="*", metavar="[compare] [CONFIG] key=value",
+                           help="a YAML tune config and/or dotted overrides: base=... data=... method.method=lora")
+    tune_verb.add_argument("--methods", default="features,full,adapters,lora,prompt,lora+fgm",
+                           help="compare: the methods to run, comma-separated")
+    tune_verb.add_argument("--out", help="compare: where the runs and compare.md/.json/.png go "
+                           "(default runs/tune-compare)")
+    tune_verb.add_argument("--json", help="also write the summary (or the comparison) as JSON")
 
     generate = add(verbs, "generate", cmd_generate, "continue prompts with a trained model")
     generate.add_argument("run", help="a run or model directory")

@@ -1,0 +1,258 @@
+"""`lmlab tune`: fine-tune a pretrained model for a labelled task, and compare methods on one split.
+
+    base (an lmlab run, a Hugging Face BERT directory, or named weights such as all-MiniLM-L6-v2)
+      + method (full, features, lora, adapters, prompt) [+ adversarial: fgm, pgd]
+      + head ──> the one training loop (early stopping on validation, best weights kept)
+      ──> run directory: model.safetensors + model.json (family "tuned"), tokenizer.json, config.yaml,
+          metrics.jsonl, summary.json (test accuracy and macro-F1, trainable parameters, time, memory)
+
+`compare_methods` runs each method in a process of its own, so that each one's peak memory is its
+own, and puts them on one table beside the majority-class baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+
+from lmlab.config import Config, build_config, read_config_data, save_config
+from lmlab.datasets.labelled import LabelledDataset, load_labelled, read_labelled
+from lmlab.errors import LmlabError
+from lmlab.files import atomic_path, read_json, write_json, write_text
+from lmlab.models import load_model
+from lmlab.tokenizers import Tokenizer
+from lmlab.train.loop import LoopConfig, fit, pick_device
+from lmlab.train.optim import OptimizerConfig, ScheduleConfig
+from lmlab.tune.adversarial import AdversarialConfig, build_adversary
+from lmlab.tune.model import HeadConfig, MethodConfig, TunedModel, tuned_config_from
+from lmlab.tune.params import trainable_parameters
+from lmlab.tune.tasks import (
+    SequenceClassification,
+    classification_figures,
+    encode_examples,
+    majority_baseline,
+    pad_batch,
+    predict_scores,
+)
+
+
+class TuneConfig(Config):
+    run_dir: str = "runs/tune"
+    base: str = Field(description="an lmlab run directory, a Hugging Face BERT directory, or all-MiniLM-L6-v2")
+    data: str = Field(description="a named labelled set (sentiment-en, sentiment-zh, ...), a .jsonl/.csv file "
+                      "(split for you) or a directory of train/validation/test files")
+    text_field: str = "text"
+    label_field: str = "label"
+    block_size: int = Field(128, ge=2, description="the longest text, in tokens; longer ones are cut")
+    limit_train: int | None = Field(None, ge=1, description="use only the first N training examples")
+    method: MethodConfig = MethodConfig()
+    adversarial: AdversarialConfig = AdversarialConfig()
+    head: HeadConfig = HeadConfig()
+    optimizer: OptimizerConfig = OptimizerConfig(lr=2e-5, weight_decay=0.01)
+    schedule: ScheduleConfig = ScheduleConfig(kind="linear", warmup_steps=10, min_lr_ratio=0.0)
+    train: LoopConfig = LoopConfig(max_steps=300, batch_size=16, eval_every=50, log_every=10, checkpoint_every=100,
+                                   best_metric="val_macro_f1", early_stopping=3, eval_tokens=None)
+
+
+def read_tune_config(path: str | Path | None, overrides: list[str]) -> TuneConfig:
+    data = read_config_data(path, overrides)
+    return build_config(TuneConfig, data, source=str(path) if path else "config")
+
+
+def load_base(base: str) -> tuple[nn.Module, Tokenizer]:
+    """The pretrained backbone and its tokenizer, from wherever `base` points."""
+    from lmlab.models.hf_bert import load_bert_directory
+
+    path = Path(base)
+    if not path.exists():
+        from lmlab.datasets.weights import pretrained_directory
+
+        path = pretrained_directory(base)
+    if (path / "model.json").exists():
+        return load_model(path), Tokenizer.load(path / "tokenizer.json")
+    if (path / "config.json").exists():
+        return load_bert_directory(path)
+    raise LmlabError(f"base {base}: neither an lmlab run (model.json) nor a Hugging Face directory (config.json)")
+
+
+def load_data(cfg: TuneConfig) -> LabelledDataset:
+    path = Path(cfg.data)
+    if path.exists():
+        return read_labelled(path, cfg.text_field, cfg.label_field)
+    return load_labelled(cfg.data)
+
+
+def _texts_and_labels(dataset: LabelledDataset, split: str, limit: int | None = None) -> tuple[list[str], list[str]]:
+    rows = dataset.splits[split][:limit] if limit else dataset.splits[split]
+    if not rows:
+        raise LmlabError(f"{dataset.name}: the {split} split is empty")
+    return [row.text for row in rows], [str(row.label) for row in rows]
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """The most memory this process has held: the GPU's allocator on CUDA, else resident memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def tune(cfg: TuneConfig, console: Console | None = None) -> dict[str, Any]:
+    """Fine-tune `cfg.base` on `cfg.data` with `cfg.method`; returns (and writes) the run's summary."""
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    dataset = load_data(cfg)
+    labels = [str(label) for label in dataset.labels]
+    torch.manual_seed(cfg.train.seed)
+    backbone, tokenizer = load_base(cfg.base)
+    block_size = min(cfg.block_size, backbone.config.block_size)
+    if cfg.method.method == "prompt":  # the virtual tokens take positions too
+        block_size -= int(cfg.method.prompt.get("num_virtual_tokens", 20))
+    model = TunedModel(tuned_config_from(backbone, labels, cfg.head, cfg.method, block_size), backbone=backbone)
+    pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+
+    def encoded(split: str, limit: int | None = None) -> Any:
+        texts, split_labels = _texts_and_labels(dataset, split, limit)
+        return encode_examples(texts, split_labels, labels, tokenizer, block_size)
+
+    train_set, validation = encoded("train", cfg.limit_train), encoded("validation")
+    objective = SequenceClassification(train_set, validation, cfg.train.batch_size, cfg.train.grad_accum,
+                                       cfg.train.seed, pad_id)
+    run_dir = Path(cfg.run_dir)
+    if (run_dir / "checkpoints").exists():
+        raise LmlabError(f"{run_dir}: already holds a run; choose another run_dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    tokenizer.save(run_dir / "tokenizer.json")
+    trainable, total = trainable_parameters(model)
+    console.print(f"{cfg.method.method}{' + ' + cfg.adversarial.method if cfg.adversarial.method != 'none' else ''}: "
+                  f"{trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%)")
+    fit(model, objective, cfg, run_dir, console=console, adversary=build_adversary(cfg.adversarial))
+
+    device = pick_device(cfg.train.device)
+    test = encoded("test")
+    scores = predict_scores(model, _batches(test, cfg.train.batch_size, pad_id), device)
+    figures = classification_figures(scores, test.labels, prefix="test_")
+    summary = {
+        **read_json(run_dir / "summary.json"),
+        "method": cfg.method.method,
+        "adversarial": cfg.adversarial.method,
+        "labels": labels,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "trainable_share": trainable / total,
+        **figures,
+        "majority_baseline": majority_baseline(train_set.labels, test.labels, len(labels)),
+        "train_examples": len(train_set.ids),
+        "test_examples": len(test.ids),
+        "wall_seconds": time.perf_counter() - started,
+        "peak_memory_mb": peak_memory_mb(device),
+    }
+    write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def _batches(examples: Any, batch_size: int, pad_id: int) -> Any:
+    for start in range(0, len(examples.ids), batch_size):
+        ids, mask = pad_batch(examples.ids[start : start + batch_size], pad_id)
+        yield {"input_ids": ids, "attention_mask": mask}
+
+
+# ---- several methods on one task ------------------------------------------------------------------
+
+METHOD_PRESETS: dict[str, list[str]] = {
+    "features": ["method.method=features", "head.hidden=512", "optimizer.lr=1e-3"],
+    "full": ["method.method=full", "optimizer.lr=5e-5"],
+    "adapters": ["method.method=adapters", "optimizer.lr=1e-3"],
+    "lora": ["method.method=lora", "optimizer.lr=1e-3"],
+    "prompt": ["method.method=prompt", "optimizer.lr=3e-2"],
+    "lora+fgm": ["method.method=lora", "optimizer.lr=1e-3", "adversarial.method=fgm"],
+}
+
+
+def compare_methods(config: str | Path | None, overrides: list[str], methods: list[str],
+                    out: str | Path) -> list[dict[str, Any]]:
+    """Run each method (a `METHOD_PRESETS` name) as its own `lmlab tune` process; one summary each."""
+    unknown = [m for m in methods if m not in METHOD_PRESETS]
+    if unknown:
+        raise LmlabError(f"tune compare: unknown method {unknown[0]!r}; known: {', '.join(METHOD_PRESETS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    read_tune_config(config, overrides)  # a mistake is found before any run starts
+    rows = []
+    for method in methods:
+        run_dir = out / method.replace("+", "-")
+        command = [sys.executable, "-m", "lmlab.cli", "tune", *([str(config)] if config else []),
+                   *overrides, *METHOD_PRESETS[method], f"run_dir={run_dir}"]
+        done = subprocess.run(command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
+        if done.returncode != 0:
+            raise LmlabError(f"tune compare: the {method} run failed (exit status {done.returncode}); "
+                             f"see its output above")
+        rows.append({"name": method, **read_json(run_dir / "summary.json")})
+    write_json(out / "compare.json", rows)
+    write_text(out / "compare.md", comparison_markdown(rows))
+    plot_methods(rows, out / "compare.png")
+    return rows
+
+
+HEADERS = ["method", "test accuracy", "test macro-F1", "trainable", "share", "seconds", "peak MB"]
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    return [row["name"], f"{row['test_accuracy']:.3f}", f"{row['test_macro_f1']:.3f}",
+            f"{row['trainable_parameters']:,}", f"{100 * row['trainable_share']:.2f}%",
+            f"{row['wall_seconds']:.0f}", f"{row['peak_memory_mb']:,.0f}"]
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> Table:
+    baseline = rows[0]["majority_baseline"]
+    table = Table(*HEADERS, title=f"same task and split; majority-class baseline: accuracy {baseline['accuracy']:.3f}, "
+                  f"macro-F1 {baseline['macro_f1']:.3f}")
+    for row in rows:
+        table.add_row(*_cells(row))
+    return table
+
+
+def comparison_markdown(rows: list[dict[str, Any]]) -> str:
+    baseline = rows[0]["majority_baseline"]
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    lines.append(f"| majority class | {baseline['accuracy']:.3f} | {baseline['macro_f1']:.3f} | 0 | 0% | | |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_methods(rows: list[dict[str, Any]], path: Path) -> None:
+    """Test macro-F1 per method (bars) against the share of weights each trains (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.5 * len(rows) + 1.8))
+    names = [row["name"] for row in rows][::-1]
+    f1 = [row["test_macro_f1"] for row in rows][::-1]
+    bars = left.barh(names, f1, color="#4878a8")
+    left.bar_label(bars, labels=[f"{v:.3f}" for v in f1], padding=3)
+    left.axvline(rows[0]["majority_baseline"]["macro_f1"], color="#c44", linestyle="--", label="majority class")
+    left.set_xlabel("test macro-F1")
+    left.set_xlim(0, 1.05)
+    left.legend(loc="lower right", fontsize=8)
+    share = [max(100 * row["trainable_share"], 1e-4) for row in rows][::-1]
+    right.barh(names, share, color="#6a9f58")
+    right.set_xscale("log")
+    right.set_xlabel("trainable parameters, % of the model (log scale)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
