@@ -12,6 +12,7 @@ tensors and a JSON header. A new family is one file in this package plus one lin
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,19 @@ FAMILIES: dict[str, type[nn.Module]] = {
 }
 
 
+# Families that build on this package live outside it, and are imported when first asked for.
+LATER_FAMILIES = {"tuned": "lmlab.tune.model"}
+
+
 def model_from_config(family: str, config: dict[str, Any], source: str = "model config") -> nn.Module:
     """Build a freshly initialised model of `family` from a plain dict of its config fields.
 
     `source` names where the dict came from (a file, a config section) in error messages.
     """
+    if family not in FAMILIES and family in LATER_FAMILIES:
+        module = importlib.import_module(LATER_FAMILIES[family])
+        FAMILIES[family] = next(value for value in vars(module).values()
+                                if isinstance(value, type) and getattr(value, "family", None) == family)
     if family not in FAMILIES:
         raise LmlabError(f"{source}: unknown model family {family!r} (known: {', '.join(sorted(FAMILIES))})")
     model_class = FAMILIES[family]
@@ -56,7 +65,9 @@ def model_from_config(family: str, config: dict[str, Any], source: str = "model 
         if key not in fields:
             known = ", ".join(fields)
             raise LmlabError(f"{source}: {family} has no config key {key!r} (known keys: {known})")
-        _check_type(source, key, value, type(fields[key].default))
+        default = fields[key].default
+        _check_type(source, key, value, type(fields[key].default_factory() if default is dataclasses.MISSING
+                                             else default))
     return model_class(config_class(**config))
 
 

@@ -80,14 +80,16 @@ class FGM:
         norm = gradient.norm()
         if norm == 0 or not torch.isfinite(norm):
             return
-        shift = self.epsilon * _scale(table, gradient) * gradient / norm
+        rows = (gradient.norm(dim=1) > 0).nonzero().squeeze(1)  # only the batch's tokens move
+        original = table.detach()[rows].clone()
+        shift = self.epsilon * _scale(table, gradient) * gradient[rows] / norm
         with torch.no_grad():
-            table.add_(shift)
+            table[rows] += shift
         try:
             (loss_of_batch() * scale).backward()
         finally:
             with torch.no_grad():
-                table.sub_(shift)
+                table[rows] = original  # exactly as before: adding and subtracting would round
 
 
 class PGD:
@@ -98,8 +100,9 @@ class PGD:
 
     def backward(self, model: nn.Module, loss_of_batch: Callable[[], Tensor], scale: float) -> None:
         table = _table(model)
-        original = table.detach().clone()
         gradient = _first_gradient(table, loss_of_batch, scale)
+        rows = (gradient.norm(dim=1) > 0).nonzero().squeeze(1)  # only the batch's tokens move
+        original = table.detach()[rows].clone()
         size_of = _scale(table, gradient)
         epsilon, alpha = self.epsilon * size_of, self.alpha * size_of
         try:
@@ -108,17 +111,17 @@ class PGD:
                 if norm == 0 or not torch.isfinite(norm):
                     break
                 with torch.no_grad():
-                    shift = table - original + alpha * gradient / norm
+                    shift = table[rows] - original + alpha * gradient[rows] / norm
                     size = shift.norm()
                     if size > epsilon:
                         shift = shift * (epsilon / size)
-                    table.copy_(original + shift)
+                    table[rows] = original + shift
                 if step < self.steps - 1:
                     gradient = _fresh_gradient(table, loss_of_batch, scale)
             (loss_of_batch() * scale).backward()  # added to the ordinary gradient already in .grad
         finally:
             with torch.no_grad():
-                table.copy_(original)
+                table[rows] = original
 
 
 def build_adversary(cfg: AdversarialConfig) -> FGM | PGD | None:
