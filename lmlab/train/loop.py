@@ -47,7 +47,14 @@ from lmlab.errors import LmlabError
 from lmlab.files import read_json, write_json, write_text
 from lmlab.models import load_weights, model_from_config, read_safetensors, save_model
 from lmlab.train.checkpoint import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
-from lmlab.train.objectives import CausalLM, Objective, StreamingCausalLM
+from lmlab.train.objectives import (
+    BertVocabulary,
+    CausalLM,
+    MaskedLM,
+    MaskedLMWithNSP,
+    Objective,
+    StreamingCausalLM,
+)
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig, build_optimizer, lr_at, penalty
 
 
@@ -73,9 +80,10 @@ class LoopConfig(Config):
 class TrainConfig(Config):
     run_dir: str = "runs/gpt"
     data: str = Field(description="a packed directory (train.bin, val.bin, meta.json)")
-    objective: Literal["causal_lm", "causal_lm_stream"] = Field(
+    objective: Literal["causal_lm", "causal_lm_stream", "masked_lm", "masked_lm_nsp"] = Field(
         "causal_lm", description="causal_lm: random windows; causal_lm_stream: the text in order, the state carried "
-        "from window to window (truncated BPTT, for recurrent models)")
+        "from window to window (truncated BPTT, for recurrent models); masked_lm: fill in masked tokens (BERT, "
+        "WordPiece data); masked_lm_nsp: masked_lm plus next-sentence prediction on [CLS] A [SEP] B [SEP] pairs")
     model: dict[str, Any] = Field(default_factory=lambda: {"family": "gpt"})
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
@@ -121,6 +129,19 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> nn.Module:
 
 def build_objective(cfg: TrainConfig, model: nn.Module, shards: TokenShards, block_size: int) -> Objective:
     loop = cfg.train
+    encoder = getattr(model, "family", None) == "bert"
+    if cfg.objective in ("masked_lm", "masked_lm_nsp"):
+        if not encoder:
+            raise LmlabError(f"objective: {cfg.objective} trains a bidirectional encoder, and a {model.family} "
+                             "model is not one; use it with family bert, or use causal_lm")
+        vocab = BertVocabulary.of_packed(shards, cfg.objective)
+        if cfg.objective == "masked_lm":
+            return MaskedLM(shards, vocab, loop.batch_size, block_size, loop.seed)
+        return MaskedLMWithNSP(shards, vocab, loop.batch_size, block_size, loop.seed, loop.eval_tokens)
+    if encoder:
+        # A bidirectional encoder sees the token it is asked for: next-token prediction would teach it to copy.
+        raise LmlabError(f"objective: {cfg.objective} predicts the next token, which a bert model can see; "
+                         "use masked_lm or masked_lm_nsp")
     if cfg.objective == "causal_lm":
         return CausalLM(shards, loop.batch_size, block_size, loop.seed)
     if not getattr(model, "carries_state", False):
