@@ -2,7 +2,7 @@
 
     lmlab data stats|prepare   lmlab tokenizer train   lmlab datasets list|get
     lmlab train                lmlab eval [compare|sheet|ratings]     lmlab generate
-    lmlab tune [compare]
+    lmlab tune [compare]       lmlab pipeline TASK --model RUN [TEXT ...]
     lmlab word2vec train|similar|analogy|map|export|evaluate
     lmlab export / import      lmlab report             lmlab quickstart
 """
@@ -89,6 +89,7 @@ def cmd_datasets_get(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from lmlab.runs import load_run_config, read_train_config, train_run
+    from lmlab.train import TrainConfig
     from lmlab.train.counting import NgramTrainConfig
 
     if args.resume:
@@ -108,7 +109,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"trained {result.steps} steps ({result.tokens_seen:,} tokens) in {result.seconds:.1f}s: "
               f"train loss {result.train_loss:.4f}{val}")
         print(f"wrote {result.run_dir}/ (model.safetensors, metrics.jsonl, checkpoints/)")
-    print(f"next: lmlab eval {result.run_dir}   lmlab generate {result.run_dir} \"Once upon a time\"")
+    if isinstance(cfg, TrainConfig) and cfg.model.get("family") == "bert":
+        print(f"next: lmlab tune base={result.run_dir} data=sentiment-en-binary   "
+              f"lmlab pipeline fill-mask --model {result.run_dir} \"The [MASK] is here.\"")
+    else:
+        print(f"next: lmlab eval {result.run_dir}   lmlab generate {result.run_dir} \"Once upon a time\"")
 
 
 def _config_and_overrides(words: list[str]) -> tuple[str | None, list[str]]:
@@ -237,6 +242,19 @@ def cmd_generate(args: argparse.Namespace) -> None:
     lm = load_language_model(args.run)
     for prompt, text in zip(args.prompts, lm.generate(args.prompts, params), strict=True):
         print(prompt + text)
+
+
+def cmd_pipeline(args: argparse.Namespace) -> None:
+    from lmlab.pipelines import format_answer, json_line, pipeline
+
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    names = ("top_k", "pooling", "normalize", "max_new_tokens", "temperature", "top_p", "seed")
+    options = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if getattr(args, "all_labels", False):
+        options["top_k"] = None
+    answers = pipeline(args.task, model=args.model, device=args.device, batch_size=args.batch_size)(texts, **options)
+    for text, answer in zip(texts, answers, strict=True):
+        print(json_line(text, answer) if args.json else format_answer(args.task, text, answer), flush=True)
 
 
 def cmd_word2vec_train(args: argparse.Namespace) -> None:
@@ -461,6 +479,38 @@ def build_parser() -> argparse.ArgumentParser:
     w2v_eval.add_argument("--analogies", help="a questions-words.txt style file")
     w2v_eval.add_argument("--pairs", help="a WordSim-353 / SimLex-999 style TSV")
     w2v_eval.add_argument("--json", help="also write the figures as JSON")
+
+    pipe = add(verbs, "pipeline", None, "run a model on texts: `lmlab pipeline TASK --model RUN [TEXT ...]`")
+    tasks = pipe.add_subparsers(dest="task", required=True, metavar="TASK")
+
+    def pipeline_task(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = add(tasks, name, cmd_pipeline, help_text)
+        command.add_argument("--model", required=True, help="a run or model directory, a Hugging Face BERT "
+                             "directory, or named weights (all-MiniLM-L6-v2)")
+        command.add_argument("texts", nargs="*", help="the texts (default: one per line of standard input)")
+        command.add_argument("--json", action="store_true", help="print one JSON object per text: {input, output}")
+        command.add_argument("--device", help="cpu, cuda, ... (default: cuda when there is one)")
+        command.add_argument("--batch-size", type=int, default=16)
+        return command
+
+    for name in ("sentiment-analysis", "text-classification"):
+        classify = pipeline_task(name, "label texts with a classifier from `lmlab tune`")
+        classify.add_argument("--top-k", type=int, help="how many labels to list (default 1)")
+        classify.add_argument("--all-labels", action="store_true", help="every label, best first")
+    fill = pipeline_task("fill-mask", "the likeliest tokens for each [MASK], from a BERT")
+    fill.add_argument("--top-k", type=int, help="predictions per [MASK] (default 5)")
+    features = pipeline_task("feature-extraction", "hidden states per token, or one vector per text")
+    features.add_argument("--pooling", choices=["mean", "first", "last"], help="one vector per text")
+    features.add_argument("--normalize", action=argparse.BooleanOptionalAction,
+                          help="unit-length vectors (default: as a sentence-transformers model is used)")
+    write = pipeline_task("text-generation", "continue each text with a GPT, RNN, MLP or n-gram run")
+    write.add_argument("--max-new-tokens", type=int)
+    write.add_argument("--temperature", type=float, help="0 = greedy")
+    write.add_argument("--top-k", type=int)
+    write.add_argument("--top-p", type=float)
+    write.add_argument("--seed", type=int)
+    for name in ("question-answering", "token-classification"):
+        pipeline_task(name, "not available yet: its task head comes later")
 
     export = add(verbs, "export", cmd_export, "write a run's GPT as a Hugging Face GPT-2 directory")
     export.add_argument("run")
