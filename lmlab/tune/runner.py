@@ -34,7 +34,7 @@ from lmlab.models import load_model
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.loop import LoopConfig, fit, pick_device
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig
-from lmlab.tune.adversarial import AdversarialConfig, build_adversary
+from lmlab.tune.adversarial import AdversarialConfig, attacked_logits, build_adversary
 from lmlab.tune.model import HeadConfig, MethodConfig, TunedModel, tuned_config_from
 from lmlab.tune.params import trainable_parameters
 from lmlab.tune.tasks import (
@@ -56,6 +56,9 @@ class TuneConfig(Config):
     label_field: str = "label"
     block_size: int = Field(128, ge=2, description="the longest text, in tokens; longer ones are cut")
     limit_train: int | None = Field(None, ge=1, description="use only the first N training examples")
+    limit_eval: int | None = Field(None, ge=1, description="score only the first N validation and test examples")
+    attack_epsilon: float | None = Field(None, gt=0, description="also score the test split under an FGM attack "
+                                         "of this relative size (see lmlab.tune.adversarial)")
     method: MethodConfig = MethodConfig()
     adversarial: AdversarialConfig = AdversarialConfig()
     head: HeadConfig = HeadConfig()
@@ -125,7 +128,7 @@ def tune(cfg: TuneConfig, console: Console | None = None) -> dict[str, Any]:
         texts, split_labels = _texts_and_labels(dataset, split, limit)
         return encode_examples(texts, split_labels, labels, tokenizer, block_size)
 
-    train_set, validation = encoded("train", cfg.limit_train), encoded("validation")
+    train_set, validation = encoded("train", cfg.limit_train), encoded("validation", cfg.limit_eval)
     objective = SequenceClassification(train_set, validation, cfg.train.batch_size, cfg.train.grad_accum,
                                        cfg.train.seed, pad_id)
     run_dir = Path(cfg.run_dir)
@@ -140,9 +143,13 @@ def tune(cfg: TuneConfig, console: Console | None = None) -> dict[str, Any]:
     fit(model, objective, cfg, run_dir, console=console, adversary=build_adversary(cfg.adversarial))
 
     device = pick_device(cfg.train.device)
-    test = encoded("test")
+    test = encoded("test", cfg.limit_eval)
     scores = predict_scores(model, _batches(test, cfg.train.batch_size, pad_id), device)
     figures = classification_figures(scores, test.labels, prefix="test_")
+    if cfg.attack_epsilon is not None:
+        attacked = attacked_logits(model, _batches(test, cfg.train.batch_size, pad_id, with_labels=True), device,
+                                   cfg.attack_epsilon)
+        figures["test_accuracy_attacked"] = classification_figures(attacked, test.labels)["accuracy"]
     summary = {
         **read_json(run_dir / "summary.json"),
         "method": cfg.method.method,
@@ -162,10 +169,11 @@ def tune(cfg: TuneConfig, console: Console | None = None) -> dict[str, Any]:
     return summary
 
 
-def _batches(examples: Any, batch_size: int, pad_id: int) -> Any:
+def _batches(examples: Any, batch_size: int, pad_id: int, with_labels: bool = False) -> Any:
     for start in range(0, len(examples.ids), batch_size):
         ids, mask = pad_batch(examples.ids[start : start + batch_size], pad_id)
-        yield {"input_ids": ids, "attention_mask": mask}
+        labels = {"labels": torch.from_numpy(examples.labels[start : start + batch_size])} if with_labels else {}
+        yield {"input_ids": ids, "attention_mask": mask, **labels}
 
 
 # ---- several methods on one task ------------------------------------------------------------------
@@ -206,28 +214,38 @@ def compare_methods(config: str | Path | None, overrides: list[str], methods: li
 
 
 HEADERS = ["method", "test accuracy", "test macro-F1", "trainable", "share", "seconds", "peak MB"]
+ATTACKED = "accuracy under FGM"
 
 
-def _cells(row: dict[str, Any]) -> list[str]:
-    return [row["name"], f"{row['test_accuracy']:.3f}", f"{row['test_macro_f1']:.3f}",
-            f"{row['trainable_parameters']:,}", f"{100 * row['trainable_share']:.2f}%",
-            f"{row['wall_seconds']:.0f}", f"{row['peak_memory_mb']:,.0f}"]
+def _headers(rows: list[dict[str, Any]]) -> list[str]:
+    return HEADERS + ([ATTACKED] if any("test_accuracy_attacked" in row for row in rows) else [])
+
+
+def _cells(row: dict[str, Any], attacked: bool) -> list[str]:
+    cells = [row["name"], f"{row['test_accuracy']:.3f}", f"{row['test_macro_f1']:.3f}",
+             f"{row['trainable_parameters']:,}", f"{100 * row['trainable_share']:.2f}%",
+             f"{row['wall_seconds']:.0f}", f"{row['peak_memory_mb']:,.0f}"]
+    return cells + ([f"{row['test_accuracy_attacked']:.3f}" if "test_accuracy_attacked" in row else "-"]
+                    if attacked else [])
 
 
 def comparison_table(rows: list[dict[str, Any]]) -> Table:
     baseline = rows[0]["majority_baseline"]
-    table = Table(*HEADERS, title=f"same task and split; majority-class baseline: accuracy {baseline['accuracy']:.3f}, "
+    headers = _headers(rows)
+    table = Table(*headers, title=f"same task and split; majority-class baseline: accuracy {baseline['accuracy']:.3f}, "
                   f"macro-F1 {baseline['macro_f1']:.3f}")
     for row in rows:
-        table.add_row(*_cells(row))
+        table.add_row(*_cells(row, len(headers) > len(HEADERS)))
     return table
 
 
 def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     baseline = rows[0]["majority_baseline"]
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
-    lines.append(f"| majority class | {baseline['accuracy']:.3f} | {baseline['macro_f1']:.3f} | 0 | 0% | | |")
+    headers = _headers(rows)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cells(row, len(headers) > len(HEADERS))) + " |" for row in rows]
+    lines.append("| " + " | ".join(["majority class", f"{baseline['accuracy']:.3f}", f"{baseline['macro_f1']:.3f}",
+                                    "0", "0%"] + [""] * (len(headers) - 5)) + " |")
     return "\n".join(lines) + "\n"
 
 
