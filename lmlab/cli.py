@@ -138,10 +138,12 @@ def cmd_tune(args: argparse.Namespace) -> None:
         return
     config, overrides = _config_and_overrides(args.words)
     summary = tune(read_tune_config(config, overrides))
-    baseline = summary["majority_baseline"]
-    print(f"test accuracy {summary['test_accuracy']:.3f}, macro-F1 {summary['test_macro_f1']:.3f} "
-          f"(majority class: {baseline['accuracy']:.3f}, {baseline['macro_f1']:.3f}); "
-          f"{summary['trainable_parameters']:,} trainable parameters; {summary['wall_seconds']:.0f}s")
+    figures = ", ".join(f"{name[len('test_'):].replace('_', ' ')} {value:.3f}" for name, value in summary.items()
+                        if name.startswith("test_") and name != "test_examples" and isinstance(value, float))
+    baseline = summary.get("majority_baseline")
+    against = f" (majority class: accuracy {baseline['accuracy']:.3f})" if baseline else ""
+    print(f"test: {figures}{against}; {summary['trainable_parameters']:,} trainable parameters; "
+          f"{summary['wall_seconds']:.0f}s")
     _write_json(args.json, summary)
 
 
@@ -252,7 +254,11 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
     options = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if getattr(args, "all_labels", False):
         options["top_k"] = None
-    answers = pipeline(args.task, model=args.model, device=args.device, batch_size=args.batch_size)(texts, **options)
+    run = pipeline(args.task, model=args.model, device=args.device, batch_size=args.batch_size)
+    if args.task == "question-answering":  # each text is a context for the one question
+        answers = run([{"question": args.question, "context": text} for text in texts], **options)
+    else:
+        answers = run(texts, **options)
     for text, answer in zip(texts, answers, strict=True):
         print(json_line(text, answer) if args.json else format_answer(args.task, text, answer), flush=True)
 
@@ -509,8 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--top-k", type=int)
     write.add_argument("--top-p", type=float)
     write.add_argument("--seed", type=int)
-    for name in ("question-answering", "token-classification"):
-        pipeline_task(name, "not available yet: its task head comes later")
+    pipeline_task("token-classification", "tag the words of texts with a run of `lmlab tune task=tagging`")
+    answer = pipeline_task("question-answering", "find the answer in each text (a context), with a run of "
+                           "`lmlab tune task=qa`")
+    answer.add_argument("--question", required=True, help="the question asked of every context")
 
     export = add(verbs, "export", cmd_export, "write a run's GPT as a Hugging Face GPT-2 directory")
     export.add_argument("run")

@@ -15,6 +15,9 @@
     feature-extraction    a BERT or GPT: run, directory, or named        hidden states (T, H), or one pooled
                           weights such as all-MiniLM-L6-v2               vector (H,)
     text-generation       a GPT, RNN, MLP or n-gram run                  [{generated_text}]
+    token-classification  a run of `lmlab tune task=tagging`             [{entity_group, score, word, start, end}]
+    question-answering    a run of `lmlab tune task=qa`; call it with    {answer, score, start, end}
+                          question=..., context=...
 
 `model` is a run or model directory (model.json), a Hugging Face BERT directory (config.json), or
 the name of pretrained weights (`lmlab.datasets.weights`). A string in gives one text's answer; a
@@ -44,11 +47,8 @@ from lmlab.tokenizers import Tokenizer
 from lmlab.tune.model import Pooling, pool
 from lmlab.tune.tasks import encode_examples, pad_batch
 
-# Tasks whose heads do not exist yet, and what they will need.
-LATER_TASKS = {
-    "question-answering": "an extractive question-answering head",
-    "token-classification": "a token-classification (tagging) head",
-}
+# Tasks whose pipelines live beside their heads (lmlab.tune.heads), for runs of `lmlab tune task=qa|tagging`.
+HEAD_TASKS = ("question-answering", "token-classification")
 
 POOLINGS = ("mean", "first", "last")
 
@@ -232,16 +232,17 @@ def pipeline(task: str, model: str | os.PathLike[str], device: str | torch.devic
              batch_size: int = 16) -> Pipeline:
     """A callable that runs `task` with `model` (a run or model directory, a Hugging Face BERT directory,
     or named pretrained weights) on `device` (default: CUDA when there is one), `batch_size` texts at a time."""
-    if task in LATER_TASKS:
-        raise LmlabError(f"pipeline {task!r} is not available yet: it needs {LATER_TASKS[task]}, which lmlab does "
-                         f"not have yet; available: {', '.join(PIPELINES)}")
-    if task not in PIPELINES:
-        raise LmlabError(f"unknown pipeline task {task!r}; known: {', '.join(PIPELINES)}")
+    if task not in PIPELINES and task not in HEAD_TASKS:
+        raise LmlabError(f"unknown pipeline task {task!r}; known: {', '.join([*PIPELINES, *HEAD_TASKS])}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise LmlabError(f"pipeline: batch_size must be a whole number >= 1, got {batch_size!r}")
     device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
     folder = _locate(model)
     family = _family(folder)
+    if task in HEAD_TASKS:
+        from lmlab.tune.heads import head_pipeline
+
+        return head_pipeline(task, folder, family, device, batch_size)
     cls = PIPELINES[task]
     args = (device, batch_size, folder)  # after (task, model, tokenizer)
 
@@ -342,6 +343,10 @@ def format_answer(task: str, text: str, answer: Any) -> str:
         per_mask = answer if answer and isinstance(answer[0], list) else [answer]
         return "\n".join(f"{text}\t[MASK] {i + 1}: " + ", ".join(f"{a['token_str']} {a['score']:.3f}" for a in masks)
                          for i, masks in enumerate(per_mask))
+    if task == "token-classification":
+        return f"{text}\t" + ", ".join(f"{e['entity_group']} {e['word']!r} {e['score']:.3f}" for e in answer)
+    if task == "question-answering":
+        return f"{text}\t{answer['answer']!r} {answer['score']:.3f} [{answer['start']}:{answer['end']}]"
     if task == "feature-extraction":
         pooled = not isinstance(answer[0], list)
         first = answer if pooled else answer[0]

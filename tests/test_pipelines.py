@@ -212,8 +212,8 @@ def test_greedy_text_generation_is_generate_text(runs):
 def test_mistakes_name_what_exists(runs):
     with pytest.raises(LmlabError, match="unknown pipeline task 'summarize'.*fill-mask.*text-generation"):
         pipeline("summarize", model=runs / "bert")
-    for task in ("question-answering", "token-classification"):
-        with pytest.raises(LmlabError, match=f"{task}.*not available yet.*available: sentiment-analysis"):
+    for task, head in (("question-answering", "qa"), ("token-classification", "tagging")):
+        with pytest.raises(LmlabError, match=f"{task} needs a run of `lmlab tune task={head}`"):
             pipeline(task, model=runs / "bert")
     with pytest.raises(LmlabError, match="fine-tuned with `lmlab tune`.*not a bert"):
         pipeline("sentiment-analysis", model=runs / "bert", device="cpu")

@@ -58,9 +58,10 @@ class TunedConfig:
     head: dict[str, Any] = field(default_factory=dict)  # a HeadConfig
     method: dict[str, Any] = field(default_factory=dict)  # a MethodConfig
     block_size: int = 128  # the longest text, in tokens, the model reads
+    task: str = "classification"  # or tagging, qa, multiple_choice (lmlab.tune.heads)
 
     def __post_init__(self) -> None:
-        if len(self.labels) < 2:
+        if self.task in ("classification", "tagging") and len(self.labels) < 2:
             raise LmlabError(f"a classifier needs at least two labels, got {self.labels}")
 
 
@@ -112,14 +113,31 @@ class TunedModel(nn.Module):
         from lmlab.tune.methods import apply_method
 
         self.backbone = apply_method(self.backbone, self.method)
-        self.head = ClassificationHead(self.backbone.hidden_size, len(config.labels), head)
+        if config.task == "classification":
+            self.head = ClassificationHead(self.backbone.hidden_size, len(config.labels), head)
+        else:
+            from lmlab.tune.heads import task_head
+
+            self.head = task_head(config.task, self.backbone.hidden_size, len(config.labels), head.dropout,
+                                  self.pooling)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, labels: Tensor | None = None,
                 token_type_ids: Tensor | None = None, inputs_embeds: Tensor | None = None) -> LMOutput:
-        """Label logits (B, K) for a right-padded batch; with `labels` (B,), their mean cross-entropy too."""
+        """Label logits (B, K) for a right-padded batch; with `labels` (B,), their mean cross-entropy too.
+
+        Other tasks' heads give their own logits and loss (lmlab.tune.heads); a multiple-choice batch
+        is (B, N, T), every (question, choice) pair a row for the backbone.
+        """
+        rows = len(input_ids if input_ids is not None else inputs_embeds)
+        if self.config.task == "multiple_choice":
+            input_ids, attention_mask, token_type_ids, inputs_embeds = (
+                None if t is None else t.flatten(0, 1) for t in (input_ids, attention_mask, token_type_ids,
+                                                                  inputs_embeds))
         hidden = self.backbone.features(input_ids=None if inputs_embeds is not None else input_ids,
                                         attention_mask=attention_mask, inputs_embeds=inputs_embeds,
                                         **({"token_type_ids": token_type_ids} if token_type_ids is not None else {}))
+        if self.config.task != "classification":
+            return self.head(hidden, attention_mask, labels, rows)
         logits = self.head(pool(hidden, attention_mask, self.pooling))
         loss = None if labels is None else F.cross_entropy(logits.float(), labels)
         return LMOutput(logits=logits, loss=loss)
@@ -129,7 +147,7 @@ class TunedModel(nn.Module):
 
 
 def tuned_config_from(backbone: nn.Module, labels: list[str], head: HeadConfig, method: MethodConfig,
-                      block_size: int) -> TunedConfig:
+                      block_size: int, task: str = "classification") -> TunedConfig:
     return TunedConfig(base_family=backbone.family, base_config=dataclasses.asdict(backbone.config),
                        labels=list(labels), head=head.model_dump(), method=method.model_dump(),
-                       block_size=block_size)
+                       block_size=block_size, task=task)

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -52,6 +52,10 @@ class TuneConfig(Config):
     base: str = Field(description="an lmlab run directory, a Hugging Face BERT directory, or all-MiniLM-L6-v2")
     data: str = Field(description="a named labelled set (sentiment-en, sentiment-zh, ...), a .jsonl/.csv file "
                       "(split for you) or a directory of train/validation/test files")
+    task: Literal["classification", "tagging", "qa", "multiple_choice"] = Field(
+        "classification", description="tagging {tokens, tags}, qa {question, context, answers}, multiple_choice "
+        "{question, choices, answer} read JSONL (see lmlab.tune.heads)")
+    doc_stride: int = Field(32, ge=0, description="qa: tokens shared by neighbouring windows of a long context")
     text_field: str = "text"
     label_field: str = "label"
     block_size: int = Field(128, ge=2, description="the longest text, in tokens; longer ones are cut")
@@ -112,6 +116,12 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def tune(cfg: TuneConfig, console: Console | None = None) -> dict[str, Any]:
     """Fine-tune `cfg.base` on `cfg.data` with `cfg.method`; returns (and writes) the run's summary."""
+    if cfg.task != "classification":
+        from lmlab.tune.heads import BEST_METRIC, tune_task
+
+        if cfg.train.best_metric == "val_macro_f1":  # the default is classification's figure
+            cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"best_metric": BEST_METRIC[cfg.task]})})
+        return tune_task(cfg, console)
     console = console or Console(stderr=True)
     started = time.perf_counter()
     dataset = load_data(cfg)
