@@ -216,3 +216,20 @@ def test_tune_mistakes_are_one_line_errors(workspace, tmp_path, capsys):
         encode_examples(["x"], ["maybe"], ["neg", "pos"], Tokenizer.load(workspace / "gpt" / "tokenizer.json"), 8)
     assert main(["tune", "compare", *base_overrides(workspace, tmp_path / "r"), "--methods", "magic"]) == 2
     assert "unknown method 'magic'" in capsys.readouterr().err
+
+
+def test_attacked_logits_move_against_the_true_label_and_restore_the_table(workspace):
+    from lmlab.tune.adversarial import attacked_logits
+
+    torch.manual_seed(0)
+    model = tuned(workspace / "gpt", "full").eval()
+    batches = [{"input_ids": torch.tensor([[5, 6, 7, 8, 9], [9, 8, 7, 6, 5]]), "labels": torch.tensor([1, 0])}]
+    table = model.input_embeddings().weight.detach().clone()
+    with torch.no_grad():
+        clean = model(batches[0]["input_ids"]).logits.log_softmax(-1)
+    tiny = attacked_logits(model, batches, torch.device("cpu"), 1e-6)
+    strong = torch.from_numpy(attacked_logits(model, batches, torch.device("cpu"), 0.5)).log_softmax(-1)
+    assert torch.equal(model.input_embeddings().weight, table)
+    assert np.allclose(tiny, model(batches[0]["input_ids"]).logits.detach().numpy(), atol=1e-5)
+    rows = torch.arange(2)
+    assert (strong[rows, batches[0]["labels"]] < clean[rows, batches[0]["labels"]]).all()  # the truth got less likely
