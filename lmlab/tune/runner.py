@@ -195,6 +195,8 @@ METHOD_PRESETS: dict[str, list[str]] = {
     "lora": ["method.method=lora", "optimizer.lr=1e-3"],
     "prompt": ["method.method=prompt", "optimizer.lr=3e-2"],
     "lora+fgm": ["method.method=lora", "optimizer.lr=1e-3", "adversarial.method=fgm"],
+    "full+fgm": ["method.method=full", "optimizer.lr=5e-5", "adversarial.method=fgm"],
+    "lora+pgd": ["method.method=lora", "optimizer.lr=1e-3", "adversarial.method=pgd"],
 }
 
 
