@@ -23,7 +23,6 @@ cuts them); qa gives SQuAD exact match and F1 of the post-processed answer text
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -600,30 +599,16 @@ def choice_scores(model: nn.Module, examples: ChoiceExamples, batch_size: int, p
 def tune_task(cfg: Any, console: Console | None = None) -> dict[str, Any]:
     """`lmlab tune` for tagging, qa and multiple_choice: the classification run's steps with this task's data,
     head and figures (`cfg` is a `lmlab.tune.runner.TuneConfig`)."""
-    from lmlab.config import save_config
-    from lmlab.files import read_json, write_json
-    from lmlab.train.loop import fit, pick_device
-    from lmlab.tune.adversarial import build_adversary
-    from lmlab.tune.model import TunedModel, tuned_config_from
-    from lmlab.tune.params import trainable_parameters
-    from lmlab.tune.runner import load_base, peak_memory_mb
+    from lmlab.tune.runner import start_run
 
-    console = console or Console(stderr=True)
-    started = time.perf_counter()
     splits = read_task_data(cfg.data, cfg.task, cfg.train.seed)
     if cfg.limit_train:
         splits["train"] = splits["train"][: cfg.limit_train]
     if cfg.limit_eval:
         splits["validation"], splits["test"] = splits["validation"][: cfg.limit_eval], splits["test"][: cfg.limit_eval]
-    torch.manual_seed(cfg.train.seed)
-    backbone, tokenizer = load_base(cfg.base)
-    block_size = min(cfg.block_size, backbone.config.block_size)
-    if cfg.method.method == "prompt":
-        block_size -= int(cfg.method.prompt.get("num_virtual_tokens", 20))
     labels = tag_names_of(splits["train"]) if cfg.task == "tagging" else []
-    model = TunedModel(tuned_config_from(backbone, labels, cfg.head, cfg.method, block_size, task=cfg.task),
-                       backbone=backbone)
-    pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+    run = start_run(cfg, labels, console)
+    model, tokenizer, block_size, pad_id = run.model, run.tokenizer, run.block_size, run.pad_id
     loop = cfg.train
     if cfg.task == "tagging":
         def encoded(split: str) -> Any:
@@ -643,18 +628,7 @@ def tune_task(cfg: Any, console: Console | None = None) -> dict[str, Any]:
 
         objective = MultipleChoice(encoded("train"), encoded("validation"), loop.batch_size, loop.grad_accum,
                                    loop.seed, pad_id)
-    run_dir = Path(cfg.run_dir)
-    if (run_dir / "checkpoints").exists():
-        raise LmlabError(f"{run_dir}: already holds a run; choose another run_dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    tokenizer.save(run_dir / "tokenizer.json")
-    trainable, total = trainable_parameters(model)
-    console.print(f"{cfg.task}, {cfg.method.method}: {trainable:,} of {total:,} parameters train "
-                  f"({100 * trainable / total:.2f}%)")
-    fit(model, objective, cfg, run_dir, console=console, adversary=build_adversary(cfg.adversarial))
-
-    device = pick_device(loop.device)
+    device = run.fit(objective)
     test = encoded("test")
     if cfg.task == "tagging":
         figures = tagging_figures(model, test, labels, loop.batch_size, pad_id, device, "test_")
@@ -676,14 +650,7 @@ def tune_task(cfg: Any, console: Console | None = None) -> dict[str, Any]:
         figures["test_macro_f1"] = float(precision_recall_f1(test.labels, predicted_index, average="macro",
                                                              labels=list(range(choices)), zero_division=0).f)
         figures["majority_baseline"] = majority_baseline(objective.train.labels, test.labels, choices)
-    summary = {**read_json(run_dir / "summary.json"), "task": cfg.task, "method": cfg.method.method,
-               "adversarial": cfg.adversarial.method, "labels": labels, "trainable_parameters": trainable,
-               "total_parameters": total, "trainable_share": trainable / total, **figures,
-               "train_examples": len(splits["train"]), "test_examples": len(splits["test"]),
-               "wall_seconds": time.perf_counter() - started, "peak_memory_mb": peak_memory_mb(device)}
-    write_json(run_dir / "summary.json", summary)
-    return summary
-
+    return run.finish(figures, labels, len(splits["train"]), len(splits["test"]), device)
 
 
 # ---- pipelines: token-classification and question-answering on a tuned run -----------------------

@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from lmlab.files import atomic_path, read_json, write_json, write_text
 from lmlab.models import load_model
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.loop import LoopConfig, fit, pick_device
+from lmlab.train.objectives import Objective
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig
 from lmlab.tune.adversarial import AdversarialConfig, attacked_logits, build_adversary
 from lmlab.tune.model import HeadConfig, MethodConfig, TunedModel, tuned_config_from
@@ -114,6 +116,75 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
+@dataclass
+class TuneRun:
+    """What every task's run shares: the model on its base, the tokenizer, and the run directory."""
+
+    cfg: TuneConfig
+    model: TunedModel
+    tokenizer: Tokenizer
+    block_size: int
+    pad_id: int
+    run_dir: Path
+    trainable: int
+    total: int
+    started: float
+    console: Console
+
+    def fit(self, objective: Objective) -> torch.device:
+        """The one training loop on `objective` (with the configured adversary); the device the model is on."""
+        fit(self.model, objective, self.cfg, self.run_dir, console=self.console,
+            adversary=build_adversary(self.cfg.adversarial))
+        return pick_device(self.cfg.train.device)
+
+    def finish(self, figures: dict[str, Any], labels: list[str], train_examples: int, test_examples: int,
+               device: torch.device) -> dict[str, Any]:
+        """The run's summary.json: the loop's figures, the test figures, the parameters, time and memory."""
+        cfg = self.cfg
+        summary = {
+            **read_json(self.run_dir / "summary.json"),
+            "task": cfg.task,
+            "method": cfg.method.method,
+            "adversarial": cfg.adversarial.method,
+            "labels": labels,
+            "trainable_parameters": self.trainable,
+            "total_parameters": self.total,
+            "trainable_share": self.trainable / self.total,
+            **figures,
+            "train_examples": train_examples,
+            "test_examples": test_examples,
+            "wall_seconds": time.perf_counter() - self.started,
+            "peak_memory_mb": peak_memory_mb(device),
+        }
+        write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+
+def start_run(cfg: TuneConfig, labels: list[str], console: Console | None = None) -> TuneRun:
+    """Load the base, put the method and the task's head on it, and open the run directory."""
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    torch.manual_seed(cfg.train.seed)
+    backbone, tokenizer = load_base(cfg.base)
+    block_size = min(cfg.block_size, backbone.config.block_size)
+    if cfg.method.method == "prompt":  # the virtual tokens take positions too
+        block_size -= int(cfg.method.prompt.get("num_virtual_tokens", 20))
+    model = TunedModel(tuned_config_from(backbone, labels, cfg.head, cfg.method, block_size, task=cfg.task),
+                       backbone=backbone)
+    run_dir = Path(cfg.run_dir)
+    if (run_dir / "checkpoints").exists():
+        raise LmlabError(f"{run_dir}: already holds a run; choose another run_dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    tokenizer.save(run_dir / "tokenizer.json")
+    trainable, total = trainable_parameters(model)
+    adversary = f" + {cfg.adversarial.method}" if cfg.adversarial.method != "none" else ""
+    console.print(f"{cfg.task}, {cfg.method.method}{adversary}: {trainable:,} of {total:,} parameters train "
+                  f"({100 * trainable / total:.2f}%)")
+    pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+    return TuneRun(cfg, model, tokenizer, block_size, pad_id, run_dir, trainable, total, started, console)
+
+
 def tune(cfg: TuneConfig, console: Console | None = None) -> dict[str, Any]:
     """Fine-tune `cfg.base` on `cfg.data` with `cfg.method`; returns (and writes) the run's summary."""
     if cfg.task != "classification":
@@ -122,61 +193,26 @@ def tune(cfg: TuneConfig, console: Console | None = None) -> dict[str, Any]:
         if cfg.train.best_metric == "val_macro_f1":  # the default is classification's figure
             cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"best_metric": BEST_METRIC[cfg.task]})})
         return tune_task(cfg, console)
-    console = console or Console(stderr=True)
-    started = time.perf_counter()
     dataset = load_data(cfg)
     labels = [str(label) for label in dataset.labels]
-    torch.manual_seed(cfg.train.seed)
-    backbone, tokenizer = load_base(cfg.base)
-    block_size = min(cfg.block_size, backbone.config.block_size)
-    if cfg.method.method == "prompt":  # the virtual tokens take positions too
-        block_size -= int(cfg.method.prompt.get("num_virtual_tokens", 20))
-    model = TunedModel(tuned_config_from(backbone, labels, cfg.head, cfg.method, block_size), backbone=backbone)
-    pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else 0
+    run = start_run(cfg, labels, console)
 
     def encoded(split: str, limit: int | None = None) -> Any:
         texts, split_labels = _texts_and_labels(dataset, split, limit)
-        return encode_examples(texts, split_labels, labels, tokenizer, block_size)
+        return encode_examples(texts, split_labels, labels, run.tokenizer, run.block_size)
 
     train_set, validation = encoded("train", cfg.limit_train), encoded("validation", cfg.limit_eval)
-    objective = SequenceClassification(train_set, validation, cfg.train.batch_size, cfg.train.grad_accum,
-                                       cfg.train.seed, pad_id)
-    run_dir = Path(cfg.run_dir)
-    if (run_dir / "checkpoints").exists():
-        raise LmlabError(f"{run_dir}: already holds a run; choose another run_dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    tokenizer.save(run_dir / "tokenizer.json")
-    trainable, total = trainable_parameters(model)
-    console.print(f"{cfg.method.method}{' + ' + cfg.adversarial.method if cfg.adversarial.method != 'none' else ''}: "
-                  f"{trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%)")
-    fit(model, objective, cfg, run_dir, console=console, adversary=build_adversary(cfg.adversarial))
-
-    device = pick_device(cfg.train.device)
+    device = run.fit(SequenceClassification(train_set, validation, cfg.train.batch_size, cfg.train.grad_accum,
+                                            cfg.train.seed, run.pad_id))
     test = encoded("test", cfg.limit_eval)
-    scores = predict_scores(model, _batches(test, cfg.train.batch_size, pad_id), device)
+    scores = predict_scores(run.model, _batches(test, cfg.train.batch_size, run.pad_id), device)
     figures = classification_figures(scores, test.labels, prefix="test_")
     if cfg.attack_epsilon is not None:
-        attacked = attacked_logits(model, _batches(test, cfg.train.batch_size, pad_id, with_labels=True), device,
-                                   cfg.attack_epsilon)
+        attacked = attacked_logits(run.model, _batches(test, cfg.train.batch_size, run.pad_id, with_labels=True),
+                                   device, cfg.attack_epsilon)
         figures["test_accuracy_attacked"] = classification_figures(attacked, test.labels)["accuracy"]
-    summary = {
-        **read_json(run_dir / "summary.json"),
-        "method": cfg.method.method,
-        "adversarial": cfg.adversarial.method,
-        "labels": labels,
-        "trainable_parameters": trainable,
-        "total_parameters": total,
-        "trainable_share": trainable / total,
-        **figures,
-        "majority_baseline": majority_baseline(train_set.labels, test.labels, len(labels)),
-        "train_examples": len(train_set.ids),
-        "test_examples": len(test.ids),
-        "wall_seconds": time.perf_counter() - started,
-        "peak_memory_mb": peak_memory_mb(device),
-    }
-    write_json(run_dir / "summary.json", summary)
-    return summary
+    figures["majority_baseline"] = majority_baseline(train_set.labels, test.labels, len(labels))
+    return run.finish(figures, labels, len(train_set.ids), len(test.ids), device)
 
 
 def _batches(examples: Any, batch_size: int, pad_id: int, with_labels: bool = False) -> Any:
