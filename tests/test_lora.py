@@ -200,3 +200,49 @@ def test_mistakes_are_named(tmp_path):
     assert not any(True for _ in lora_layers(fresh))  # a refused adapter leaves the model untouched
     with pytest.raises(LmlabError, match="unknown key 'lora_alpha'"):
         build_config(LoraConfig, {"target_modules": ["c_attn"], "lora_alpha": 16})
+
+
+class RepeatObjective:
+    """Next-token batches of one repeated pattern: a task LoRA on a random GPT learns in a few dozen steps."""
+
+    streaming = False
+
+    def __init__(self) -> None:
+        pattern = torch.arange(3, 3 + 7).repeat(5)[:33]
+        self.inputs, self.labels = pattern[:-1].repeat(4, 1), pattern[1:].repeat(4, 1)
+
+    def training_batch(self, step: int, micro_step: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.inputs, "labels": self.labels}
+
+    def starts_stream(self, step: int, micro_step: int) -> bool:
+        return True
+
+    def eval_batches(self, max_tokens):
+        yield self.training_batch(0, 0)
+
+
+def test_an_adapter_trained_by_lmlabs_loop_loads_in_peft_with_equal_logits(tmp_path):
+    from lmlab.train.loop import LoopConfig, fit
+    from lmlab.train.optim import OptimizerConfig, ScheduleConfig
+
+    class Settings:
+        optimizer, schedule = OptimizerConfig(lr=1e-2), ScheduleConfig(kind="constant")
+        train = LoopConfig(max_steps=40, batch_size=4, eval_every=40, log_every=10, checkpoint_every=40,
+                           device="cpu")
+
+    model = tiny_gpt()
+    export_gpt2(model, tmp_path / "hf")
+    cfg = LoraConfig(r=4, alpha=8, target_modules=["c_attn", "c_fc"])
+    apply_lora(model, cfg)
+    objective = RepeatObjective()
+    result = fit(model.train(), objective, Settings(), tmp_path / "run")
+    batch = objective.training_batch(0, 0)
+    with torch.no_grad():
+        start_loss = load_hf(tmp_path / "hf")(input_ids=batch["input_ids"]).logits
+        start_loss = torch.nn.functional.cross_entropy(start_loss.flatten(0, 1), batch["labels"].flatten())
+    assert result.train_loss < float(start_loss) - 0.3  # the adapter learned something of the pattern
+    save_lora(model.eval(), tmp_path / "adapter", cfg, base_model_name_or_path=str(tmp_path / "hf"))
+    peft_model = PeftModel.from_pretrained(load_hf(tmp_path / "hf"), tmp_path / "adapter").eval()
+    with torch.no_grad():
+        ours, theirs = model(batch["input_ids"]).logits, peft_model(input_ids=batch["input_ids"]).logits
+    assert (ours - theirs).abs().max() <= 1e-4
