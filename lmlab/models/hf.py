@@ -122,7 +122,7 @@ def import_gpt2(hf_dir: str | os.PathLike[str]) -> GPT:
     """Read a GPT-2 directory written by transformers (``save_pretrained``) into an lmlab GPT."""
     folder = Path(hf_dir)
     config = _gpt_config(folder / "config.json")
-    weights = _read_hf_weights(folder)
+    weights = read_hf_weights(folder)
     tensors: dict[str, Tensor] = {}
     for name, tensor in weights.items():
         name = name if name.startswith(("transformer.", "lm_head.")) else f"transformer.{name}"
@@ -163,7 +163,7 @@ def _gpt_config(path: Path) -> GPTConfig:
     )
 
 
-def _read_hf_weights(folder: Path) -> dict[str, Tensor]:
+def read_hf_weights(folder: Path) -> dict[str, Tensor]:
     """The weights of a transformers directory: one model.safetensors, or shards listed in an index."""
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if single.exists():

@@ -33,7 +33,7 @@ from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json
 from lmlab.models import save_model, unique_state_dict
 from lmlab.models.bert import BERT, BertConfig
-from lmlab.models.hf import _read_hf_weights
+from lmlab.models.hf import read_hf_weights
 from lmlab.tokenizers import Tokenizer
 
 # Buffers and tied copies some checkpoints carry beside the weights: nothing to load.
@@ -63,7 +63,7 @@ def read_hf_bert(hf_dir: str | os.PathLike[str]) -> ImportedBert:
             "BertModel.from_pretrained(dir).save_pretrained(new_dir))"
         )
     tensors = {}
-    for name, tensor in _read_hf_weights(folder).items():
+    for name, tensor in read_hf_weights(folder).items():
         # A bare BertModel stores "embeddings.", "encoder.", "pooler." at the top level.
         name = name if name.startswith(("bert.", "cls.")) else f"bert.{name}"
         if name not in IGNORED_NAMES:
