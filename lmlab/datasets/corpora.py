@@ -111,16 +111,41 @@ def load_corpus(
     return Corpus(name=spec.name, path=directory / CORPUS_FILE, card=card)
 
 
-def _cached_card(directory: Path, spec: CorpusSpec) -> dict[str, Any] | None:
-    """The card of a complete cached corpus built from this very source, or None."""
+def read_card(directory: Path, spec: CorpusSpec | Any) -> dict[str, Any] | None:
+    """The card cached in `directory` if it was built from `spec`'s very source, else None.
+
+    A different source (a new pinned version, another Python's pydoc) means the cache is stale.
+    """
     try:
         card = json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    # A different source (a new pinned version, another Python's pydoc) means the cache is stale.
-    if card.get("source") != spec.source.describe() or not (directory / CORPUS_FILE).is_file():
-        return None
-    return card
+    return card if card.get("source") == spec.source.describe() else None
+
+
+def card_header(spec: CorpusSpec | Any, members: Sequence[str], notes: list[str]) -> dict[str, Any]:
+    """What every dataset card (corpus or labelled set) starts with: what it is and where it came from."""
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "language": spec.language,
+        "licence": spec.licence,
+        "source": spec.source.describe(),
+        "members": list(members),
+        "derivation": spec.derivation,
+        "notes": notes,
+    }
+
+
+def write_card(directory: Path, card: dict[str, Any], markdown: str) -> None:
+    (directory / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (directory / CARD_MARKDOWN_FILE).write_text(markdown, encoding="utf-8")
+
+
+def _cached_card(directory: Path, spec: CorpusSpec) -> dict[str, Any] | None:
+    """The card of a complete cached corpus built from this very source, or None."""
+    card = read_card(directory, spec)
+    return card if card is not None and (directory / CORPUS_FILE).is_file() else None
 
 
 def _build(spec: CorpusSpec, downloads_dir: Path, directory: Path, *, progress: bool) -> dict[str, Any]:
@@ -132,14 +157,7 @@ def _build(spec: CorpusSpec, downloads_dir: Path, directory: Path, *, progress: 
         )
     texts = [document.text for document in conversion.documents]
     card = {
-        "name": spec.name,
-        "description": spec.description,
-        "language": spec.language,
-        "licence": spec.licence,
-        "source": spec.source.describe(),
-        "members": list(files),
-        "derivation": spec.derivation,
-        "notes": conversion.notes,
+        **card_header(spec, list(files), conversion.notes),
         "corpus_file": CORPUS_FILE,
         "size": {
             "documents": len(texts),
@@ -152,8 +170,7 @@ def _build(spec: CorpusSpec, downloads_dir: Path, directory: Path, *, progress: 
         with (tmp / CORPUS_FILE).open("w", encoding="utf-8") as out:
             for document in conversion.documents:
                 out.write(json.dumps({"id": document.id, "text": document.text}, ensure_ascii=False) + "\n")
-        (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / CARD_MARKDOWN_FILE).write_text(corpus_card_markdown(card), encoding="utf-8")
+        write_card(tmp, card, corpus_card_markdown(card))
     return card
 
 

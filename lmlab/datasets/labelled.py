@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lmlab.data.dedup import MinHashDeduplicator, normalize_for_shingles
-from lmlab.datasets.corpora import CARD_FILE, CARD_MARKDOWN_FILE, DOWNLOADS_DIR, default_cache_dir
+from lmlab.datasets.corpora import DOWNLOADS_DIR, card_header, default_cache_dir, read_card, write_card
 from lmlab.datasets.sources import PackageSource
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_jsonl, read_text
@@ -143,14 +143,10 @@ def _recipe() -> dict[str, Any]:
 
 
 def _cached_card(directory: Path, spec: LabelledSpec) -> dict[str, Any] | None:
-    try:
-        card = json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """The card of a complete cached set built from this very source and recipe, or None."""
+    card = read_card(directory, spec)
     complete = all((directory / f"{split}.jsonl").is_file() for split in SPLITS)
-    if card.get("source") != spec.source.describe() or card.get("recipe") != _recipe() or not complete:
-        return None
-    return card
+    return card if card is not None and card.get("recipe") == _recipe() and complete else None
 
 
 def _read_split(path: Path) -> list[Example]:
@@ -164,14 +160,7 @@ def _build(spec: LabelledSpec, downloads_dir: Path, directory: Path, *, progress
     recipe = _recipe()
     splits, dedup = deduplicate_and_split(examples, seed=recipe["seed"])
     card = {
-        "name": spec.name,
-        "description": spec.description,
-        "language": spec.language,
-        "licence": spec.licence,
-        "source": spec.source.describe(),
-        "members": list(files),
-        "derivation": spec.derivation,
-        "notes": conversion.notes,
+        **card_header(spec, list(files), conversion.notes),
         "recipe": recipe,
         **describe_splits(splits, list(spec.labels), dedup),
     }
@@ -179,8 +168,7 @@ def _build(spec: LabelledSpec, downloads_dir: Path, directory: Path, *, progress
         tmp.mkdir()
         for split, rows in splits.items():
             _write_split(tmp / f"{split}.jsonl", rows)
-        (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / CARD_MARKDOWN_FILE).write_text(labelled_card_markdown(card), encoding="utf-8")
+        write_card(tmp, card, labelled_card_markdown(card))
     return card
 
 

@@ -26,12 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmlab.datasets.corpora import CARD_FILE, DOWNLOADS_DIR, read_card
 from lmlab.datasets.sources import PackageSource
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path
-
-CARD_FILE = "card.json"
-DOWNLOADS_DIR = "downloads"
 
 
 @dataclass(frozen=True)
@@ -88,13 +86,8 @@ def pretrained_directory(
 
 def _is_cached(directory: Path, spec: WeightsSpec) -> bool:
     """Whether `directory` is a complete extraction of this very source (a new pin means a stale cache)."""
-    try:
-        card = json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return card.get("source") == spec.source.describe() and all(
-        (directory / member).is_file() for member in card.get("files", ["?"])
-    )
+    card = read_card(directory, spec)
+    return card is not None and all((directory / member).is_file() for member in card.get("files", ["?"]))
 
 
 def _extract(spec: WeightsSpec, downloads_dir: Path, directory: Path, *, progress: bool) -> None:
