@@ -31,8 +31,8 @@ from lmlab.models.rnn import RNNLanguageModel
 
 __all__ = [
     "FAMILIES", "GPT", "GPTConfig", "CausalLM", "KVCache", "LMOutput",
-    "load_model", "load_weights", "model_from_config", "read_model_json", "read_safetensors", "save_model",
-    "unique_state_dict",
+    "check_tensors", "load_model", "load_weights", "model_from_config", "read_model_json", "read_safetensors",
+    "save_model", "unique_state_dict",
 ]
 
 FAMILIES: dict[str, type[nn.Module]] = {
@@ -134,18 +134,21 @@ def load_model(model_dir: str | os.PathLike[str], device: str | torch.device = "
     return model.to(device).eval()
 
 
-def load_weights(model: nn.Module, tensors: dict[str, Tensor], source: str) -> None:
-    """Copy `tensors` into `model`, insisting on exactly its parameters with exactly their shapes."""
-    expected = unique_state_dict(model)
-    missing = sorted(expected.keys() - tensors.keys())
-    unexpected = sorted(tensors.keys() - expected.keys())
+def check_tensors(tensors: dict[str, Tensor], shapes: dict[str, tuple[int, ...]], source: str) -> None:
+    """Insist that `tensors` holds exactly the names of `shapes`, each with exactly its shape."""
+    missing = sorted(shapes.keys() - tensors.keys())
+    unexpected = sorted(tensors.keys() - shapes.keys())
     if missing:
         raise LmlabError(f"{source}: missing tensor {missing[0]!r} ({len(missing)} missing in all)")
     if unexpected:
         raise LmlabError(f"{source}: unexpected tensor {unexpected[0]!r}; does it belong to another model?")
     for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
-            wanted = tuple(expected[name].shape)
-            raise LmlabError(f"{source}: {name} has shape {tuple(tensor.shape)}, the config says {wanted}")
+        if tuple(tensor.shape) != tuple(shapes[name]):
+            raise LmlabError(f"{source}: {name} has shape {tuple(tensor.shape)}, expected {tuple(shapes[name])}")
+
+
+def load_weights(model: nn.Module, tensors: dict[str, Tensor], source: str) -> None:
+    """Copy `tensors` into `model`, insisting on exactly its parameters with exactly their shapes."""
+    check_tensors(tensors, {name: tuple(t.shape) for name, t in unique_state_dict(model).items()}, source)
     # strict=False only because tied copies are absent from the file; loading their twin fills them.
     model.load_state_dict(tensors, strict=False)

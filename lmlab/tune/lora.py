@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from lmlab.config import Config, build_config
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json
-from lmlab.models import read_safetensors
+from lmlab.models import check_tensors, read_safetensors
 from lmlab.tune.params import freeze, matches_name
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -302,15 +302,7 @@ def load_lora(model: nn.Module, adapter_dir: str | os.PathLike[str], trainable: 
         linear = model.get_submodule(name)
         shapes[f"{PEFT_PREFIX}{name}.lora_A.weight"] = (cfg.r, linear.in_features)
         shapes[f"{PEFT_PREFIX}{name}.lora_B.weight"] = (linear.out_features, cfg.r)
-    missing = sorted(shapes.keys() - tensors.keys())
-    unexpected = sorted(tensors.keys() - shapes.keys())
-    if unexpected:
-        raise LmlabError(f"{path}: unexpected tensor {unexpected[0]!r}; was the adapter made for another model?")
-    if missing:
-        raise LmlabError(f"{path}: missing tensor {missing[0]!r} ({len(missing)} missing in all)")
-    for key, shape in shapes.items():
-        if tuple(tensors[key].shape) != shape:
-            raise LmlabError(f"{path}: {key} has shape {tuple(tensors[key].shape)}, expected {shape} (r={cfg.r})")
+    check_tensors(tensors, shapes, f"{path} (r={cfg.r})")
     apply_lora(model, cfg, trainable=trainable)
     with torch.no_grad():
         for name, layer in lora_layers(model):
