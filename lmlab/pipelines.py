@@ -45,7 +45,7 @@ from lmlab.models import load_model, read_model_json
 from lmlab.models.hf_bert import load_bert_directory
 from lmlab.tokenizers import Tokenizer
 from lmlab.tune.model import Pooling, pool
-from lmlab.tune.tasks import encode_examples, pad_batch
+from lmlab.tune.tasks import frame_text, pad_batch
 
 # Tasks whose pipelines live beside their heads (lmlab.tune.heads), for runs of `lmlab tune task=qa|tagging`.
 HEAD_TASKS = ("question-answering", "token-classification")
@@ -107,9 +107,8 @@ class TextClassificationPipeline(Pipeline):
 
     def _run(self, texts: list[str], first_index: int, top_k: int | None = 1) -> list[Any]:
         labels = self.model.config.labels
-        # The very framing and cut the model was tuned on; the labels are placeholders, only the ids are used.
-        rows = encode_examples(texts, [labels[0]] * len(texts), labels, self.tokenizer,
-                               self.model.config.block_size).ids
+        # The very framing and cut the model was tuned on.
+        rows = [frame_text(text, self.tokenizer, self.model.config.block_size) for text in texts]
         ids, mask = self._padded(rows)
         probs = self.model(ids, attention_mask=mask).logits.float().softmax(dim=-1).cpu()  # (B, K)
         answers = []

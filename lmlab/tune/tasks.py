@@ -31,25 +31,27 @@ class EncodedExamples:
     labels: np.ndarray  # (N,) label indices
 
 
+def frame_text(text: str, tokenizer: Tokenizer, block_size: int) -> list[int]:
+    """One text's ids as the backbone reads a whole text: framed by [CLS]/[SEP] or ended by end-of-text, cut to fit."""
+    if tokenizer.token_to_id("[CLS]") is not None:
+        tokens = tokenizer.encode(text, add_special_tokens=True)
+        if len(tokens) > block_size:  # keep [SEP] at the end: it is part of what BERT was trained on
+            tokens = tokens[: block_size - 1] + tokens[-1:]
+    else:
+        tokens = tokenizer.encode(text)[: block_size - 1]
+        tokens += [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    if not tokens:
+        raise LmlabError(f"the text {text[:40]!r} encodes to no tokens")
+    return tokens
+
+
 def encode_examples(texts: Sequence[str], labels: Sequence[str], label_names: Sequence[str], tokenizer: Tokenizer,
                     block_size: int) -> EncodedExamples:
     index = {name: i for i, name in enumerate(label_names)}
     unknown = sorted({label for label in labels if label not in index})
     if unknown:
         raise LmlabError(f"labels {unknown[:3]} are not among the model's labels {list(label_names)}")
-    framed = tokenizer.token_to_id("[CLS]") is not None
-    ids = []
-    for text in texts:
-        if framed:
-            tokens = tokenizer.encode(text, add_special_tokens=True)
-            if len(tokens) > block_size:  # keep [SEP] at the end: it is part of what BERT was trained on
-                tokens = tokens[: block_size - 1] + tokens[-1:]
-        else:
-            tokens = tokenizer.encode(text)[: block_size - 1]
-            tokens += [tokenizer.eos_id] if tokenizer.eos_id is not None else []
-        if not tokens:
-            raise LmlabError(f"the text {text[:40]!r} encodes to no tokens")
-        ids.append(tokens)
+    ids = [frame_text(text, tokenizer, block_size) for text in texts]
     return EncodedExamples(ids, np.array([index[label] for label in labels], dtype=np.int64))
 
 
