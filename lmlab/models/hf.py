@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import save_file
@@ -28,6 +28,9 @@ from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json
 from lmlab.models import load_weights, read_safetensors, unique_state_dict
 from lmlab.models.gpt import GPT, GPTConfig
+
+if TYPE_CHECKING:
+    from lmlab.tokenizers import Tokenizer
 
 # Parameters that are Conv1D in transformers' GPT-2, i.e. stored transposed there.
 CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -52,28 +55,40 @@ def export_gpt2(model: nn.Module, out_dir: str | os.PathLike[str],
         raise LmlabError(f"export to GPT-2 needs a gpt model, not {family}")
     eos_id, special_tokens = None, {}
     if tokenizer_json is not None:
-        from lmlab.tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.load(tokenizer_json)
+        tokenizer = tokenizer_for_export(tokenizer_json, model.config.vocab_size)
         eos_id = tokenizer.eos_id
         pad_token = None if tokenizer.pad_id is None else tokenizer.id_to_token(tokenizer.pad_id)
         special = {"eos_token": tokenizer.eos_token, "bos_token": tokenizer.eos_token, "pad_token": pad_token}
         special_tokens = {key: value for key, value in special.items() if value is not None}
-        if tokenizer.vocab_size > model.config.vocab_size:
-            raise LmlabError(f"{tokenizer_json}: {tokenizer.vocab_size} tokens, more than the model's "
-                             f"vocab_size {model.config.vocab_size}")
+    write_hf_directory(out_dir, _hf_config(model.config, eos_id), _hf_tensors(model), tokenizer_json,
+                       {"model_max_length": model.config.block_size, "clean_up_tokenization_spaces": False,
+                        **special_tokens})
 
+
+def tokenizer_for_export(tokenizer_json: str | os.PathLike[str], vocab_size: int) -> Tokenizer:
+    """The tokenizer to write beside an exported model, which must have a row for each of its tokens."""
+    from lmlab.tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.load(tokenizer_json)
+    if tokenizer.vocab_size > vocab_size:
+        raise LmlabError(f"{tokenizer_json}: {tokenizer.vocab_size} tokens, more than the model's "
+                         f"vocab_size {vocab_size}")
+    return tokenizer
+
+
+def write_hf_directory(out_dir: str | os.PathLike[str], config: dict[str, Any], tensors: dict[str, Tensor],
+                       tokenizer_json: str | os.PathLike[str] | None, tokenizer_config: dict[str, Any]) -> None:
+    """A transformers directory: config.json, model.safetensors and, with a tokenizer, tokenizer.json and
+    tokenizer_config.json (so AutoTokenizer reads it too). It appears complete or not at all."""
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        write_json(tmp / "config.json", _hf_config(model.config, eos_id))
-        save_file(_hf_tensors(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        write_json(tmp / "config.json", config)
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         if tokenizer_json is not None:
             shutil.copyfile(tokenizer_json, tmp / "tokenizer.json")
             write_json(tmp / "tokenizer_config.json", {
                 "tokenizer_class": "PreTrainedTokenizerFast",  # reads tokenizer.json as it is
-                "model_max_length": model.config.block_size,
-                "clean_up_tokenization_spaces": False,
-                **special_tokens,
+                **tokenizer_config,
             })
 
 

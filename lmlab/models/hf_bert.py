@@ -21,19 +21,17 @@ can run arbitrary code hidden in the file, so the import refuses it.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save_file
 from torch import nn
 
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, read_json, write_json
+from lmlab.files import read_json
 from lmlab.models import save_model, unique_state_dict
 from lmlab.models.bert import BERT, BertConfig
-from lmlab.models.hf import read_hf_weights
+from lmlab.models.hf import read_hf_weights, tokenizer_for_export, write_hf_directory
 from lmlab.tokenizers import Tokenizer
 
 # Buffers and tied copies some checkpoints carry beside the weights: nothing to load.
@@ -169,27 +167,14 @@ def export_bert(model: nn.Module, out_dir: str | os.PathLike[str],
         raise LmlabError(f"export to Hugging Face BERT needs a bert model, not {family}")
     special_tokens: dict[str, str] = {}
     if tokenizer_json is not None:
-        tokenizer = Tokenizer.load(tokenizer_json)
-        if tokenizer.vocab_size > model.config.vocab_size:
-            raise LmlabError(f"{tokenizer_json}: {tokenizer.vocab_size} tokens, more than the model's "
-                             f"vocab_size {model.config.vocab_size}")
+        tokenizer = tokenizer_for_export(tokenizer_json, model.config.vocab_size)
         for key, token in (("pad_token", "[PAD]"), ("unk_token", "[UNK]"), ("cls_token", "[CLS]"),
                            ("sep_token", "[SEP]"), ("mask_token", "[MASK]")):
             if tokenizer.token_to_id(token) is not None:
                 special_tokens[key] = token
-
     tensors = {name: tensor.float().cpu().contiguous() for name, tensor in unique_state_dict(model).items()}
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        write_json(tmp / "config.json", _hf_config(model.config))
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        if tokenizer_json is not None:
-            shutil.copyfile(tokenizer_json, tmp / "tokenizer.json")
-            write_json(tmp / "tokenizer_config.json", {
-                "tokenizer_class": "PreTrainedTokenizerFast",  # reads tokenizer.json as it is
-                "model_max_length": model.config.block_size,
-                **special_tokens,
-            })
+    write_hf_directory(out_dir, _hf_config(model.config), tensors, tokenizer_json,
+                       {"model_max_length": model.config.block_size, **special_tokens})
 
 
 def _hf_config(config: BertConfig) -> dict[str, Any]:
