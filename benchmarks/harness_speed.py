@@ -92,10 +92,10 @@ def main() -> None:
         from lm_eval.models.huggingface import HFLM
         from lm_eval.tasks import TaskManager
 
-        from lmlab.evaluate import CausalLanguageModel
         from lmlab.evaluate.harness import evaluate_tasks
         from lmlab.models.gpt import GPT, GPTConfig
         from lmlab.models.hf import export_gpt2
+        from lmlab.models.language_model import CausalLanguageModel
         from lmlab.tokenizers import TokenizerConfig, train_tokenizer
 
         docs = synthetic_docs(args.docs, args.choices)

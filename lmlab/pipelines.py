@@ -39,10 +39,10 @@ from torch import Tensor, nn
 
 from lmlab.datasets.weights import WEIGHTS, pretrained_directory
 from lmlab.errors import LmlabError
-from lmlab.evaluate import CausalLanguageModel, LanguageModel
 from lmlab.generate import GenerationParams
 from lmlab.models import load_model, read_model_json
 from lmlab.models.hf_bert import load_bert_directory
+from lmlab.models.language_model import CausalLanguageModel, LanguageModel
 from lmlab.tokenizers import Tokenizer
 from lmlab.tune.model import Pooling, pool
 from lmlab.tune.tasks import frame_text, pad_batch

@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from lmlab.config import build_config, read_config_data, read_yaml
-from lmlab.data.packing import TokenShards
+from lmlab.data.packing import TokenShards, split_documents
 from lmlab.errors import LmlabError
-from lmlab.evaluate import CausalLanguageModel, LanguageModel, score_texts, split_documents, unigram_baseline
+from lmlab.evaluate import score_texts, unigram_baseline
 from lmlab.files import read_json, write_json
 from lmlab.models import load_model
+from lmlab.models.language_model import CausalLanguageModel, LanguageModel
 from lmlab.models.ngram import NgramLanguageModel, NgramModel
 from lmlab.tokenizers import Tokenizer
 from lmlab.train import TrainConfig, TrainResult, train

@@ -10,7 +10,7 @@ import sacrebleu
 from sacrebleu.metrics import BLEU
 
 from lmlab.errors import LmlabError
-from lmlab.evaluate.bleu import corpus_bleu, nltk_corpus_bleu, nltk_sentence_bleu, sentence_bleu
+from lmlab.metrics.bleu import corpus_bleu, nltk_corpus_bleu, nltk_sentence_bleu, sentence_bleu
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "The", "3.5", "1,000", "x-ray", "it's", "(ok)",
          '"quoted"', "&amp;", "end.", "yes,", "no!", "5-4", "Über", "naïve", "€5", "—", "«hi»", "¿qué?"]

@@ -13,9 +13,9 @@ from conftest import tiny_train_overrides
 
 from lmlab.cli import main
 from lmlab.config import load_config
-from lmlab.evaluate import CausalLanguageModel, rolling_windows
 from lmlab.evaluate.compare import compare_runs, held_out_texts, write_comparison
 from lmlab.models.gpt import GPT, GPTConfig
+from lmlab.models.language_model import CausalLanguageModel, rolling_windows
 from lmlab.models.ngram import NgramModel
 from lmlab.models.rnn import RNNConfig, RNNLanguageModel
 from lmlab.runs import load_language_model, read_train_config, train_run

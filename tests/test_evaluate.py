@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_documents
 
-from lmlab.data.packing import TokenShards
-from lmlab.evaluate import CausalLanguageModel, rolling_windows, score_texts, split_documents, unigram_baseline
+from lmlab.data.packing import TokenShards, split_documents
+from lmlab.evaluate import score_texts, unigram_baseline
 from lmlab.models.gpt import GPT, GPTConfig
+from lmlab.models.language_model import CausalLanguageModel, rolling_windows
 from lmlab.tokenizers import Tokenizer
 
 

@@ -14,9 +14,9 @@ import torch
 from rouge_score import rouge_scorer
 
 from lmlab.errors import LmlabError
-from lmlab.evaluate import CausalLanguageModel
 from lmlab.evaluate.harness import blocklist_hits, evaluate_task, load_task
 from lmlab.models.gpt import GPT, GPTConfig
+from lmlab.models.language_model import CausalLanguageModel
 from lmlab.models.mlp import BengioMLP, MLPConfig
 from lmlab.models.rnn import RNNConfig, RNNLanguageModel
 from lmlab.tokenizers import TokenizerConfig, train_tokenizer
@@ -270,7 +270,7 @@ def test_shared_context_scoring_equals_scoring_each_request_alone(family, char_t
 
 
 def test_language_model_figures():
-    from lmlab.evaluate.metrics import bits_per_byte, bits_per_character, perplexity
+    from lmlab.metrics.likelihood import bits_per_byte, bits_per_character, perplexity
 
     text = "中文 text"
     nll = 12.5

@@ -23,10 +23,10 @@ import pytest
 import torch
 from conftest import CHINESE, ENGLISH, tiny_documents
 
-from lmlab.evaluate import CausalLanguageModel
 from lmlab.evaluate.harness import evaluate_tasks, load_task
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.hf import export_gpt2
+from lmlab.models.language_model import CausalLanguageModel
 from lmlab.tokenizers import TokenizerConfig, train_tokenizer
 
 BLOCK_SIZE = 32

@@ -23,9 +23,9 @@ from lm_eval.tasks import TaskManager
 
 from lmlab.config import load_config
 from lmlab.errors import LmlabError
-from lmlab.evaluate import CausalLanguageModel
 from lmlab.evaluate.lm_eval_adapter import PTH_LINE, LmlabLM, generation_params, install_hook, uninstall_hook
 from lmlab.generate import GenerationParams
+from lmlab.models.language_model import CausalLanguageModel
 from lmlab.runs import load_language_model, read_train_config, train_run
 from lmlab.train import TrainConfig
 

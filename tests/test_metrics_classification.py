@@ -10,7 +10,7 @@ import pytest
 from sklearn import metrics as sk
 
 from lmlab.errors import LmlabError
-from lmlab.evaluate.metrics import accuracy, confusion_matrix, plot_confusion_matrix, precision_recall_f1
+from lmlab.metrics.classification import accuracy, confusion_matrix, plot_confusion_matrix, precision_recall_f1
 
 ZERO_DIVISIONS = ["warn", 0, 1, np.nan]
 NAMES = np.array(["ant", "bee", "cat", "dog", "eel", "fox"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lmlab.errors import LmlabError
-from lmlab.evaluate.qa import exact_match, normalize_answer, squad_scores, token_f1
+from lmlab.metrics.qa import exact_match, normalize_answer, squad_scores, token_f1
 
 
 def test_normalisation_drops_case_punctuation_articles_and_extra_spaces():

@@ -8,7 +8,7 @@ import pytest
 from rouge_score import rouge_scorer, tokenizers
 
 from lmlab.errors import LmlabError
-from lmlab.evaluate.rouge import ROUGE_TYPES, corpus_rouge, lcs_length, rouge, tokenize_default
+from lmlab.metrics.rouge import ROUGE_TYPES, corpus_rouge, lcs_length, rouge, tokenize_default
 
 # Inflected forms so stemming changes matches; punctuation, digits, accents and Chinese so the tokenizer is exercised.
 WORDS = ["the", "cat", "cats", "sat", "sitting", "on", "a", "mat", "mats", "dog", "dogs", "running", "runs", "ran",

@@ -296,3 +296,14 @@ class TokenShards:
         if num_targets % block_size and len(chosen) == full_windows:
             tail = torch.from_numpy(tokens[full_windows * block_size :].astype(np.int64))[None]  # (1, T'+1)
             yield tail[:, :-1], tail[:, 1:]
+
+
+def split_documents(shards: TokenShards, tokenizer: Tokenizer, split: str = "val") -> list[str]:
+    """The documents of a packed split decoded back to text (packing ends each with end-of-text)."""
+    eos = shards.meta.eos_id
+    if eos is None:
+        raise LmlabError(f"{shards.directory}: packed without an end-of-text token, so documents cannot be told apart")
+    tokens = shards.tokens(split)
+    ends = np.flatnonzero(tokens == eos)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return [tokenizer.decode(tokens[start:end].tolist()) for start, end in zip(starts, ends, strict=True)]

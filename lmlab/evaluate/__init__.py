@@ -1,22 +1,10 @@
-"""`lmlab.evaluate`: the language-model interface, perplexity, bits per byte, baselines and metrics."""
+"""`lmlab.evaluate`: language models scored on text: perplexity and bits per byte beside a unigram
+baseline, benchmark tasks (the harness), every generation on one table, and human rating.
 
-from lmlab.evaluate.bleu import BleuScore, corpus_bleu, nltk_corpus_bleu, nltk_sentence_bleu, sentence_bleu
-from lmlab.evaluate.lm import CausalLanguageModel, LanguageModel, rolling_windows
-from lmlab.evaluate.metrics import (
-    PrecisionRecallF1,
-    accuracy,
-    bits_per_byte,
-    bits_per_character,
-    confusion_matrix,
-    plot_confusion_matrix,
-    precision_recall_f1,
-)
-from lmlab.evaluate.perplexity import SplitScore, score_texts, split_documents, unigram_baseline
-from lmlab.evaluate.qa import QAScore, squad_scores
-from lmlab.evaluate.rouge import RougeScore, corpus_rouge, rouge
+The figures themselves (BLEU, ROUGE, F1, perplexity) are `lmlab.metrics`; the interface every
+model is scored through is `lmlab.models.LanguageModel`.
+"""
 
-__all__ = ["BleuScore", "CausalLanguageModel", "LanguageModel", "PrecisionRecallF1", "QAScore", "RougeScore",
-           "SplitScore", "accuracy", "bits_per_byte", "bits_per_character", "confusion_matrix", "corpus_bleu",
-           "corpus_rouge", "nltk_corpus_bleu", "nltk_sentence_bleu", "plot_confusion_matrix",
-           "precision_recall_f1", "rolling_windows", "rouge", "score_texts", "sentence_bleu", "split_documents",
-           "squad_scores", "unigram_baseline"]
+from lmlab.evaluate.perplexity import SplitScore, score_texts, unigram_baseline
+
+__all__ = ["SplitScore", "score_texts", "unigram_baseline"]

@@ -16,11 +16,10 @@ from pathlib import Path
 
 from rich.table import Table
 
-from lmlab.data.packing import TokenShards
+from lmlab.data.packing import TokenShards, split_documents
 from lmlab.errors import LmlabError
-from lmlab.evaluate.lm import CausalLanguageModel, LanguageModel
-from lmlab.evaluate.perplexity import split_documents
 from lmlab.files import atomic_path, read_json, write_json, write_text
+from lmlab.models.language_model import CausalLanguageModel, LanguageModel
 from lmlab.runs import load_language_model, load_run_config, predicted_units
 from lmlab.tokenizers import Tokenizer
 

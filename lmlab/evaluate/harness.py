@@ -39,13 +39,13 @@ from pydantic import Field, model_validator
 
 from lmlab.config import Config, build_config, read_yaml
 from lmlab.errors import LmlabError
-from lmlab.evaluate.bleu import TOKENIZERS as BLEU_TOKENIZERS
-from lmlab.evaluate.bleu import corpus_bleu
-from lmlab.evaluate.lm import LanguageModel
-from lmlab.evaluate.metrics import bits_per_byte, bits_per_character, perplexity
-from lmlab.evaluate.rouge import rouge
 from lmlab.files import read_jsonl, read_text
 from lmlab.generate import GenerationParams
+from lmlab.metrics.bleu import TOKENIZERS as BLEU_TOKENIZERS
+from lmlab.metrics.bleu import corpus_bleu
+from lmlab.metrics.likelihood import bits_per_byte, bits_per_character, perplexity
+from lmlab.metrics.rouge import rouge
+from lmlab.models.language_model import LanguageModel
 
 OutputType = Literal["multiple_choice", "loglikelihood_rolling", "generate_until"]
 

@@ -36,9 +36,9 @@ from tqdm import tqdm
 
 from lmlab import _lm_eval_hook
 from lmlab.errors import LmlabError
-from lmlab.evaluate.lm import CausalLanguageModel
 from lmlab.files import write_text
 from lmlab.generate import GenerationParams
+from lmlab.models.language_model import CausalLanguageModel
 from lmlab.runs import load_language_model
 
 # Sorted after setuptools' "__editable__.lmlab-….pth" (site reads .pth files in name order), so an

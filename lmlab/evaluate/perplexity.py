@@ -19,10 +19,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from lmlab.data.packing import TokenShards
-from lmlab.errors import LmlabError
-from lmlab.evaluate.lm import LanguageModel
-from lmlab.evaluate.metrics import bits_per_byte, perplexity
-from lmlab.tokenizers import Tokenizer
+from lmlab.metrics.likelihood import bits_per_byte, perplexity
+from lmlab.models.language_model import LanguageModel
 
 
 @dataclass
@@ -46,17 +44,6 @@ class SplitScore:
 
     def to_dict(self) -> dict[str, float | int | str]:
         return {**asdict(self), "loss": self.loss, "perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte}
-
-
-def split_documents(shards: TokenShards, tokenizer: Tokenizer, split: str = "val") -> list[str]:
-    """The documents of a packed split decoded back to text (packing ends each with end-of-text)."""
-    eos = shards.meta.eos_id
-    if eos is None:
-        raise LmlabError(f"{shards.directory}: packed without an end-of-text token, so documents cannot be told apart")
-    tokens = shards.tokens(split)
-    ends = np.flatnonzero(tokens == eos)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    return [tokenizer.decode(tokens[start:end].tolist()) for start, end in zip(starts, ends, strict=True)]
 
 
 def score_texts(lm: LanguageModel, texts: Sequence[str], count_tokens: Callable[[str], int],

@@ -25,9 +25,8 @@ import numpy as np
 from pydantic import Field
 
 from lmlab.config import Config, save_config
-from lmlab.data.packing import TokenShards
+from lmlab.data.packing import TokenShards, split_documents
 from lmlab.errors import LmlabError
-from lmlab.evaluate.perplexity import split_documents
 from lmlab.files import atomic_path, write_json
 from lmlab.models.ngram import NgramConfig, NgramModel, Splitter, estimate
 from lmlab.models.ngram_counts import Vocabulary, count_words

@@ -17,7 +17,7 @@ post-processing that turns logits back into words:
 
 Figures: tagging gives token accuracy and entity-level precision, recall and F1 (chunks as seqeval
 cuts them); qa gives SQuAD exact match and F1 of the post-processed answer text
-(lmlab.evaluate.qa); multiple choice gives accuracy.
+(lmlab.metrics.qa); multiple choice gives accuracy.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.evaluate.metrics import precision_recall_f1
-from lmlab.evaluate.qa import squad_scores
+from lmlab.metrics.classification import precision_recall_f1
+from lmlab.metrics.qa import squad_scores
 from lmlab.models import read_model_json
 from lmlab.models.base import LMOutput
 from lmlab.pipelines import Pipeline, _load

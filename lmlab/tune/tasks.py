@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.evaluate.metrics import accuracy, precision_recall_f1
+from lmlab.metrics.classification import accuracy, precision_recall_f1
 from lmlab.tokenizers import Tokenizer
 
 Batch = dict[str, Tensor]

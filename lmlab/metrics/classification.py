@@ -1,4 +1,4 @@
-"""Metrics: accuracy, precision, recall, F-beta and the confusion matrix; perplexity and bits per byte/character.
+"""Classification metrics: accuracy, precision, recall, F-beta and the confusion matrix.
 
 Every score here is built from three counts per label ``c``, taken over the examples:
 
@@ -254,27 +254,3 @@ def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[Label], path: str
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
-
-
-# ----------------------------------------------------------------------------------------------
-# Language-model figures, from a total negative log-likelihood `nll` in nats.
-#
-# Perplexity is per predicted unit, so it depends on the units (tokens, words, characters) and only
-# compares models that share them. Bits per byte and per character divide the same total by the
-# text's UTF-8 bytes or Unicode characters instead: every model pays for the same text, whatever its
-# tokenizer. A Chinese character is three bytes, so its bits per character are about three times its
-# bits per byte.
-
-
-def perplexity(nll: float, units: int) -> float:
-    """exp(nll / units), or infinity where that is beyond the range of a float."""
-    exponent = nll / units
-    return math.exp(exponent) if exponent < 709.0 else math.inf
-
-
-def bits_per_byte(nll: float, utf8_bytes: int) -> float:
-    return nll / math.log(2) / utf8_bytes
-
-
-def bits_per_character(nll: float, characters: int) -> float:
-    return nll / math.log(2) / characters
