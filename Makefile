@@ -26,6 +26,7 @@ oracles: $(STAMP)
 
 test: $(STAMP) oracles
 	$(BIN)/ruff check lmlab tests benchmarks
+	$(BIN)/lint-imports --no-cache --no-logo  # the layer contract in pyproject.toml
 	$(BIN)/pytest
 
 bench: $(STAMP)

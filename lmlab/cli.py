@@ -88,9 +88,8 @@ def cmd_datasets_get(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from lmlab.runs import load_run_config, read_train_config, train_run
-    from lmlab.train import TrainConfig
-    from lmlab.train.counting import NgramTrainConfig
+    from lmlab.runs import open_run
+    from lmlab.train import TrainConfig, load_run_config, read_train_config, train_run
 
     if args.resume:
         if args.overrides:
@@ -101,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         cfg = read_train_config(args.config, args.overrides)
     result = train_run(cfg, resume=args.resume)
-    if isinstance(cfg, NgramTrainConfig):
+    if not isinstance(cfg, TrainConfig):
         print(f"counted {result.tokens_seen:,} units in {result.seconds:.1f}s")
         print(f"wrote {result.run_dir}/ (model.safetensors, model.json, summary.json)")
     else:
@@ -109,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"trained {result.steps} steps ({result.tokens_seen:,} tokens) in {result.seconds:.1f}s: "
               f"train loss {result.train_loss:.4f}{val}")
         print(f"wrote {result.run_dir}/ (model.safetensors, metrics.jsonl, checkpoints/)")
-    if isinstance(cfg, TrainConfig) and cfg.model.get("family") == "bert":
+    if open_run(result.run_dir).family_class.kind == "encoder":
         print(f"next: lmlab tune base={result.run_dir} data=sentiment-en-binary   "
               f"lmlab pipeline fill-mask --model {result.run_dir} \"The [MASK] is here.\"")
     else:
@@ -160,7 +159,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.tasks:
         _eval_tasks(args)
         return
-    from lmlab.runs import evaluate_run
+    from lmlab.evaluate import evaluate_run
 
     if len(args.targets) > 1:
         raise LmlabError("eval: one run at a time; to put several on one table use `lmlab eval compare RUN...`")
@@ -228,20 +227,21 @@ def _eval_ratings(args: argparse.Namespace) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     from lmlab.generate import GenerationParams, stream_text
-    from lmlab.runs import load_language_model, load_run
+    from lmlab.runs import open_run
 
     params = GenerationParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                               top_p=args.top_p, repetition_penalty=args.repetition_penalty,
                               stop=args.stop or [], seed=args.seed, compile=args.compile)
     if args.stream:
-        model, tokenizer = load_run(args.run)
+        run = open_run(args.run)
+        model, tokenizer = run.model(), run.tokenizer()
         for prompt in args.prompts:
             print(prompt, end="", flush=True)
             for piece in stream_text(model, tokenizer, prompt, params):
                 print(piece, end="", flush=True)
             print()
         return
-    lm = load_language_model(args.run)
+    lm = open_run(args.run).language_model()
     for prompt, text in zip(args.prompts, lm.generate(args.prompts, params), strict=True):
         print(prompt + text)
 

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from lmlab.config import Config
 from lmlab.errors import LmlabError
+from lmlab.modes import evaluating
 
 
 class GenerationParams(Config):
@@ -172,9 +173,7 @@ def _decode_steps(model: nn.Module, prompts_ids: Sequence[Sequence[int]], params
         generator = torch.Generator(device=device).manual_seed(params.seed)
 
     step_model = _compiled_step_model(model) if params.compile else model
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         cache = model.new_cache(batch, width + params.max_new_tokens)
         out = model(input_ids, attention_mask=None if mask is None else mask[:, :width], cache=cache,
                     last_token_only=True)
@@ -199,8 +198,6 @@ def _decode_steps(model: nn.Module, prompts_ids: Sequence[Sequence[int]], params
             step_mask = None if mask is None else mask[:, : width + step + 1]
             logits = step_model(tokens[:, None], attention_mask=step_mask, cache=cache,
                                 last_token_only=True).logits[:, -1].float()
-    finally:
-        model.train(was_training)
 
 
 def stream_tokens(model: nn.Module, prompt_ids: list[int], params: GenerationParams,

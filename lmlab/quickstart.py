@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -25,28 +26,30 @@ from rich.table import Table
 from lmlab.data.pipeline import DataConfig
 from lmlab.data.prepare import PrepareConfig, prepare_corpus
 from lmlab.datasets import load_corpus
+from lmlab.evaluate import evaluate_run
 from lmlab.evaluate.compare import compare_runs, comparison_table, write_comparison
 from lmlab.files import write_json
-from lmlab.generate import GenerationParams, generate_text
+from lmlab.generate import GenerationParams
 from lmlab.report import write_report
-from lmlab.runs import evaluate_run, load_run
+from lmlab.runs import open_run
 from lmlab.tokenizers import TokenizerConfig
-from lmlab.train import LoopConfig, OptimizerConfig, ScheduleConfig, TrainConfig, train
-from lmlab.train.counting import NgramRunModel, NgramTrainConfig, train_ngram_run
+from lmlab.train import read_train_config, train_run
 
 PROMPTS = ["ROMEO:\nO, ", "新华社北京一月一日电", "我们要"]
 DEMO_STEPS = 1000
-# The LSTM of stage 5, trained for LSTM_SHARE of the GPT's steps. Measured on this corpus: an LSTM
-# wants a far higher learning rate than the GPT (200 steps: lr 0.003 -> val loss 6.62, 0.03 -> 5.64,
-# 0.06 -> 5.50), and at a budget of minutes many short streams (128 x 16) beat few long ones.
-LSTM_MODEL = {"cell": "lstm", "n_layer": 1, "n_embd": 128, "hidden": 128, "block_size": 16, "dropout": 0.0}
-LSTM_LR, LSTM_BATCH, LSTM_SHARE = 0.06, 128, 0.3
+LSTM_SHARE = 0.3  # the LSTM of stage 5 trains for this share of the GPT's steps
+RECIPES = resources.files("lmlab") / "recipes"  # the three models' configs, as data
 
 
 @dataclass
 class QuickstartOptions:
     out: Path = Path("runs/quickstart")
     steps: int | None = None
+
+
+def _run_dir(options: QuickstartOptions, recipe: str) -> Path:
+    """Where a recipe's run goes: quickstart-gpt.yaml trains into OUT/gpt."""
+    return options.out / Path(recipe).stem.removeprefix("quickstart-")
 
 
 def _stage(console: Console, number: int, title: str) -> None:
@@ -87,20 +90,12 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
                   f"  -> {data_dir}/")
 
     _stage(console, 3, "Train: a small GPT on the CPU")
-    train_cfg = TrainConfig(
-        run_dir=str(options.out / "gpt"),
-        data=str(data_dir),
-        # Small and fast beats big and slow on a CPU budget: at ~1.3M parameters the model sees 2M
-        # tokens (0.6 epoch) in three to four minutes, where a 2.6M one would see half as much and score worse.
-        model={"family": "gpt", "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 128, "dropout": 0.0},
-        optimizer=OptimizerConfig(lr=3e-3, weight_decay=0.1),
-        schedule=ScheduleConfig(kind="cosine", warmup_steps=min(50, steps // 10)),
-        train=LoopConfig(max_steps=steps, batch_size=16, eval_every=max(1, steps // 4), eval_tokens=32_768,
-                         log_every=10, checkpoint_every=max(1, steps // 2)),
-    )
-    result = train(train_cfg, console=console)
-    model, tokenizer = load_run(result.run_dir)
-    console.print(f"  {model.num_parameters(non_embedding=False):,} parameters, {result.steps} steps, "
+    result = train_run(read_train_config(RECIPES / "quickstart-gpt.yaml", [
+        f"run_dir={_run_dir(options, 'quickstart-gpt.yaml')}", f"data={data_dir}", f"train.max_steps={steps}",
+        f"schedule.warmup_steps={min(50, steps // 10)}", f"train.eval_every={max(1, steps // 4)}",
+        f"train.checkpoint_every={max(1, steps // 2)}"]), console=console)
+    run = open_run(result.run_dir)
+    console.print(f"  {run.parameters():,} parameters, {result.steps} steps, "
                   f"{result.tokens_seen:,} tokens in {result.seconds:.0f}s "
                   f"({result.tokens_seen / result.seconds:,.0f} tokens/s)")
 
@@ -108,27 +103,18 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
     figures = evaluate_run(result.run_dir)
     table = Table("model", "perplexity", "bits per byte")
     table.add_row("unigram baseline", f"{figures['unigram_perplexity']:.1f}", f"{figures['unigram_bits_per_byte']:.3f}")
-    table.add_row("GPT", f"{figures['perplexity']:.1f}", f"{figures['bits_per_byte']:.3f}")
+    table.add_row(run.describe(), f"{figures['perplexity']:.1f}", f"{figures['bits_per_byte']:.3f}")
     console.print(table)
     console.print("  bits per byte does not depend on the tokenizer: it is the figure to compare across models")
 
     _stage(console, 5, "History: an LSTM and a Kneser-Ney 5-gram on the same data, on one table")
     lstm_steps = max(1, round(steps * LSTM_SHARE))
-    lstm_cfg = TrainConfig(
-        run_dir=str(options.out / "lstm"),
-        data=str(data_dir),
-        objective="causal_lm_stream",  # truncated BPTT: the state runs on from window to window
-        model={"family": "rnn", **LSTM_MODEL},
-        optimizer=OptimizerConfig(lr=LSTM_LR),
-        schedule=ScheduleConfig(kind="cosine", warmup_steps=min(20, lstm_steps // 10)),
-        train=LoopConfig(max_steps=lstm_steps, batch_size=LSTM_BATCH, eval_every=lstm_steps, eval_tokens=32_768,
-                         log_every=10, checkpoint_every=lstm_steps),
-    )
-    lstm = train(lstm_cfg, console=console)
-    ngram = train_ngram_run(NgramTrainConfig(
-        run_dir=str(options.out / "kn5"), data=str(data_dir),
-        model=NgramRunModel(order=5, estimator="modified-kneser-ney", unit="token"),
-    ))
+    lstm = train_run(read_train_config(RECIPES / "quickstart-lstm.yaml", [
+        f"run_dir={_run_dir(options, 'quickstart-lstm.yaml')}", f"data={data_dir}", f"train.max_steps={lstm_steps}",
+        f"schedule.warmup_steps={min(20, lstm_steps // 10)}", f"train.eval_every={lstm_steps}",
+        f"train.checkpoint_every={lstm_steps}"]), console=console)
+    ngram = train_run(read_train_config(RECIPES / "quickstart-kn5.yaml", [
+        f"run_dir={_run_dir(options, 'quickstart-kn5.yaml')}", f"data={data_dir}"]))
     console.print(f"  LSTM: {lstm.steps} steps in {lstm.seconds:.0f}s;  5-gram: {ngram.tokens_seen:,} tokens "
                   f"counted in {ngram.seconds:.1f}s")
     rows = compare_runs([result.run_dir, lstm.run_dir, ngram.run_dir])
@@ -139,7 +125,7 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
 
     _stage(console, 6, "Generate: English and Chinese (temperature 0.8, top-k 50)")
     params = GenerationParams(max_new_tokens=80, temperature=0.8, top_k=50, seed=0)
-    completions = generate_text(model, tokenizer, PROMPTS, params)
+    completions = run.language_model().generate(PROMPTS, params)
     samples = [{"prompt": p, "completion": c} for p, c in zip(PROMPTS, completions, strict=True)]
     write_json(result.run_dir / "samples.json", samples)
     for sample in samples:

@@ -1,124 +1,144 @@
-"""Run directories of every generation: reading their config, model and evaluation back.
+"""Run directories: the one way in, and the one way to start one.
 
-A neural run (`lmlab.train.train`) and an n-gram run (`lmlab.train.counting.train_ngram_run`) share
-one layout; ``model.family`` in config.yaml says which trainer and which loader a run needs.
+Everything that uses a trained model (evaluation, generation, pipelines, tuning, the lm-eval
+adapter, the server) opens it with `open_run`, whatever it is:
+
+    runs/NAME/               an lmlab run or model directory: model.json + weights, tokenizer.json,
+                             and for a run config.yaml, summary.json, metrics.jsonl
+    a Hugging Face directory config.json (+ model.safetensors + tokenizer.json), read in place by the
+                             reader its model_type registers (lmlab.models.registry.HF_DIRECTORIES)
+    all-MiniLM-L6-v2         the name of pretrained weights (lmlab.datasets.weights), fetched once
+
+and gets a `Run`: the family and its declared capabilities, the config the run was trained with,
+its summary, and the model, tokenizer or `LanguageModel` on demand. This module only reads and
+writes run directories; training lives in `lmlab.train`, evaluation in `lmlab.evaluate`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from lmlab.config import build_config, read_config_data, read_yaml
-from lmlab.data.packing import TokenShards, split_documents
+from lmlab.config import Config, read_yaml, save_config
+from lmlab.datasets.weights import WEIGHTS, pretrained_directory
 from lmlab.errors import LmlabError
-from lmlab.evaluate import score_texts, unigram_baseline
-from lmlab.files import read_json, write_json
-from lmlab.models import load_model
-from lmlab.models.language_model import CausalLanguageModel, LanguageModel
-from lmlab.models.ngram import NgramLanguageModel, NgramModel
+from lmlab.files import read_json
+from lmlab.models import LanguageModel, load_model, read_model_json
+from lmlab.models.registry import family_class, hf_directory_reader
 from lmlab.tokenizers import Tokenizer
-from lmlab.train import TrainConfig, TrainResult, train
-from lmlab.train.counting import NgramTrainConfig, splitter_for, train_ngram_run
-
-RunConfig = TrainConfig | NgramTrainConfig
 
 
-def _config_class(data: dict[str, Any]) -> type[TrainConfig] | type[NgramTrainConfig]:
-    model = data.get("model")
-    family = model.get("family", "gpt") if isinstance(model, dict) else "gpt"
-    return NgramTrainConfig if family == "ngram" else TrainConfig
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def read_train_config(path: str | Path | None, overrides: list[str]) -> RunConfig:
-    """A train config from YAML and dotted overrides, validated as the trainer of its ``model.family`` needs."""
-    data = read_config_data(path, overrides)
-    return build_config(_config_class(data), data, source=str(path) if path else "config")
+@dataclass
+class Run:
+    """An opened run, model directory or Hugging Face directory; the model is read when first asked for."""
+
+    path: Path
+    family: str
+    model_config: dict[str, Any]
+    _loaded: tuple[Any, Tokenizer] | None = field(default=None, repr=False)  # a Hugging Face directory, read whole
+
+    @property
+    def family_class(self) -> Any:
+        """The family's model class: what it is and can do (`lmlab.models.base.ModelFamily`)."""
+        return family_class(self.family, str(self.path / "model.json"))
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The resolved config the run was trained with (config.yaml), or {} for a bare model directory."""
+        path = self.path / "config.yaml"
+        return read_yaml(path) if path.exists() else {}
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        path = self.path / "summary.json"
+        return read_json(path) if path.exists() else {}
+
+    @property
+    def block_size(self) -> int | None:
+        """The window the run was trained on, when its config chose one shorter than the model's context."""
+        train = self.config.get("train")
+        return train.get("block_size") if isinstance(train, dict) else None
+
+    def describe(self) -> str:
+        """The model in a few words: "GPT 4x128", "5-gram mod-KN"."""
+        return self.family_class.describe(self.model_config)
+
+    def tokenizer(self) -> Tokenizer:
+        if self._loaded is not None:
+            return self._loaded[1]
+        path = self.path / "tokenizer.json"
+        if not path.exists():
+            raise LmlabError(f"{self.path}: no tokenizer.json beside the model")
+        return Tokenizer.load(path)
+
+    def model(self, device: str | torch.device | None = None) -> Any:
+        """The model, in eval mode (a neural one on `device`, default CUDA when there is one)."""
+        device = device or default_device()
+        if self._loaded is not None:
+            return self._loaded[0].to(device).eval()
+        return load_model(self.path, device=device)
+
+    def language_model(self, predict_end: bool = False, device: str | torch.device | None = None) -> LanguageModel:
+        """The model behind the `LanguageModel` interface, whatever its generation.
+
+        ``predict_end``: neural models also score end-of-text after each text, as n-gram models
+        always score ``</s>``, so that models of different generations predict the same units.
+        """
+        return self.model(device).language_model(self.tokenizer(), max_length=self.block_size,
+                                                 predict_end=predict_end)
+
+    def parameters(self) -> int:
+        """Trained numbers: weights (tied ones once), or what a count-based model stores."""
+        if "parameters" in self.summary:
+            return int(self.summary["parameters"])
+        model = self.model("cpu")
+        return sum(p.numel() for p in model.parameters())
 
 
-def load_run_config(run_dir: str | Path) -> RunConfig:
-    """The resolved config a run saved, for resuming or inspecting it."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.exists():
-        raise LmlabError(f"{path}: missing; is {run_dir} a run directory?")
-    data = read_yaml(path)
-    return build_config(_config_class(data), data, source=str(path))
+def open_run(source: str | os.PathLike[str]) -> Run:
+    """Open a run or model directory, a Hugging Face directory, or named pretrained weights."""
+    path = Path(source)
+    if not path.is_dir():
+        if str(source) in WEIGHTS:
+            path = pretrained_directory(str(source))
+        elif path.exists():
+            raise LmlabError(f"{path}: a file, not a run directory")
+        else:
+            raise LmlabError(f"{source}: no such run directory, and not named pretrained weights "
+                             f"(known: {', '.join(sorted(WEIGHTS))})")
+    if (path / "model.json").exists():
+        family, config = read_model_json(path / "model.json")
+        family_class(family, str(path / "model.json"))  # an unknown family is named now, not at first use
+        return Run(path, family, config)
+    if (path / "config.json").exists():
+        model_type = read_json(path / "config.json", "file; is this a Hugging Face model directory?").get("model_type")
+        model, tokenizer = hf_directory_reader(str(model_type), str(path / "config.json"))(path)
+        return Run(path, model.family, model.config_dict(), (model, tokenizer))
+    if (path / "checkpoints").exists():
+        raise LmlabError(f"{path}: no model.json yet; the run has not finished (resume it with lmlab train "
+                         f"{path} --resume)")
+    raise LmlabError(f"{path}: neither an lmlab run or model directory (model.json) nor a Hugging Face "
+                     "directory (config.json)")
 
 
-def train_run(cfg: RunConfig, resume: bool = False) -> TrainResult:
-    """Train a run of any family: gradient steps through the one loop, or counting for an n-gram."""
-    if isinstance(cfg, NgramTrainConfig):
-        if resume:
-            raise LmlabError("--resume: an n-gram run is built in one pass and has nothing to resume")
-        return train_ngram_run(cfg)
-    return train(cfg, resume=resume)
-
-
-def load_run(run_dir: str | Path, device: str | None = None) -> tuple[nn.Module, Tokenizer]:
-    """The trained neural model and the tokenizer of `run_dir`."""
+def start_run_dir(run_dir: str | os.PathLike[str], config: Config,
+                  tokenizer: Tokenizer | str | os.PathLike[str] | None) -> Path:
+    """Create `run_dir` with its resolved config.yaml and the tokenizer the model reads text with."""
     run_dir = Path(run_dir)
-    if not (run_dir / "model.json").exists():
-        raise LmlabError(f"{run_dir}: no model.json; is it a finished run (or a model directory)?")
-    if read_json(run_dir / "model.json").get("family") == "ngram":
-        raise LmlabError(f"{run_dir}: an n-gram run has no neural network; use it through load_language_model")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(run_dir, device=device)
-    return model, Tokenizer.load(run_dir / "tokenizer.json")
-
-
-def load_language_model(run_dir: str | Path, predict_end: bool = False) -> LanguageModel:
-    """The run's model behind the `LanguageModel` interface, whatever its generation.
-
-    ``predict_end``: neural models also score end-of-text after each text, as n-gram models always
-    score ``</s>``, so that models of different generations predict the same units.
-    """
-    run_dir = Path(run_dir)
-    if not (run_dir / "model.json").exists():
-        raise LmlabError(f"{run_dir}: no model.json; is it a finished run (or a model directory)?")
-    spec = read_json(run_dir / "model.json")
-    tokenizer = Tokenizer.load(run_dir / "tokenizer.json")
-    if spec.get("family") == "ngram":
-        unit = spec["config"].get("unit", "token")
-        return NgramLanguageModel(NgramModel.load(run_dir), splitter_for(unit, tokenizer))
-    model = load_model(run_dir, device="cuda" if torch.cuda.is_available() else "cpu")
-    config = load_run_config(run_dir) if (run_dir / "config.yaml").exists() else None
-    block_size = config.train.block_size if isinstance(config, TrainConfig) else None
-    return CausalLanguageModel(model, tokenizer, max_length=block_size, predict_end=predict_end)
-
-
-def predicted_units(lm: LanguageModel, text: str) -> int:
-    """How many predictions `loglikelihood_rolling` makes on `text`: its units (and the end, if scored)."""
-    if isinstance(lm, NgramLanguageModel):
-        return len(lm.splitter.split(text)) + 1
-    if isinstance(lm, CausalLanguageModel):
-        return len(lm.tokenizer.encode(text)) + int(lm.predict_end)
-    raise TypeError(f"cannot count the units of {type(lm).__name__}")
-
-
-def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
-    """Perplexity and bits per byte of the run's model on its data split, beside the unigram baseline.
-
-    The result is also written to ``eval.json`` in the run directory, where `lmlab report` finds it.
-    """
-    run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    lm = load_language_model(run_dir)
-    shards = TokenShards(config.data)
-    texts = split_documents(shards, Tokenizer.load(run_dir / "tokenizer.json"), split)
-    score = score_texts(lm, texts, lambda text: predicted_units(lm, text), split)
-    baseline = unigram_baseline(shards, split)
-    result = {
-        "split": split,
-        "documents": len(texts),
-        "tokens": score.tokens,
-        "bytes": score.bytes,
-        "perplexity": score.perplexity,
-        "bits_per_byte": score.bits_per_byte,
-        "unigram_perplexity": baseline.perplexity,
-        "unigram_bits_per_byte": baseline.bits_per_byte,
-    }
-    write_json(run_dir / "eval.json", result)
-    return result
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+    if isinstance(tokenizer, Tokenizer):
+        tokenizer.save(run_dir / "tokenizer.json")
+    elif tokenizer is not None and Path(tokenizer).exists():
+        shutil.copyfile(tokenizer, run_dir / "tokenizer.json")
+    return run_dir

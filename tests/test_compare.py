@@ -18,9 +18,9 @@ from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.language_model import CausalLanguageModel, rolling_windows
 from lmlab.models.ngram import NgramModel
 from lmlab.models.rnn import RNNConfig, RNNLanguageModel
-from lmlab.runs import load_language_model, read_train_config, train_run
+from lmlab.runs import open_run
 from lmlab.tokenizers import Tokenizer
-from lmlab.train import TrainConfig
+from lmlab.train import TrainConfig, read_train_config, train_run
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_ngram_run_directory_reloads_the_same_model(runs, packed_dir, tmp_path):
     token_run = runs[1]
     assert {"config.yaml", "tokenizer.json", "model.json", "model.safetensors", "summary.json"} <= {
         p.name for p in token_run.iterdir()}
-    lm = load_language_model(token_run)
+    lm = open_run(token_run).language_model()
     texts = held_out_texts(packed_dir)
     # the binary format reloads exactly what an ARPA round trip (float32 text) keeps approximately
     lm.model.write_arpa(tmp_path / "model.arpa")
@@ -141,7 +141,7 @@ def test_compare_scores_every_run_on_the_same_text(runs, packed_dir, tmp_path):
     assert set(by_run) == {"gpt", "token", "character"}
     for run in runs:
         row = by_run[run.name]
-        lm = load_language_model(run, predict_end=True)
+        lm = open_run(run).language_model(predict_end=True)
         assert row.bytes == total_bytes
         assert row.nll == pytest.approx(-sum(lm.loglikelihood_rolling(texts)))
         assert row.bits_per_byte == pytest.approx(row.nll / math.log(2) / total_bytes)
@@ -177,7 +177,7 @@ def test_word_runs_equal_a_model_trained_on_the_train_texts(packed_dir, tmp_path
     cfg = read_train_config(None, [f"data={packed_dir}", f"run_dir={tmp_path / 'w'}", "model.family=ngram",
                                    "model.unit=word", "model.order=3", f"model.estimator={estimator}",
                                    "model.discount_fallback=true"])
-    run = load_language_model(train_run(cfg).run_dir)
+    run = open_run(train_run(cfg).run_dir).language_model()
     train_texts = held_out_texts(packed_dir, split="train")
     texts = held_out_texts(packed_dir)
     if estimator == "interpolation":
@@ -189,10 +189,10 @@ def test_word_runs_equal_a_model_trained_on_the_train_texts(packed_dir, tmp_path
 
 
 def test_eval_of_an_ngram_run_counts_the_units_it_predicts(runs, packed_dir):
-    from lmlab.runs import evaluate_run
+    from lmlab.evaluate import evaluate_run
 
     result = evaluate_run(runs[2])  # the character 4-gram: characters and one </s> per document
     texts = held_out_texts(packed_dir)
     assert result["tokens"] == sum(len(t) + 1 for t in texts)
-    lm = load_language_model(runs[2])
+    lm = open_run(runs[2]).language_model()
     assert result["perplexity"] == pytest.approx(math.exp(-sum(lm.loglikelihood_rolling(texts)) / result["tokens"]))

@@ -10,8 +10,8 @@ from conftest import tiny_train_overrides
 from lmlab.cli import main
 from lmlab.config import load_config
 from lmlab.evaluate.harness import bundled_tasks, evaluate_task, load_task
-from lmlab.runs import load_language_model, read_train_config, train_run
-from lmlab.train import TrainConfig
+from lmlab.runs import open_run
+from lmlab.train import TrainConfig, read_train_config, train_run
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_eval_tasks_puts_every_generation_on_one_table(three_runs, tmp_path, cap
                                 "crows_pairs_mini"}
         assert by_task["arc_easy_mini"]["documents"] == 5
         # the table holds what the library computes for that run
-        direct = evaluate_task(load_language_model(run_dir), load_task("arc_easy_mini"), limit=5)
+        direct = evaluate_task(open_run(run_dir).language_model(), load_task("arc_easy_mini"), limit=5)
         assert by_task["arc_easy_mini"]["metrics"] == direct.metrics
         assert 0 < by_task["ppl_zh_mini"]["metrics"]["bits_per_byte"] < 20
     assert (out / "results.png").stat().st_size > 0

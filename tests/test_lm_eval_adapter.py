@@ -26,8 +26,8 @@ from lmlab.errors import LmlabError
 from lmlab.evaluate.lm_eval_adapter import PTH_LINE, LmlabLM, generation_params, install_hook, uninstall_hook
 from lmlab.generate import GenerationParams
 from lmlab.models.language_model import CausalLanguageModel
-from lmlab.runs import load_language_model, read_train_config, train_run
-from lmlab.train import TrainConfig
+from lmlab.runs import open_run
+from lmlab.train import TrainConfig, read_train_config, train_run
 
 MC_DOCS = [
     {"question": "To be, or not to", "choices": ["be", "fortune", "中国"], "label": 0},
@@ -101,7 +101,7 @@ def _scored(value: object) -> float | bool:
 
 def check_against_lmlab(run: Path, batch_size: int, samples: dict[str, list[dict]], results: dict[str, dict]) -> None:
     """Every log-likelihood lm-eval recorded is lmlab's own, and acc / perplexities follow from them."""
-    lm = load_language_model(run)
+    lm = open_run(run).language_model()
     if isinstance(lm, CausalLanguageModel):
         lm.batch_size = batch_size  # the same windows in one forward, hence the same float32 sums
 

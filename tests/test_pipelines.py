@@ -229,14 +229,15 @@ def test_mistakes_name_what_exists(runs):
 
 
 def test_text_generation_on_an_n_gram_run_is_its_language_model(packed_dir, tmp_path):
-    from lmlab.runs import load_language_model, read_train_config, train_run
+    from lmlab.runs import open_run
+    from lmlab.train import read_train_config, train_run
 
     run = train_run(read_train_config(None, [f"data={packed_dir}", f"run_dir={tmp_path / 'kn3'}", "model.family=ngram",
                                              "model.unit=character", "model.order=3",
                                              "model.discount_fallback=true"])).run_dir
     prompts = ["To be", "中国"]
     answers = pipeline("text-generation", model=run)(prompts, max_new_tokens=10, seed=5)
-    expected = load_language_model(run).generate(prompts, GenerationParams(max_new_tokens=10, seed=5))
+    expected = open_run(run).language_model().generate(prompts, GenerationParams(max_new_tokens=10, seed=5))
     assert answers == [[{"generated_text": p + e}] for p, e in zip(prompts, expected, strict=True)]
     assert all(e for e in expected)
     with pytest.raises(LmlabError, match="n-gram run only does text-generation"):

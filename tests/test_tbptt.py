@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -26,7 +25,6 @@ from lmlab.models.rnn import RNNConfig, RNNLanguageModel
 from lmlab.train import TrainConfig, train
 from lmlab.train import loop as loop_module
 from lmlab.train.checkpoint import list_checkpoints
-from lmlab.train.loop import evaluate_loss
 from lmlab.train.objectives import StreamingCausalLM
 
 LSTM = "model={family: rnn, cell: lstm, n_embd: 16, hidden: 16, n_layer: 1, block_size: 32}"
@@ -208,8 +206,8 @@ def test_streamed_validation_equals_one_long_forward_per_stream(packed_dir, max_
     torch.manual_seed(0)
     model = RNNLanguageModel(RNNConfig(cell="gru", vocab_size=200, n_embd=16, hidden=16, n_layer=2)).eval()
     B, T = 8, 32
-    objective = StreamingCausalLM(TokenShards(packed_dir), B, T)
-    loss = evaluate_loss(model, objective, max_tokens, torch.device("cpu"), nullcontext)
+    objective = StreamingCausalLM(TokenShards(packed_dir), B, T, eval_tokens=max_tokens)
+    loss = objective.validation_loss(model, torch.device("cpu"))
 
     tokens = _split(packed_dir, "val")
     L = (len(tokens) - 1) // B

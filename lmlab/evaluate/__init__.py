@@ -5,6 +5,6 @@ The figures themselves (BLEU, ROUGE, F1, perplexity) are `lmlab.metrics`; the in
 model is scored through is `lmlab.models.LanguageModel`.
 """
 
-from lmlab.evaluate.perplexity import SplitScore, score_texts, unigram_baseline
+from lmlab.evaluate.perplexity import SplitScore, evaluate_run, score_texts, unigram_baseline
 
-__all__ = ["SplitScore", "score_texts", "unigram_baseline"]
+__all__ = ["SplitScore", "evaluate_run", "score_texts", "unigram_baseline"]

@@ -18,9 +18,8 @@ from rich.table import Table
 
 from lmlab.data.packing import TokenShards, split_documents
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, read_json, write_json, write_text
-from lmlab.models.language_model import CausalLanguageModel, LanguageModel
-from lmlab.runs import load_language_model, load_run_config, predicted_units
+from lmlab.files import atomic_path, write_json, write_text
+from lmlab.runs import open_run
 from lmlab.tokenizers import Tokenizer
 
 
@@ -46,35 +45,6 @@ class ComparisonRow:
         return {**asdict(self), "perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte}
 
 
-ESTIMATOR_NAMES = {
-    "modified-kneser-ney": "mod-KN", "kneser-ney": "KN", "nltk-kneser-ney": "NLTK KN",
-    "witten-bell": "Witten-Bell", "absolute-discounting": "absolute disc.", "stupid-backoff": "stupid back-off",
-}
-
-
-def describe_run(run_dir: Path) -> str:
-    """What a run's model is, in a few words: "5-gram mod-KN", "3-gram KN, characters", "LSTM 1x128"."""
-    spec = read_json(run_dir / "model.json")
-    family, config = spec.get("family", "?"), spec.get("config", {})
-    if family == "ngram":
-        estimator = ESTIMATOR_NAMES.get(config.get("estimator"), config.get("estimator"))
-        unit = config.get("unit", "token")
-        return f"{config.get('order')}-gram {estimator}" + ("" if unit == "token" else f", {unit}s")
-    if family == "rnn":
-        return f"{config.get('cell', 'rnn').upper()} {config.get('n_layer')}x{config.get('hidden')}"
-    if family == "gpt":
-        return f"GPT {config.get('n_layer')}x{config.get('n_embd')}"
-    if family == "mlp":
-        return f"MLP, {config.get('context')} tokens"
-    return str(family)
-
-
-def _parameters(lm: LanguageModel, summary: dict) -> int:
-    if isinstance(lm, CausalLanguageModel):
-        return sum(p.numel() for p in {id(p): p for p in lm.model.parameters()}.values())
-    return int(summary.get("parameters", 0))
-
-
 def held_out_texts(data: str | Path, split: str = "val", max_documents: int | None = None) -> list[str]:
     """The documents of a packed split, as text (every model re-tokenises them its own way)."""
     shards = TokenShards(data)
@@ -94,20 +64,20 @@ def compare_runs(
     """Score every run on the same held-out documents (those of `data`, default the first run's data)."""
     if not run_dirs:
         raise LmlabError("eval compare: name at least one run directory")
-    data = data or load_run_config(run_dirs[0]).data
-    texts = held_out_texts(data, split, max_documents)
+    runs = [open_run(run_dir) for run_dir in run_dirs]
+    if data is None and "data" not in runs[0].config:
+        raise LmlabError(f"{runs[0].path}: no config.yaml naming its data; give the data to compare on")
+    texts = held_out_texts(data or runs[0].config["data"], split, max_documents)
     total_bytes = sum(len(text.encode("utf-8")) for text in texts)
     rows = []
-    for run in map(Path, run_dirs):
-        lm = load_language_model(run, predict_end=True)
-        summary_path = run / "summary.json"
-        summary = read_json(summary_path) if summary_path.exists() else {}
+    for run in runs:
+        lm = run.language_model(predict_end=True)
         rows.append(ComparisonRow(
-            run=run.name,
-            model=describe_run(run),
-            parameters=_parameters(lm, summary),
-            train_seconds=summary.get("train_seconds"),
-            units=sum(predicted_units(lm, text) for text in texts),
+            run=run.path.name,
+            model=run.describe(),
+            parameters=run.parameters(),
+            train_seconds=run.summary.get("train_seconds"),
+            units=sum(lm.predicted_units(text) for text in texts),
             nll=-math.fsum(lm.loglikelihood_rolling(texts)),
             bytes=total_bytes,
         ))

@@ -16,10 +16,9 @@ from typing import Any
 from rich.progress import Progress
 from rich.table import Table
 
-from lmlab.evaluate.compare import describe_run
 from lmlab.evaluate.harness import LOWER_IS_BETTER, Task, TaskResult, evaluate_task, load_task
 from lmlab.files import atomic_path, write_json, write_text
-from lmlab.runs import load_language_model
+from lmlab.runs import Run, open_run
 
 Results = dict[str, dict[str, TaskResult]]  # run -> task -> result
 
@@ -31,8 +30,8 @@ def evaluate_runs(runs: Sequence[str | Path], tasks: Sequence[str | Path | Task]
     results: Results = {}
     with Progress(disable=not progress, transient=True) as bar:
         job = bar.add_task("evaluating", total=len(runs) * len(loaded))
-        for run in map(Path, runs):
-            lm = load_language_model(run)
+        for run in map(open_run, runs):
+            lm = run.language_model()
             label = _label(run, results)
             results[label] = {}
             for task in loaded:
@@ -42,10 +41,10 @@ def evaluate_runs(runs: Sequence[str | Path], tasks: Sequence[str | Path | Task]
     return results
 
 
-def _label(run: Path, taken: Results) -> str:
+def _label(run: Run, taken: Results) -> str:
     """The run's folder name, with its model when it fits ("gpt (GPT 4x128)"), unique among the runs."""
-    label = f"{run.name} ({describe_run(run)})"
-    return label if label not in taken else f"{run} ({describe_run(run)})"
+    label = f"{run.path.name} ({run.describe()})"
+    return label if label not in taken else f"{run.path} ({run.describe()})"
 
 
 def _rows(results: Results) -> list[tuple[str, str, list[str]]]:

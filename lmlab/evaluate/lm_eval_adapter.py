@@ -39,7 +39,7 @@ from lmlab.errors import LmlabError
 from lmlab.files import write_text
 from lmlab.generate import GenerationParams
 from lmlab.models.language_model import CausalLanguageModel
-from lmlab.runs import load_language_model
+from lmlab.runs import open_run
 
 # Sorted after setuptools' "__editable__.lmlab-….pth" (site reads .pth files in name order), so an
 # editable install can already import lmlab when this line runs.
@@ -57,7 +57,7 @@ Result = TypeVar("Result")
 class LmlabLM(LM):
     """An lmlab run directory as an lm-eval model.
 
-    ``path``: the run directory, of any family (`lmlab.runs.load_language_model` reads it).
+    ``path``: the run directory, of any family (`lmlab.runs.open_run` reads it).
     ``batch_size``: rolling windows scored in one forward, and prompts generated together
     ("auto" means 16). ``max_length``: the context a neural model reads, at most its block size.
     ``device``: where a neural model runs (default, and for "cuda" without a GPU: cuda when there is
@@ -68,13 +68,11 @@ class LmlabLM(LM):
                  device: str | None = None, max_batch_size: int | None = None) -> None:
         super().__init__()
         self.path = str(path)
-        self.lm = load_language_model(self.path)
+        # lm-eval's CLI asks for cuda:0 by default, GPU or not; like its own models, use what there is.
+        usable = device is not None and not (str(device).startswith("cuda") and not torch.cuda.is_available())
+        self.lm = open_run(self.path).language_model(device=device if usable else None)
         self.batch_size = _batch_size(batch_size)
         if isinstance(self.lm, CausalLanguageModel):
-            # lm-eval's CLI asks for cuda:0 by default, GPU or not; like its own models, use what there is.
-            if device is not None and not (str(device).startswith("cuda") and not torch.cuda.is_available()):
-                self.lm.model.to(device)
-                self.lm.device = torch.device(device)
             if max_length is not None:
                 self.lm.max_length = _max_length(self.lm, int(max_length))
             self.lm.batch_size = self.batch_size

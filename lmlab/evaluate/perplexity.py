@@ -15,12 +15,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from lmlab.data.packing import TokenShards
+from lmlab.data.packing import TokenShards, split_documents
+from lmlab.errors import LmlabError
+from lmlab.files import write_json
 from lmlab.metrics.likelihood import bits_per_byte, perplexity
 from lmlab.models.language_model import LanguageModel
+from lmlab.runs import open_run
+from lmlab.tokenizers import Tokenizer
 
 
 @dataclass
@@ -79,3 +85,30 @@ def unigram_baseline(shards: TokenShards, split: str = "val", chunk: int = 1 << 
         nll -= float(logprob[ids].sum())
         count += len(ids)
     return SplitScore(split, count, shards.meta.splits[split].bytes, nll)
+
+
+def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
+    """Perplexity and bits per byte of the run's model on its data split, beside the unigram baseline.
+
+    The result is also written to ``eval.json`` in the run directory, where `lmlab report` finds it.
+    """
+    run = open_run(run_dir)
+    if "data" not in run.config:
+        raise LmlabError(f"{run.path}: no config.yaml naming its data; is it a run directory?")
+    lm = run.language_model()
+    shards = TokenShards(run.config["data"])
+    texts = split_documents(shards, Tokenizer.load(run.path / "tokenizer.json"), split)
+    score = score_texts(lm, texts, lm.predicted_units, split)
+    baseline = unigram_baseline(shards, split)
+    result = {
+        "split": split,
+        "documents": len(texts),
+        "tokens": score.tokens,
+        "bytes": score.bytes,
+        "perplexity": score.perplexity,
+        "bits_per_byte": score.bits_per_byte,
+        "unigram_perplexity": baseline.perplexity,
+        "unigram_bits_per_byte": baseline.bits_per_byte,
+    }
+    write_json(run.path / "eval.json", result)
+    return result

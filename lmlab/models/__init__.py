@@ -6,13 +6,13 @@ A model directory holds two files:
     model.safetensors  the weights by parameter name, tied weights stored once
 
 Safetensors, never pickle: a pickled checkpoint can run any code when loaded, safetensors is plain
-tensors and a JSON header. A new family is one file in this package plus one line in `FAMILIES`.
+tensors and a JSON header. A new family is one file in this package plus one line in
+`lmlab.models.registry.FAMILIES`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -23,28 +23,16 @@ from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, safetensors_errors, write_json
-from lmlab.models.base import CausalLM, KVCache, LMOutput
-from lmlab.models.bert import BERT
+from lmlab.models.base import CausalLM, KVCache, LMOutput, ModelFamily, Pooling
 from lmlab.models.gpt import GPT, GPTConfig
-from lmlab.models.mlp import BengioMLP
-from lmlab.models.rnn import RNNLanguageModel
+from lmlab.models.language_model import CausalLanguageModel, LanguageModel
+from lmlab.models.registry import FAMILIES, family_class, register_family
 
 __all__ = [
-    "FAMILIES", "GPT", "GPTConfig", "CausalLM", "KVCache", "LMOutput",
-    "check_tensors", "load_model", "load_weights", "model_from_config", "read_model_json", "read_safetensors",
-    "save_model", "unique_state_dict",
+    "FAMILIES", "GPT", "GPTConfig", "CausalLM", "CausalLanguageModel", "KVCache", "LMOutput", "LanguageModel",
+    "ModelFamily", "Pooling", "check_tensors", "family_class", "load_model", "load_weights", "model_from_config",
+    "read_model_json", "read_safetensors", "register_family", "save_model", "unique_state_dict",
 ]
-
-FAMILIES: dict[str, type[nn.Module]] = {
-    "bert": BERT,
-    "gpt": GPT,
-    "mlp": BengioMLP,
-    "rnn": RNNLanguageModel,
-}
-
-
-# Families that build on this package live outside it, and are imported when first asked for.
-LATER_FAMILIES = {"tuned": "lmlab.tune.model"}
 
 
 def model_from_config(family: str, config: dict[str, Any], source: str = "model config") -> nn.Module:
@@ -52,13 +40,7 @@ def model_from_config(family: str, config: dict[str, Any], source: str = "model 
 
     `source` names where the dict came from (a file, a config section) in error messages.
     """
-    if family not in FAMILIES and family in LATER_FAMILIES:
-        module = importlib.import_module(LATER_FAMILIES[family])
-        FAMILIES[family] = next(value for value in vars(module).values()
-                                if isinstance(value, type) and getattr(value, "family", None) == family)
-    if family not in FAMILIES:
-        raise LmlabError(f"{source}: unknown model family {family!r} (known: {', '.join(sorted(FAMILIES))})")
-    model_class = FAMILIES[family]
+    model_class = family_class(family, source)
     config_class = model_class.config_class
     fields = {field.name: field for field in dataclasses.fields(config_class)}
     for key, value in config.items():

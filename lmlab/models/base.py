@@ -1,4 +1,16 @@
-"""What every causal language model in lmlab shares: its output, its KV cache, and the protocol.
+"""What every model family declares about itself, and what every causal language model shares:
+its output, its KV cache, and the protocol generation relies on.
+
+A family's class says what it is (`ModelFamily`), so that training, tuning, evaluation and the
+pipelines ask the model instead of checking its name:
+
+    kind               decoder | encoder | encoder-decoder | count-based | word-vectors
+    default_pooling    where a task head reads one vector per text (None: no features() to read)
+    tunable_for        the fine-tuning tasks a head can be put on (lmlab.tune.tasks)
+    lora_targets       the modules LoRA adapts unless told otherwise (PEFT's defaults)
+    lora_fan_in_fan_out  True when the Hugging Face twin stores these weights (in, out) (GPT-2's Conv1D)
+    exporter           "module:function" that writes the model as a Hugging Face directory
+    describe(config)   the model in a few words, for tables: "GPT 4x128"
 
 A family (GPT today, LLaMA-style tomorrow) is one file under ``lmlab/models``; generation, evaluation
 and training only rely on what is written here:
@@ -16,11 +28,57 @@ and values of every past position are kept per layer, and each new token only co
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import Tensor
+
+from lmlab.errors import LmlabError
+from lmlab.models.language_model import CausalLanguageModel, LanguageModel
+from lmlab.tokenizers import Tokenizer
+
+Kind = Literal["decoder", "encoder", "encoder-decoder", "count-based", "word-vectors"]
+Pooling = Literal["first", "last", "mean"]
+
+
+class ModelFamily:
+    """The capabilities a model family declares; every family's model class derives from it.
+
+    The defaults describe a family that can do nothing beyond its own kind: no task heads, no LoRA
+    default, no export. A family overrides what it can do, in its own file, and nowhere else is its
+    name checked.
+    """
+
+    family: ClassVar[str]
+    config_class: ClassVar[type]
+    kind: ClassVar[Kind]
+    default_pooling: ClassVar[Pooling | None] = None
+    tunable_for: ClassVar[tuple[str, ...]] = ()
+    lora_targets: ClassVar[tuple[str, ...]] = ()
+    lora_fan_in_fan_out: ClassVar[bool] = False
+    exporter: ClassVar[str | None] = None
+    config: Any  # the instance's config, set by the family's __init__
+    carries_state: ClassVar[bool] = False  # its cache can be carried from one training window into the next
+    unbounded_context: ClassVar[bool] = False  # reads any length: block_size is only its training window
+
+    @classmethod
+    def describe(cls, config: dict[str, Any]) -> str:
+        """The model in a few words, for tables and reports."""
+        return cls.family
+
+    def config_dict(self) -> dict[str, Any]:
+        """The model's config as plain data, as model.json stores it."""
+        return self.config.model_dump() if hasattr(self.config, "model_dump") else dataclasses.asdict(self.config)
+
+    def language_model(self, tokenizer: Tokenizer, max_length: int | None = None,
+                       predict_end: bool = False) -> LanguageModel:
+        """This model behind the `LanguageModel` interface, if it gives next-token probabilities."""
+        if self.kind != "decoder":
+            raise LmlabError(f"a {self.family} model ({self.kind}) gives no next-token probabilities, so it cannot "
+                             "score or generate text; use a decoder (a causal language model)")
+        return CausalLanguageModel(self, tokenizer, max_length=max_length, predict_end=predict_end)  # type: ignore[arg-type]
 
 
 @dataclass

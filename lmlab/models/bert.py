@@ -24,12 +24,14 @@ get no attention, and positions count from 0 at the left, so padding never moves
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
+from lmlab.models.base import ModelFamily
 
 
 @dataclass
@@ -171,9 +173,18 @@ class MaskedLMHead(nn.Module):
         return self.decoder(x) + self.bias  # (B, T, V)
 
 
-class BERT(nn.Module):
+class BERT(ModelFamily, nn.Module):
     family = "bert"
     config_class = BertConfig
+    kind = "encoder"
+    default_pooling = "first"  # [CLS], put there for this purpose
+    tunable_for = ("classification", "tagging", "qa", "multiple_choice")
+    lora_targets = ("query", "value")  # PEFT's default for BERT
+    exporter = "lmlab.models.hf_bert:export_bert"
+
+    @classmethod
+    def describe(cls, config: dict[str, Any]) -> str:
+        return f"BERT {config.get('n_layer')}x{config.get('hidden_size')}"
 
     def __init__(self, config: BertConfig):
         super().__init__()

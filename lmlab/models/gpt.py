@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.models.base import KVCache, LMOutput
+from lmlab.models.base import KVCache, LMOutput, ModelFamily
 
 
 @dataclass
@@ -108,9 +109,19 @@ class Block(nn.Module):
         return x
 
 
-class GPT(nn.Module):
+class GPT(ModelFamily, nn.Module):
     family = "gpt"
     config_class = GPTConfig
+    kind = "decoder"
+    default_pooling = "last"  # the only position that has read the whole text
+    tunable_for = ("classification", "tagging", "qa", "multiple_choice")
+    lora_targets = ("c_attn",)  # the fused q/k/v projection, PEFT's default for GPT-2
+    lora_fan_in_fan_out = True  # GPT-2's Conv1D stores (in, out)
+    exporter = "lmlab.models.hf:export_gpt2"
+
+    @classmethod
+    def describe(cls, config: dict[str, Any]) -> str:
+        return f"GPT {config.get('n_layer')}x{config.get('n_embd')}"
 
     def __init__(self, config: GPTConfig):
         super().__init__()

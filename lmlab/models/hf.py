@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -28,9 +28,7 @@ from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json
 from lmlab.models import load_weights, read_safetensors, unique_state_dict
 from lmlab.models.gpt import GPT, GPTConfig
-
-if TYPE_CHECKING:
-    from lmlab.tokenizers import Tokenizer
+from lmlab.tokenizers import Tokenizer
 
 # Parameters that are Conv1D in transformers' GPT-2, i.e. stored transposed there.
 CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -67,8 +65,6 @@ def export_gpt2(model: nn.Module, out_dir: str | os.PathLike[str],
 
 def tokenizer_for_export(tokenizer_json: str | os.PathLike[str], vocab_size: int) -> Tokenizer:
     """The tokenizer to write beside an exported model, which must have a row for each of its tokens."""
-    from lmlab.tokenizers import Tokenizer
-
     tokenizer = Tokenizer.load(tokenizer_json)
     if tokenizer.vocab_size > vocab_size:
         raise LmlabError(f"{tokenizer_json}: {tokenizer.vocab_size} tokens, more than the model's "
@@ -147,6 +143,15 @@ def import_gpt2(hf_dir: str | os.PathLike[str]) -> GPT:
     model = GPT(config)
     load_weights(model, tensors, str(folder))
     return model.eval()
+
+
+def load_gpt2_directory(hf_dir: str | os.PathLike[str]) -> tuple[GPT, Tokenizer]:
+    """The model and the tokenizer of a Hugging Face GPT-2 directory, read in place (nothing copied)."""
+    folder = Path(hf_dir)
+    if not (folder / "tokenizer.json").exists():
+        raise LmlabError(f"{folder}: no tokenizer.json beside the model (save the tokenizer with transformers' "
+                         "fast GPT2TokenizerFast to get one)")
+    return import_gpt2(folder), Tokenizer.load(folder / "tokenizer.json")
 
 
 def _gpt_config(path: Path) -> GPTConfig:

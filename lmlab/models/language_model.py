@@ -7,7 +7,9 @@ harnesses and the server's ``logprobs`` are written once for n-grams, RNNs and T
   greedy decoding would have produced it)]; the basis of multiple-choice scoring;
 - ``loglikelihood_rolling([text])`` -> [total log-likelihood of the text], windowed when the text is
   longer than the model's context; the basis of perplexity and bits per byte;
-- ``generate(prompts, params)`` -> continuations.
+- ``generate(prompts, params)`` -> continuations;
+- ``predicted_units(text)`` -> how many predictions scoring `text` makes (tokens, words, characters,
+  plus its end when scored), the denominator of perplexity per unit.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class LanguageModel(Protocol):
     def loglikelihood_rolling(self, texts: Sequence[str]) -> list[float]: ...
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[str]: ...
+
+    def predicted_units(self, text: str) -> int:
+        """How many predictions `loglikelihood_rolling` makes on `text`: its units (and its end, if scored)."""
+        ...
 
 
 def rolling_windows(tokens: list[int], prefix_token: int, max_len: int) -> list[tuple[list[int], list[int]]]:
@@ -237,3 +243,6 @@ class CausalLanguageModel:
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[str]:
         return generate_text(self.model, self.tokenizer, list(prompts), params)
+
+    def predicted_units(self, text: str) -> int:
+        return len(self.tokenizer.encode(text)) + int(self.predict_end)

@@ -26,13 +26,14 @@ use by default, as they do for every family.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.models.base import LMOutput
+from lmlab.models.base import LMOutput, ModelFamily
 
 
 @dataclass
@@ -71,10 +72,15 @@ class TokenWindow:
         return clone
 
 
-class BengioMLP(nn.Module):
+class BengioMLP(ModelFamily, nn.Module):
     family = "mlp"
     config_class = MLPConfig
+    kind = "decoder"
     unbounded_context = True  # it only ever sees its last `context` tokens, however long the text
+
+    @classmethod
+    def describe(cls, config: dict[str, Any]) -> str:
+        return f"MLP, {config.get('context')} tokens"
 
     def __init__(self, config: MLPConfig):
         super().__init__()

@@ -169,6 +169,8 @@ class NgramConfig(Config):
 
 
 class NgramModel:
+    family = "ngram"
+    kind = "count-based"
     """A back-off n-gram model over word ids: what an ARPA file holds, queried as KenLM queries it.
 
     ``prob[k-1][i]`` is p(word | context) of stored k-gram i; ``backoff[k-1][i]`` is the weight applied

@@ -43,13 +43,14 @@ against 5.50), so PyTorch's initialisation is kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.models.base import LMOutput
+from lmlab.models.base import LMOutput, ModelFamily
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -123,11 +124,16 @@ class RecurrentState:
             raise LmlabError(f"a recurrent state holds h (and c for an LSTM), not {', '.join(sorted(tensors))}")
 
 
-class RNNLanguageModel(nn.Module):
+class RNNLanguageModel(ModelFamily, nn.Module):
     family = "rnn"
     config_class = RNNConfig
+    kind = "decoder"
     unbounded_context = True  # the state summarises any length of past: block_size is the training window
     carries_state = True  # its cache can be carried from one training window into the next (``causal_lm_stream``)
+
+    @classmethod
+    def describe(cls, config: dict[str, Any]) -> str:
+        return f"{config.get('cell', 'rnn').upper()} {config.get('n_layer')}x{config.get('hidden')}"
 
     def __init__(self, config: RNNConfig):
         super().__init__()

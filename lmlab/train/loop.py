@@ -3,22 +3,21 @@
 Each optimizer step:
 
     for each of grad_accum micro-batches:     batch = objective.training_batch(step, micro)
-        loss = model(**batch).loss / grad_accum  (bf16 autocast on CUDA)
+        loss = objective.loss(model, batch) / grad_accum   (under the runtime's autocast)
         loss.backward()
     clip gradients; set the scheduled learning rate; optimizer.step()
 
-With a streaming objective (``causal_lm_stream``, for RNNs, LSTMs and GRUs) each window continues
-the text of the one before, and the model's final state is carried into the next window, detached
-from the graph: truncated back-propagation through time.
-
-    window w-1 ──state──> window w ──state──> window w+1        forward: one unbroken pass
-               ✂ no gradient      ✂                              backward: T steps per window
+What a batch is and how its loss is computed belongs to the objective (`lmlab.train.objectives`):
+next-token prediction, masked LM, a classifier's cross-entropy, a pair of answers compared. Where
+it computes (device, bf16, compile, which process logs) belongs to the runtime
+(`lmlab.train.runtime`). The loop is the same for all of them.
 
 Around it: evaluation every ``eval_every`` steps, a line of ``metrics.jsonl`` per logged step and per
 evaluation, a progress bar with loss, tokens/s and ETA, and a checkpoint every
 ``checkpoint_every`` steps. A resumed run restores weights, optimizer moments, RNG state and the
-carried state, and since batches are a function of the step, it finishes with the very weights an
-uninterrupted run would have (on CPU, where kernels are deterministic). At the end,
+objective's state (a recurrent state carried between windows), and since batches are a function
+of the step, it finishes with the very weights an uninterrupted run would have (on CPU, where
+kernels are deterministic). At the end,
 ``summary.json`` records steps, tokens, training seconds (summed over resumes), parameters and the
 final losses.
 """
@@ -27,35 +26,29 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from lmlab.config import Config, build_config, read_yaml, save_config
+from lmlab.config import Config
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
 from lmlab.files import read_json, write_json, write_text
 from lmlab.models import load_weights, model_from_config, read_safetensors, save_model
+from lmlab.models.registry import DEFAULT_FAMILY
+from lmlab.runs import start_run_dir
 from lmlab.train.checkpoint import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
-from lmlab.train.objectives import (
-    BertVocabulary,
-    CausalLM,
-    MaskedLM,
-    MaskedLMWithNSP,
-    Objective,
-    StreamingCausalLM,
-)
+from lmlab.train.objectives import OBJECTIVES, Batch, Objective, ObjectiveSettings, on_device
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig, build_optimizer, lr_at, penalty
+from lmlab.train.runtime import Runtime
 
 
 class LoopConfig(Config):
@@ -80,14 +73,21 @@ class LoopConfig(Config):
 class TrainConfig(Config):
     run_dir: str = "runs/gpt"
     data: str = Field(description="a packed directory (train.bin, val.bin, meta.json)")
-    objective: Literal["causal_lm", "causal_lm_stream", "masked_lm", "masked_lm_nsp"] = Field(
+    objective: str = Field(
         "causal_lm", description="causal_lm: random windows; causal_lm_stream: the text in order, the state carried "
         "from window to window (truncated BPTT, for recurrent models); masked_lm: fill in masked tokens (BERT, "
         "WordPiece data); masked_lm_nsp: masked_lm plus next-sentence prediction on [CLS] A [SEP] B [SEP] pairs")
-    model: dict[str, Any] = Field(default_factory=lambda: {"family": "gpt"})
+    model: dict[str, Any] = Field(default_factory=lambda: {"family": DEFAULT_FAMILY})
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     train: LoopConfig = LoopConfig()
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, objective: str) -> str:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+        return objective
 
 
 @dataclass
@@ -100,27 +100,9 @@ class TrainResult:
     val_loss: float | None
 
 
-class CarriedState(Protocol):
-    """The cache of a model that carries state across windows (`lmlab.models.rnn.RecurrentState`)."""
-
-    def detach_(self) -> None: ...
-
-    def tensors(self) -> dict[str, torch.Tensor]: ...
-
-    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
-
-
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise LmlabError("train.device: 'cuda' was asked for but no CUDA device is available")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
-
-
 def build_model(cfg: TrainConfig, vocab_size: int) -> nn.Module:
     spec = dict(cfg.model)
-    family = spec.pop("family", "gpt")
+    family = spec.pop("family", DEFAULT_FAMILY)
     spec.setdefault("vocab_size", vocab_size)
     if spec["vocab_size"] < vocab_size:
         raise LmlabError(f"model.vocab_size: {spec['vocab_size']} is smaller than the data's {vocab_size}")
@@ -128,26 +110,11 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> nn.Module:
 
 
 def build_objective(cfg: TrainConfig, model: nn.Module, shards: TokenShards, block_size: int) -> Objective:
+    """The objective `cfg` names, built for `model` (which it may refuse, saying why) on the packed shards."""
     loop = cfg.train
-    encoder = getattr(model, "family", None) == "bert"
-    if cfg.objective in ("masked_lm", "masked_lm_nsp"):
-        if not encoder:
-            raise LmlabError(f"objective: {cfg.objective} trains a bidirectional encoder, and a {model.family} "
-                             "model is not one; use it with family bert, or use causal_lm")
-        vocab = BertVocabulary.of_packed(shards, cfg.objective)
-        if cfg.objective == "masked_lm":
-            return MaskedLM(shards, vocab, loop.batch_size, block_size, loop.seed)
-        return MaskedLMWithNSP(shards, vocab, loop.batch_size, block_size, loop.seed, loop.eval_tokens)
-    if encoder:
-        # A bidirectional encoder sees the token it is asked for: next-token prediction would teach it to copy.
-        raise LmlabError(f"objective: {cfg.objective} predicts the next token, which a bert model can see; "
-                         "use masked_lm or masked_lm_nsp")
-    if cfg.objective == "causal_lm":
-        return CausalLM(shards, loop.batch_size, block_size, loop.seed)
-    if not getattr(model, "carries_state", False):
-        raise LmlabError(f"objective: causal_lm_stream carries a recurrent state from window to window, and a "
-                         f"{model.family} model has none; use it with family rnn, or use causal_lm")
-    return StreamingCausalLM(shards, loop.batch_size, block_size, loop.grad_accum)
+    settings = ObjectiveSettings(batch_size=loop.batch_size, block_size=block_size, seed=loop.seed,
+                                 grad_accum=loop.grad_accum, eval_tokens=loop.eval_tokens)
+    return OBJECTIVES[cfg.objective].build(model, shards, settings)
 
 
 class MetricsLog:
@@ -167,48 +134,11 @@ class MetricsLog:
             file.write(json.dumps(record) + "\n")
 
 
-@torch.no_grad()
-def evaluate_loss(model: nn.Module, objective: Objective, max_tokens: int | None, device: torch.device,
-                  autocast: Callable[[], Any]) -> float:
-    """Token-weighted mean loss over the validation batches (the state carried through them when streaming)."""
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    carried = None
-    for batch in objective.eval_batches(max_tokens):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        if objective.streaming:
-            batch["cache"] = carried
-        with autocast():
-            out = model(**batch)
-        loss, carried = out.loss, out.cache
-        n = int((batch["labels"] != -100).sum())
-        total += float(loss) * n
-        count += n
-    model.train(was_training)
-    if count == 0:
-        raise LmlabError("the validation split has no complete window to evaluate on")
-    return total / count
-
-
 def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:
     run_dir = Path(cfg.run_dir)
     if not resume and list_checkpoints(run_dir):
         raise LmlabError(f"{run_dir}: already holds a run; resume it with --resume or choose another run_dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    tokenizer = Path(cfg.data) / "tokenizer.json"
-    if tokenizer.exists():
-        shutil.copyfile(tokenizer, run_dir / "tokenizer.json")
-    return run_dir
-
-
-def load_run_config(run_dir: str | Path) -> TrainConfig:
-    """The resolved config a run saved, for resuming or inspecting it."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.exists():
-        raise LmlabError(f"{path}: missing; is {run_dir} a run directory?")
-    return build_config(TrainConfig, read_yaml(path), source=str(path))
+    return start_run_dir(run_dir, cfg, Path(cfg.data) / "tokenizer.json")
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, console: Console | None = None) -> TrainResult:
@@ -239,16 +169,6 @@ class Adversary(Protocol):
     def backward(self, model: nn.Module, loss_of_batch: Callable[[], torch.Tensor], scale: float) -> None: ...
 
 
-def _evaluate(model: nn.Module, objective: Objective, loop: LoopConfig, device: torch.device,
-              autocast: Callable[[], Any]) -> dict[str, float]:
-    # A task objective scores its own figures (accuracy, F1); a language model's is the loss per token.
-    if hasattr(objective, "evaluate"):
-        with autocast():
-            return objective.evaluate(model, device)
-    val_loss = evaluate_loss(model, objective, loop.eval_tokens, device, autocast)
-    return {"val_loss": val_loss, "val_perplexity": math.exp(val_loss)}
-
-
 def _improves(metric: str, value: float, best: float | None) -> bool:
     if best is None:
         return True
@@ -256,37 +176,29 @@ def _improves(metric: str, value: float, best: float | None) -> bool:
 
 
 def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path, *, resume: bool = False,
-        console: Console | None = None, adversary: Adversary | None = None) -> TrainResult:
+        console: Console | None = None, adversary: Adversary | None = None,
+        runtime: Runtime | None = None) -> TrainResult:
     """The loop itself: `model` trained on `objective`'s batches, checkpointed into `run_dir`."""
     console = console or Console(stderr=True)
     loop = cfg.train
-    device = pick_device(loop.device)
-    model.to(device)
+    runtime = runtime or Runtime.single(loop.device, loop.compile)
+    model.to(runtime.device)
     optimizer = build_optimizer(model, cfg.optimizer)
-    block_size = loop.block_size or model.config.block_size
 
     state = TrainerState(step=0, tokens_seen=0)
-    carried: CarriedState | None = None  # the state the last training window ended in (streaming only)
     checkpoints = list_checkpoints(run_dir)
     if resume and checkpoints:
         state = load_checkpoint(checkpoints[-1], model, optimizer)
-        if state.carried:
-            carried = model.new_cache(loop.batch_size, block_size)
-            carried.load_tensors({name: t.to(device) for name, t in state.carried.items()})
+        objective.load_state(state.carried, model, runtime.device)
         console.print(f"resumed from {checkpoints[-1]} (step {state.step})")
-    metrics = MetricsLog(run_dir / "metrics.jsonl", state.step if resume else None)
+    metrics = MetricsLog(run_dir / "metrics.jsonl", state.step if resume else None) if runtime.is_main else None
     best_dir = run_dir / "best"
     best: float | None = None
     if resume and loop.best_metric and (run_dir / "best.json").exists():
         best = read_json(run_dir / "best.json")["value"]
     stale = 0  # evaluations since the best one
 
-    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-
-    def autocast() -> Any:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext()
-
-    forward = torch.compile(model) if loop.compile else model
+    forward = runtime.wrap(model)
     train_loss, evaluation = math.nan, {}
     start, window_start, window_tokens = time.perf_counter(), time.perf_counter(), 0
     seconds_before = state.train_seconds  # spent in earlier sessions of a resumed run
@@ -294,7 +206,7 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
     progress = Progress(
         TextColumn("[bold]train"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
         TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console,
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, disable=not runtime.is_main,
     )
     model.train()
     with progress:
@@ -306,23 +218,17 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
                 group["lr"] = lr
             step_loss, step_tokens = 0.0, 0
             for micro in range(loop.grad_accum):
-                batch = {k: v.to(device) for k, v in objective.training_batch(step, micro).items()}
+                batch = on_device(objective.training_batch(step, micro), runtime.device)
                 step_tokens += batch["input_ids"].numel()
-                if objective.streaming:
-                    batch["cache"] = None if objective.starts_stream(step, micro) else carried
-                with autocast():
-                    out = forward(**batch)
-                loss = out.loss
-                if objective.streaming:
-                    carried = out.cache
-                    carried.detach_()  # the next window starts from these values, but back-propagates no further
+                with runtime.autocast():
+                    loss = objective.loss(forward, batch)
                 extra = penalty(model, cfg.optimizer)
                 total = (loss if extra is None else loss + extra) / loop.grad_accum
                 total.backward()
                 if adversary is not None:
-                    def loss_of_batch(batch: dict[str, torch.Tensor] = batch) -> torch.Tensor:
-                        with autocast():
-                            return forward(**batch).loss
+                    def loss_of_batch(batch: Batch = batch) -> torch.Tensor:
+                        with runtime.autocast():
+                            return objective.loss(forward, batch)
 
                     adversary.backward(model, loss_of_batch, 1.0 / loop.grad_accum)
                 step_loss += float(loss.detach()) / loop.grad_accum
@@ -342,7 +248,7 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
             window_tokens += step_tokens
             train_loss = step_loss
 
-            if state.step % loop.log_every == 0 or state.step == loop.max_steps:
+            if metrics and (state.step % loop.log_every == 0 or state.step == loop.max_steps):
                 now = time.perf_counter()
                 speed = window_tokens / max(now - window_start, 1e-9)
                 window_start, window_tokens = now, 0
@@ -351,10 +257,12 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
                 progress.update(task, loss=f"{train_loss:.3f}", speed=f"{speed:,.0f}")
             stop = False
             if state.step % loop.eval_every == 0 or state.step == loop.max_steps:
-                evaluation = _evaluate(model, objective, loop, device, autocast)
-                metrics.write({"step": state.step, **evaluation})
-                console.print(f"step {state.step:>6}  train loss {train_loss:.4f}  " +
-                              "  ".join(f"{name.replace('_', ' ')} {value:.4f}" for name, value in evaluation.items()))
+                with runtime.autocast():
+                    evaluation = objective.evaluate(model, runtime.device)
+                if metrics:
+                    metrics.write({"step": state.step, **evaluation})
+                    console.print(f"step {state.step:>6}  train loss {train_loss:.4f}  " + "  ".join(
+                        f"{name.replace('_', ' ')} {value:.4f}" for name, value in evaluation.items()))
                 if loop.best_metric:
                     if loop.best_metric not in evaluation:
                         raise LmlabError(f"train.best_metric: {loop.best_metric!r} is not evaluated here; "
@@ -362,15 +270,16 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
                     value = evaluation[loop.best_metric]
                     if _improves(loop.best_metric, value, best):
                         best, stale = value, 0
-                        save_model(model, best_dir)
-                        write_json(run_dir / "best.json", {"step": state.step, "metric": loop.best_metric,
-                                                           "value": value})
+                        if runtime.is_main:
+                            save_model(model, best_dir)
+                            write_json(run_dir / "best.json", {"step": state.step, "metric": loop.best_metric,
+                                                               "value": value})
                     else:
                         stale += 1
                         stop = loop.early_stopping is not None and stale >= loop.early_stopping
-            if state.step % loop.checkpoint_every == 0 or state.step == loop.max_steps or stop:
+            if runtime.is_main and (state.step % loop.checkpoint_every == 0 or state.step == loop.max_steps or stop):
                 state.train_seconds = seconds_before + time.perf_counter() - start
-                state.carried = carried.tensors() if carried is not None else {}
+                state.carried = objective.state()
                 save_checkpoint(run_dir, model, optimizer, state, keep_last=loop.keep_checkpoints)
             progress.update(task, completed=state.step)
             if stop:
@@ -380,16 +289,17 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
 
     if loop.best_metric and best_dir.exists():
         load_weights(model, read_safetensors(best_dir / "model.safetensors"), str(best_dir))
-    save_model(model, run_dir)
     seconds = seconds_before + time.perf_counter() - start
     val_loss = evaluation.get("val_loss")
-    write_json(run_dir / "summary.json", {
-        "steps": state.step,
-        "tokens_seen": state.tokens_seen,
-        "train_seconds": seconds,
-        "parameters": sum(p.numel() for p in model.parameters()),  # tied weights once
-        "train_loss": train_loss if math.isfinite(train_loss) else None,  # NaN when a finished run is resumed
-        "val_loss": val_loss,
-        **({"best": read_json(run_dir / "best.json")} if loop.best_metric and best_dir.exists() else {}),
-    })
+    if runtime.is_main:
+        save_model(model, run_dir)
+        write_json(run_dir / "summary.json", {
+            "steps": state.step,
+            "tokens_seen": state.tokens_seen,
+            "train_seconds": seconds,
+            "parameters": sum(p.numel() for p in model.parameters()),  # tied weights once
+            "train_loss": train_loss if math.isfinite(train_loss) else None,  # NaN when a finished run is resumed
+            "val_loss": val_loss,
+            **({"best": read_json(run_dir / "best.json")} if loop.best_metric and best_dir.exists() else {}),
+        })
     return TrainResult(run_dir, state.step, state.tokens_seen, seconds, train_loss, val_loss)

@@ -29,6 +29,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from lmlab.config import Config
+from lmlab.modes import evaluating
 
 
 class AdversarialConfig(Config):
@@ -137,21 +138,19 @@ def attacked_logits(model: nn.Module, batches: Iterable[dict[str, Tensor]], devi
                     epsilon: float) -> np.ndarray:
     """Label logits on inputs perturbed by FGM at `epsilon` against their true labels, batch by batch:
     how much of a model's accuracy survives the attack it may (or may not) have been trained against."""
-    was_training = model.training
-    model.eval()
     table = _table(model)
     logits = []
-    for batch in batches:
-        batch = {key: value.to(device) for key, value in batch.items()}
-        gradient = _fresh_gradient(table, lambda batch=batch: model(**batch).loss, 1.0)
-        rows = (gradient.norm(dim=1) > 0).nonzero().squeeze(1)
-        original = table.detach()[rows].clone()
-        norm = gradient.norm()
-        with torch.no_grad():
-            if norm > 0:
-                table[rows] += epsilon * _scale(table, gradient) * gradient[rows] / norm
-            inputs = {key: value for key, value in batch.items() if key != "labels"}
-            logits.append(model(**inputs).logits.float().cpu())
-            table[rows] = original
-    model.train(was_training)
+    with evaluating(model, grad=True):
+        for batch in batches:
+            batch = {key: value.to(device) for key, value in batch.items()}
+            gradient = _fresh_gradient(table, lambda batch=batch: model(**batch).loss, 1.0)
+            rows = (gradient.norm(dim=1) > 0).nonzero().squeeze(1)
+            original = table.detach()[rows].clone()
+            norm = gradient.norm()
+            with torch.no_grad():
+                if norm > 0:
+                    table[rows] += epsilon * _scale(table, gradient) * gradient[rows] / norm
+                inputs = {key: value for key, value in batch.items() if key != "labels"}
+                logits.append(model(**inputs).logits.float().cpu())
+                table[rows] = original
     return torch.cat(logits).numpy()

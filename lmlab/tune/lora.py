@@ -244,7 +244,7 @@ def save_lora(model: nn.Module, out_dir: str | os.PathLike[str], cfg: LoraConfig
         "init_lora_weights": True if cfg.init == "default" else "gaussian",
         # GPT-2's transformers layers are Conv1D, whose base weight is (in, out); PEFT needs to know
         # to transpose B A before merging it there. The adapter tensors are the same either way.
-        "fan_in_fan_out": getattr(model, "family", None) == "gpt",
+        "fan_in_fan_out": getattr(model, "lora_fan_in_fan_out", False),
         "modules_to_save": None,
         "use_dora": False,
         "inference_mode": True,

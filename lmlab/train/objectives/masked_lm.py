@@ -1,18 +1,6 @@
-"""Training objectives: what a batch is and which tokens the loss is taken on.
+"""Fill in the blanks: the objectives of a bidirectional encoder, as BERT is pretrained.
 
-The training loop knows nothing about language modelling; it asks an objective for the batch of a
-given step and hands it to ``model(**batch)``, which returns the loss. A batch is a pure function of
-(seed, step, micro-step), so a resumed run draws exactly the batches an uninterrupted one would have.
-
-Two objectives predict the next token:
-
-- `CausalLM` (``causal_lm``) draws random windows, each read from scratch: a GPT's context is its
-  window, so nothing is lost, and random windows decorrelate the batch.
-- `StreamingCausalLM` (``causal_lm_stream``) reads the text in order, as a recurrent model is
-  trained with truncated back-propagation through time (below).
-
-Two fill in blanks, as BERT is pretrained (a bidirectional encoder sees the next token, so it cannot
-be asked for it):
+A bidirectional encoder sees the next token, so it cannot be asked for it; it is asked for hidden ones:
 
 - `MaskedLM` (``masked_lm``): a window framed ``[CLS] ... [SEP]``, some of its tokens hidden, and
   the loss taken on the hidden ones only.
@@ -24,130 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
+from lmlab.modes import evaluating
 from lmlab.tokenizers import Tokenizer
-
-Batch = dict[str, torch.Tensor]
-
-
-class Objective(Protocol):
-    streaming: bool  # True: each window continues the previous one, and the model's state is carried over
-
-    def training_batch(self, step: int, micro_step: int) -> Batch: ...
-
-    def starts_stream(self, step: int, micro_step: int) -> bool: ...
-
-    def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]: ...
-
-
-def batch_generator(seed: int, step: int, micro_step: int) -> torch.Generator:
-    """A generator whose state depends only on (seed, step, micro_step): the data position is the step."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_009 + micro_step)
-
-
-class CausalLM:
-    """Next-token prediction on random windows of packed token shards (GPT pretraining)."""
-
-    streaming = False
-
-    def __init__(self, shards: TokenShards, batch_size: int, block_size: int, seed: int):
-        self.shards, self.batch_size, self.block_size, self.seed = shards, batch_size, block_size, seed
-
-    def training_batch(self, step: int, micro_step: int) -> Batch:
-        generator = batch_generator(self.seed, step, micro_step)
-        inputs, targets = self.shards.sample_batch("train", self.batch_size, self.block_size, generator)
-        return {"input_ids": inputs, "labels": targets}
-
-    def starts_stream(self, step: int, micro_step: int) -> bool:
-        return True  # every random window starts from nothing
-
-    def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:
-        """Validation windows: the whole split, or `max_tokens` targets' worth spread evenly over it."""
-        for inputs, targets in self.shards.iter_windows("val", self.block_size, self.batch_size, max_tokens):
-            yield {"input_ids": inputs, "labels": targets}
-
-
-class StreamingCausalLM:
-    """Next-token prediction on the text in order, for truncated back-propagation through time.
-
-    The split of N tokens is cut into B = batch_size contiguous streams of L = (N - 1) // B tokens,
-    one per batch row (the "batchify" layout of PyTorch's word_language_model), and window w of an
-    epoch is the next T = block_size tokens of every stream:
-
-        split   | stream 0 ........ | stream 1 ........ | ... | stream B-1 ...... |
-        row b, window w:  inputs  tokens[b*L + w*T     : b*L + (w+1)*T    ]
-                          targets tokens[b*L + w*T + 1 : b*L + (w+1)*T + 1]
-
-    So row b of window w + 1 is the text right after row b of window w, and the model's final state
-    after one window is the right state to start the next from. The loop carries it across, cut
-    from the autograd graph: the loss of a window back-propagates through its own T steps only
-    (the truncation), yet the forward values are those of one long pass over the stream.
-
-    The position is the step: micro-step m of optimizer step s reads window ``s * grad_accum + m``
-    (consecutive windows, each back-propagated on its own, gradients summed). An epoch is the
-    W = L // T full windows of each stream (a stream's last L mod T tokens are skipped); then the
-    streams start over, and the state is reset to zero there. Only windows are read from the
-    memory-mapped split, never the whole of it.
-    """
-
-    streaming = True
-
-    def __init__(self, shards: TokenShards, batch_size: int, block_size: int, grad_accum: int = 1):
-        self.shards, self.batch_size, self.block_size, self.grad_accum = shards, batch_size, block_size, grad_accum
-        tokens = shards.num_tokens("train")
-        self.stream_length = max(0, tokens - 1) // batch_size
-        self.windows_per_epoch = self.stream_length // block_size
-        if self.windows_per_epoch == 0:
-            raise LmlabError(
-                f"{shards.directory / 'train.bin'}: {tokens} tokens cut into train.batch_size={batch_size} streams "
-                f"give {self.stream_length} tokens per stream, fewer than train.block_size={block_size}; "
-                "lower one of them or pack more text"
-            )
-
-    def window(self, step: int, micro_step: int) -> int:
-        """Which window of the epoch optimizer step `step`, micro-step `micro_step` reads."""
-        return (step * self.grad_accum + micro_step) % self.windows_per_epoch
-
-    def training_batch(self, step: int, micro_step: int) -> Batch:
-        T = self.block_size
-        starts = np.arange(self.batch_size) * self.stream_length + self.window(step, micro_step) * T  # (B,)
-        rows = starts[:, None] + np.arange(T + 1)  # (B, T+1) indices into the split
-        windows = torch.from_numpy(self.shards.tokens("train")[rows].astype(np.int64))
-        return {"input_ids": windows[:, :-1], "labels": windows[:, 1:]}
-
-    def starts_stream(self, step: int, micro_step: int) -> bool:
-        """True at the first window of an epoch, where the carried state must be reset."""
-        return self.window(step, micro_step) == 0
-
-    def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:
-        """The validation split read as streams, window after window, for the loop to carry the state
-        through: the perplexity an LSTM language model is reported with.
-
-        The split is cut into min(batch_size, N - 1) streams of L tokens as for training, every
-        position of a stream after its first is a target once (the last window may be shorter), and
-        only the last < B tokens of the split are left out. With `max_tokens`, each stream is read
-        only for its first max_tokens // B targets: the streams still start all over the split.
-        """
-        tokens = self.shards.tokens("val")
-        streams = min(self.batch_size, len(tokens) - 1)
-        if streams < 1:
-            raise LmlabError(f"{self.shards.directory / 'val.bin'}: {len(tokens)} tokens, too few to predict any")
-        length = (len(tokens) - 1) // streams
-        targets = length if max_tokens is None else min(length, max(1, max_tokens // streams))
-        for start in range(0, targets, self.block_size):
-            T = min(self.block_size, targets - start)
-            rows = np.arange(streams)[:, None] * length + start + np.arange(T + 1)  # (B, T+1)
-            windows = torch.from_numpy(tokens[rows].astype(np.int64))
-            yield {"input_ids": windows[:, :-1], "labels": windows[:, 1:]}
-
-
-# --- Masked language modelling (BERT) ---------------------------------------------------------------
+from lmlab.train.objectives.base import Batch, Objective, ObjectiveSettings, batch_generator, on_device
 
 MASK_PROB = 0.15  # the share of a window's ordinary tokens the model is quizzed on
 # Of the quizzed tokens, 80% are shown as [MASK], 10% as a random token and 10% as themselves: fine-tuning
@@ -197,6 +71,12 @@ class BertVocabulary:
                    torch.nonzero(~special).flatten())
 
 
+def check_encoder(model: nn.Module, objective: str) -> None:
+    if getattr(model, "kind", None) != "encoder":
+        raise LmlabError(f"objective: {objective} trains a bidirectional encoder, and a {model.family} model is not "
+                         "one; use it with an encoder such as bert, or use causal_lm")
+
+
 def mask_tokens(input_ids: torch.Tensor, vocab: BertVocabulary,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking of a batch (B, T): (inputs with the quizzed tokens disguised, labels).
@@ -220,7 +100,7 @@ def mask_tokens(input_ids: torch.Tensor, vocab: BertVocabulary,
     return inputs, input_ids.masked_fill(~quizzed, -100)
 
 
-class MaskedLM:
+class MaskedLM(Objective):
     """Masked-LM pretraining on random windows of WordPiece-packed shards (BERT without NSP, as RoBERTa).
 
         stream   ... 17 42 [SEP] 91 7 33 [SEP] 58 ...             (packing ends each document with [SEP])
@@ -234,17 +114,23 @@ class MaskedLM:
     luck of the draw.
     """
 
-    streaming = False
-
-    def __init__(self, shards: TokenShards, vocab: BertVocabulary, batch_size: int, block_size: int, seed: int):
+    def __init__(self, shards: TokenShards, vocab: BertVocabulary, batch_size: int, block_size: int, seed: int,
+                 eval_tokens: int | None = None):
         if block_size < 3:
             raise LmlabError(f"train.block_size: {block_size} leaves no room for text between [CLS] and [SEP]")
         self.shards, self.vocab, self.batch_size, self.seed = shards, vocab, batch_size, seed
+        self.eval_tokens = eval_tokens
         self.text_length = block_size - 2
         tokens = shards.num_tokens("train")
         if tokens < self.text_length:
             raise LmlabError(f"{shards.directory / 'train.bin'}: {tokens} tokens, fewer than train.block_size - 2 = "
                              f"{self.text_length}; lower block_size or pack more text")
+
+    @classmethod
+    def build(cls, model: nn.Module, shards: TokenShards, settings: ObjectiveSettings) -> MaskedLM:
+        check_encoder(model, "masked_lm")
+        vocab = BertVocabulary.of_packed(shards, "masked_lm")
+        return cls(shards, vocab, settings.batch_size, settings.block_size, settings.seed, settings.eval_tokens)
 
     def frame(self, text: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (B, L + 2): ``[CLS] text [SEP]``."""
@@ -259,9 +145,6 @@ class MaskedLM:
         text = torch.from_numpy(tokens[rows].astype(np.int64))
         input_ids, labels = mask_tokens(self.frame(text), self.vocab, generator)
         return {"input_ids": input_ids, "labels": labels}
-
-    def starts_stream(self, step: int, micro_step: int) -> bool:
-        return True
 
     def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:
         """Consecutive windows of the validation split (`max_tokens` tokens' worth spread over it), masked
@@ -306,7 +189,7 @@ class Documents:
         return int(np.searchsorted(self.cumulative, position, side="right"))
 
 
-class MaskedLMWithNSP:
+class MaskedLMWithNSP(Objective):
     """Masked-LM plus next-sentence prediction (BERT's original pretraining) on WordPiece-packed shards.
 
         [CLS] A A A A [SEP] B B B [SEP] [PAD] [PAD]      input_ids, then masked as in `MaskedLM`
@@ -322,8 +205,6 @@ class MaskedLMWithNSP:
     The loss is the masked-LM loss plus the NSP loss, as BERT's. Validation draws a fixed set of
     pairs from the validation split and reports both parts and the NSP accuracy.
     """
-
-    streaming = False
 
     def __init__(self, shards: TokenShards, vocab: BertVocabulary, batch_size: int, block_size: int, seed: int,
                  eval_tokens: int | None):
@@ -341,6 +222,12 @@ class MaskedLMWithNSP:
             if len(documents) < 2:
                 raise LmlabError(f"{shards.directory / f'{split}.bin'}: only {len(documents)} document(s) of two "
                                  "tokens or more; next-sentence prediction needs at least two to draw pairs from")
+
+    @classmethod
+    def build(cls, model: nn.Module, shards: TokenShards, settings: ObjectiveSettings) -> MaskedLMWithNSP:
+        check_encoder(model, "masked_lm_nsp")
+        vocab = BertVocabulary.of_packed(shards, "masked_lm_nsp")
+        return cls(shards, vocab, settings.batch_size, settings.block_size, settings.seed, settings.eval_tokens)
 
     def pairs(self, split: str, rows: int, generator: torch.Generator) -> Batch:
         """`rows` pairs from `split`, framed, padded and labelled, before masking."""
@@ -379,9 +266,6 @@ class MaskedLMWithNSP:
         generator = batch_generator(self.seed, step, micro_step)
         return self._masked(self.pairs("train", self.batch_size, generator), generator)
 
-    def starts_stream(self, step: int, micro_step: int) -> bool:
-        return True
-
     def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:
         """A fixed set of validation pairs, masked alike every time: as many as fill `max_tokens`
         positions, or about one pass over the split's text."""
@@ -391,24 +275,22 @@ class MaskedLMWithNSP:
         for first in range(0, pairs, self.batch_size):
             yield self._masked(self.pairs("val", min(self.batch_size, pairs - first), generator), generator)
 
-    @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
         """val_loss (masked-LM + NSP, as trained), each part, and how often NSP guesses right."""
-        was_training = model.training
-        model.eval()
         mlm_sum = nsp_sum = 0.0
         targets = pairs = correct = 0
-        for batch in self.eval_batches(self.eval_tokens):
-            batch = {key: value.to(device) for key, value in batch.items()}
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        token_type_ids=batch["token_type_ids"])
-            labels, nsp_labels = batch["labels"], batch["next_sentence_label"]
-            mlm_sum += float(torch.nn.functional.cross_entropy(
-                out.logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum"))
-            nsp_sum += float(torch.nn.functional.cross_entropy(out.nsp_logits.float(), nsp_labels, reduction="sum"))
-            targets += int((labels != -100).sum())
-            pairs += len(nsp_labels)
-            correct += int((out.nsp_logits.argmax(dim=-1) == nsp_labels).sum())
-        model.train(was_training)
+        with evaluating(model):
+            for batch in self.eval_batches(self.eval_tokens):
+                batch = on_device(batch, device)
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                            token_type_ids=batch["token_type_ids"])
+                labels, nsp_labels = batch["labels"], batch["next_sentence_label"]
+                mlm_sum += float(torch.nn.functional.cross_entropy(
+                    out.logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum"))
+                nsp_sum += float(torch.nn.functional.cross_entropy(out.nsp_logits.float(), nsp_labels,
+                                                                   reduction="sum"))
+                targets += int((labels != -100).sum())
+                pairs += len(nsp_labels)
+                correct += int((out.nsp_logits.argmax(dim=-1) == nsp_labels).sum())
         mlm, nsp = mlm_sum / targets, nsp_sum / pairs
         return {"val_loss": mlm + nsp, "val_mlm_loss": mlm, "val_nsp_loss": nsp, "val_nsp_accuracy": correct / pairs}

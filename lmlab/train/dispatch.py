@@ -1,0 +1,60 @@
+"""Which trainer a run needs, read from the kind its model family declares.
+
+    a neural model (decoder, encoder, ...)   gradient steps through the one loop     TrainConfig
+    a count-based model (n-gram)             one pass that counts and smooths        CountingTrainConfig
+
+so ``lmlab train`` takes any family through one command, and a new family needs no edit here
+unless it learns in a new way (then: its trainer, its config class, one line in `TRAINERS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from lmlab.config import Config, build_config, read_config_data, read_yaml
+from lmlab.errors import LmlabError
+from lmlab.models.registry import DEFAULT_FAMILY, family_class
+from lmlab.train.counting import NgramTrainConfig, train_ngram_run
+from lmlab.train.loop import TrainConfig, TrainResult, train
+
+# kind -> (its run config, its trainer); every other kind trains through the loop.
+TRAINERS: dict[str, tuple[type[Config], Callable[[Any], TrainResult]]] = {
+    "count-based": (NgramTrainConfig, train_ngram_run),
+}
+
+
+def _config_class(data: dict[str, Any], source: str) -> type[Config]:
+    model = data.get("model")
+    family = model.get("family", DEFAULT_FAMILY) if isinstance(model, dict) else DEFAULT_FAMILY
+    kind = family_class(str(family), f"{source}: model.family").kind
+    return TRAINERS[kind][0] if kind in TRAINERS else TrainConfig
+
+
+def read_train_config(path: str | Path | None, overrides: list[str]) -> Config:
+    """A train config from YAML and dotted overrides, validated as the trainer of its ``model.family`` needs."""
+    data = read_config_data(path, overrides)
+    source = str(path) if path else "config"
+    return build_config(_config_class(data, source), data, source=source)
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    """The resolved config a run saved, for resuming or inspecting it."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise LmlabError(f"{path}: missing; is {run_dir} a run directory?")
+    data = read_yaml(path)
+    return build_config(_config_class(data, str(path)), data, source=str(path))
+
+
+def train_run(cfg: Config, resume: bool = False, console: Console | None = None) -> TrainResult:
+    """Train a run of any family: gradient steps through the one loop, or its kind's own trainer."""
+    if isinstance(cfg, TrainConfig):
+        return train(cfg, resume=resume, console=console)
+    trainer = next(trainer for config_class, trainer in TRAINERS.values() if isinstance(cfg, config_class))
+    if resume:
+        raise LmlabError("--resume: this run is built in one pass and has nothing to resume")
+    return trainer(cfg)
