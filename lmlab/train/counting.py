@@ -30,7 +30,7 @@ from lmlab.errors import LmlabError
 from lmlab.evaluate.perplexity import split_documents
 from lmlab.files import atomic_path, write_json
 from lmlab.models.ngram import NgramConfig, NgramModel, Splitter, estimate
-from lmlab.models.ngram_counts import Vocabulary, count_words
+from lmlab.models.ngram.counts import Vocabulary, count_words
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.loop import TrainResult
 

@@ -2,7 +2,7 @@
 
 Every estimator returns, per order k, ``u`` (one value per k-gram) and ``gamma`` (one value per
 (k-1)-gram, the contexts; 1 for a context never seen, which hands everything down), for the
-recursion ``p(w | c) = u(w | c) + gamma(c) p(w | c')`` that `lmlab.models.ngram` runs and stores.
+recursion ``p(w | c) = u(w | c) + gamma(c) p(w | c')`` that `lmlab.models.ngram.model` runs and stores.
 Katz back-off is the exception: it backs off instead of interpolating, so `katz` returns the stored
 probabilities and back-off weights themselves.
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lmlab.errors import LmlabError
-from lmlab.models.ngram_counts import BOS_ID, UNK_ID, NgramCounts, concatenate, pad, predictable_size, window_ids
+from lmlab.models.ngram.counts import BOS_ID, UNK_ID, NgramCounts, concatenate, pad, predictable_size, window_ids
 
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback
 
