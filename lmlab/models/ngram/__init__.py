@@ -51,7 +51,7 @@ The chapter is a package, one concern per module, read in this order:
                        million lookups are one ``np.searchsorted``)
     smoothing.py       u and gamma of each estimator, computed from the counts
     model.py           `NgramModel`: the back-off tables, the queries on them, save and load
-    estimators.py      `NgramConfig`, and `estimate`: counts to a model by the estimator the config names
+    estimators.py      `NgramConfig`, and the registry of estimators `estimate` picks from by the config's name
     arpa.py            the ARPA file format, written and read
     kenlm_scoring.py   float32 log10 scores and perplexity, as KenLM computes them
     language_model.py  `Splitter` and `NgramLanguageModel`: the `LanguageModel` interface over text
@@ -59,10 +59,11 @@ The chapter is a package, one concern per module, read in this order:
 """
 
 from lmlab.models.ngram.counts import Vocabulary
-from lmlab.models.ngram.estimators import NgramConfig, estimate, stupid_backoff, train_ngram
+from lmlab.models.ngram.estimators import NgramConfig, estimate, train_ngram
 from lmlab.models.ngram.kenlm_scoring import Log10Scores, log10f
 from lmlab.models.ngram.language_model import NgramLanguageModel, Splitter
 from lmlab.models.ngram.model import NgramModel
+from lmlab.models.ngram.smoothing import stupid_backoff
 
 __all__ = [
     "Log10Scores", "NgramConfig", "NgramLanguageModel", "NgramModel", "Splitter", "Vocabulary", "estimate", "log10f",

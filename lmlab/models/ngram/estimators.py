@@ -1,13 +1,16 @@
-"""Estimation: the configuration of an n-gram model, and smoothing counts into one by the estimator it names.
+"""Estimation: an n-gram model's configuration, and the registry of estimators that turn counts into a model.
 
-`estimate` turns counts into an `NgramModel` with one of the smoothing methods of
-`lmlab.models.ngram.smoothing`; `train_ngram` counts word sequences first.
+`ESTIMATORS` maps each name `NgramConfig.estimator` accepts to one function, all with one signature:
+``(counts, vocab, config, held_out) -> NgramModel``. Each reads its own settings from the config
+and calls its method in `lmlab.models.ngram.smoothing`. The config's choice of names is the
+registry's keys, so the two cannot drift: a new estimator is one function and one line below.
+`estimate` looks the name up; `train_ngram` counts word sequences first.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -30,16 +33,119 @@ from lmlab.models.ngram.smoothing import (
     modified_discounts,
     nltk_kneser_ney,
     single_discount,
+    stupid_backoff,
     witten_bell,
 )
+
+Estimator = Callable[[NgramCounts, Vocabulary, "NgramConfig", Sequence[Sequence[int]]], NgramModel]
+"""Counts, their vocabulary, the config, and held-out id sequences (only interpolation uses them) to a model."""
+
+# The interpolated estimators return u and gamma per order; `NgramModel.from_estimates` runs the recursion.
+
+
+def _mle(counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]]) -> NgramModel:
+    return NgramModel.from_estimates(vocab, counts, mle(counts), config.padding)
+
+
+def _lidstone(
+    counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]]
+) -> NgramModel:
+    predictable = predictable_size(len(vocab), config.padding)
+    estimates = lidstone(counts, predictable, config.k, config.padding)
+    return NgramModel.from_estimates(vocab, counts, estimates, config.padding)
+
+
+def _interpolation(
+    counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]]
+) -> NgramModel:
+    if config.lambdas:
+        lambdas = config.lambdas
+    elif held_out:
+        lambdas = fit_lambdas(counts, held_out, config.padding)
+    else:
+        lambdas = [1.0 / (counts.order + 1)] * (counts.order + 1)
+    return NgramModel.from_estimates(vocab, counts, interpolation(counts, lambdas), config.padding)
+
+
+def _witten_bell(
+    counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]]
+) -> NgramModel:
+    return NgramModel.from_estimates(vocab, counts, witten_bell(counts), config.padding)
+
+
+def _absolute_discounting(
+    counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]]
+) -> NgramModel:
+    estimates = absolute_discounting(counts, config.discount or 0.75)
+    return NgramModel.from_estimates(vocab, counts, estimates, config.padding)
+
+
+def _precision(config: NgramConfig) -> type[np.floating]:
+    """The float type Kneser-Ney rounds every step to."""
+    return np.float32 if config.precision == "float32" else np.float64
+
+
+def _kneser_ney(
+    counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]]
+) -> NgramModel:
+    singles = [config.discount or single_discount(a, k) for k, a in enumerate(adjusted_counts(counts), 1)]
+    estimates = kneser_ney(counts, [(d, d, d) for d in singles], _precision(config))
+    return NgramModel.from_estimates(vocab, counts, estimates, config.padding)
+
+
+def _modified_kneser_ney(
+    counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]]
+) -> NgramModel:
+    adjusted, dtype = adjusted_counts(counts), _precision(config)
+    if config.precision == "float32":  # lmplz's numbers, to the bit
+        adjusted = lmplz_discount_counts(counts, adjusted)
+    discounts = [modified_discounts(a, k, config.discount_fallback, dtype) for k, a in enumerate(adjusted, 1)]
+    return NgramModel.from_estimates(vocab, counts, kneser_ney(counts, discounts, dtype), config.padding)
+
+
+def _nltk_kneser_ney(
+    counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]]
+) -> NgramModel:
+    if config.order < 2:
+        raise LmlabError("nltk-kneser-ney: order must be at least 2 (its unigrams come from bigram counts)")
+    return NgramModel.from_estimates(vocab, counts, nltk_kneser_ney(counts, config.discount or 0.1), config.padding)
+
+
+# The back-off estimators compute what the model stores, p and back-off weights, directly.
+
+
+def _katz(counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]]) -> NgramModel:
+    prob, backoff = katz(counts, config.katz_k, config.padding)
+    return NgramModel(vocab, config.padding, counts.keys, prob, backoff)
+
+
+def _stupid_backoff(
+    counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]]
+) -> NgramModel:
+    prob, backoff = stupid_backoff(counts, config.alpha)
+    return NgramModel(vocab, config.padding, counts.keys, prob, backoff, missing_backoff=config.alpha)
+
+
+ESTIMATORS: dict[str, Estimator] = {
+    "mle": _mle,
+    "lidstone": _lidstone,
+    "interpolation": _interpolation,
+    "witten-bell": _witten_bell,
+    "absolute-discounting": _absolute_discounting,
+    "kneser-ney": _kneser_ney,
+    "modified-kneser-ney": _modified_kneser_ney,
+    "nltk-kneser-ney": _nltk_kneser_ney,
+    "katz": _katz,
+    "stupid-backoff": _stupid_backoff,
+}
+
+# The names a config may give are the registry's, so a config cannot name an estimator that does not exist.
+EstimatorName = Literal[tuple(ESTIMATORS)]  # type: ignore[valid-type]
 
 
 class NgramConfig(Config):
     order: int = Field(3, ge=1, le=6, description="n: the model sees n-1 words of context")
-    estimator: Literal[
-        "mle", "lidstone", "interpolation", "witten-bell", "absolute-discounting", "kneser-ney",
-        "modified-kneser-ney", "nltk-kneser-ney", "katz", "stupid-backoff",
-    ] = "modified-kneser-ney"
+    estimator: EstimatorName = "modified-kneser-ney"
     k: float = Field(1.0, gt=0.0, description="lidstone: added to every count; 1 is Laplace (add-one)")
     lambdas: list[float] | None = Field(
         None,
@@ -74,60 +180,11 @@ class NgramConfig(Config):
         return self
 
 
-
-def stupid_backoff(vocab: Vocabulary, counts: NgramCounts, alpha: float, padding: str) -> NgramModel:
-    """Stupid back-off (Brants et al. 2007): count(c w) / count(c •) if c w was seen, else alpha S(w | c').
-
-    A score, not a distribution: nothing is discounted, so the scores after a context sum to more
-    than 1. It is cheap and, on web-scale text, about as good as Kneser-Ney for translation.
-    """
-    relative_frequency = [u for u, _ in mle(counts)]
-    backoff = [np.full(len(keys), alpha) for keys in counts.keys]
-    return NgramModel(vocab, padding, counts.keys, relative_frequency, backoff, missing_backoff=alpha)
-
-
 def estimate(
     counts: NgramCounts, vocab: Vocabulary, config: NgramConfig, held_out: Sequence[Sequence[int]] = ()
 ) -> NgramModel:
     """Smooth `counts` with the estimator `config` names (`held_out` id sequences fit interpolation weights)."""
-    if config.estimator == "stupid-backoff":
-        return stupid_backoff(vocab, counts, config.alpha, config.padding)
-    if config.estimator == "katz":  # backs off rather than interpolates: katz computes what the model stores
-        prob, backoff = katz(counts, config.katz_k, config.padding)
-        return NgramModel(vocab, config.padding, counts.keys, prob, backoff)
-    predictable = predictable_size(len(vocab), config.padding)
-    if config.estimator == "mle":
-        estimates = mle(counts)
-    elif config.estimator == "lidstone":
-        estimates = lidstone(counts, predictable, config.k, config.padding)
-    elif config.estimator == "witten-bell":
-        estimates = witten_bell(counts)
-    elif config.estimator == "absolute-discounting":
-        estimates = absolute_discounting(counts, config.discount or 0.75)
-    elif config.estimator == "nltk-kneser-ney":
-        if config.order < 2:
-            raise LmlabError("nltk-kneser-ney: order must be at least 2 (its unigrams come from bigram counts)")
-        estimates = nltk_kneser_ney(counts, config.discount or 0.1)
-    elif config.estimator == "interpolation":
-        if config.lambdas:
-            lambdas = config.lambdas
-        elif held_out:
-            lambdas = fit_lambdas(counts, held_out, config.padding)
-        else:
-            lambdas = [1.0 / (counts.order + 1)] * (counts.order + 1)
-        estimates = interpolation(counts, lambdas)
-    else:  # kneser-ney, modified-kneser-ney
-        adjusted = adjusted_counts(counts)
-        dtype = np.float32 if config.precision == "float32" else np.float64
-        if config.estimator == "modified-kneser-ney":
-            if config.precision == "float32":  # lmplz's numbers, to the bit
-                adjusted = lmplz_discount_counts(counts, adjusted)
-            discounts = [modified_discounts(a, k, config.discount_fallback, dtype) for k, a in enumerate(adjusted, 1)]
-        else:
-            singles = [config.discount or single_discount(a, k) for k, a in enumerate(adjusted, 1)]
-            discounts = [(d, d, d) for d in singles]
-        estimates = kneser_ney(counts, discounts, dtype)
-    return NgramModel.from_estimates(vocab, counts, estimates, config.padding)
+    return ESTIMATORS[config.estimator](counts, vocab, config, held_out)
 
 
 def train_ngram(
