@@ -11,9 +11,10 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import numpy as np
+import torch
 
 from lmlab.errors import LmlabError
-from lmlab.generate import GenerationParams
+from lmlab.generate import GenerationParams, pick_next_tokens
 from lmlab.models.ngram.counts import BOS, BOS_ID, EOS, EOS_ID, UNK, UNK_ID, Vocabulary
 from lmlab.models.ngram.estimators import NgramConfig, count_and_estimate
 from lmlab.models.ngram.kenlm_scoring import Log10Scores
@@ -143,18 +144,28 @@ class NgramLanguageModel:
             return [float(scores.sum()) for scores in self.model.score_ids(sequences, first=self.pads)]
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[str]:
-        """Sample each continuation word by word from p(w | last n-1 words), until ``</s>`` or the limit."""
-        rng = np.random.default_rng(params.seed)
+        """Sample each continuation word by word from p(w | last n-1 words), until ``</s>`` or the limit.
+
+        The words are picked as a neural model's tokens are (`lmlab.generate.pick_next_tokens`), from the
+        log-probabilities as logits, so temperature, top-k, top-p and the repetition penalty mean the same.
+        """
+        generator = None if params.seed is None else torch.Generator().manual_seed(params.seed)
         outputs = []
         for prompt in prompts:
             prompt_units = self.splitter.split(prompt)
             sequence = [BOS_ID] * self.pads + self._ids(prompt_units)
+            seen = None  # (1, V): the words already in the sequence, which the repetition penalty makes rarer
+            if params.repetition_penalty != 1.0:
+                seen = torch.zeros(1, len(self.model.vocab), dtype=torch.bool)
+                seen[0, sequence] = True
             new_units: list[str] = []
             for _ in range(params.max_new_tokens):
-                next_id = _pick(self.model.next_distribution(sequence), params, rng)
+                next_id = int(pick_next_tokens(self._next_logits(sequence), params, seen, generator)[0])
                 if next_id == EOS_ID:
                     break
                 sequence.append(next_id)
+                if seen is not None:
+                    seen[0, next_id] = True
                 new_units.append(self.model.vocab.words[next_id])
             prompt_text = self.splitter.join(prompt_units)
             text = self.splitter.join(prompt_units + new_units)[len(prompt_text):]
@@ -165,18 +176,9 @@ class NgramLanguageModel:
             outputs.append(text)
         return outputs
 
-
-def _pick(dist: np.ndarray, params: GenerationParams, rng: np.random.Generator) -> int:
-    """One word id from `dist`, by the same temperature / top-k / top-p rules as neural generation."""
-    dist = dist.copy()
-    dist[[UNK_ID, BOS_ID]] = 0.0  # <unk> says nothing and <s> is never predicted
-    if params.temperature == 0:
-        return int(np.argmax(dist))
-    dist = dist ** (1.0 / params.temperature)
-    if params.top_k is not None and params.top_k < len(dist):
-        dist[dist < np.partition(dist, -params.top_k)[-params.top_k]] = 0.0
-    if params.top_p is not None:
-        ranked = np.argsort(-dist)
-        cumulative = np.cumsum(dist[ranked]) / dist.sum()
-        dist[ranked[1:][cumulative[:-1] >= params.top_p]] = 0.0  # keep the smallest set reaching top_p
-    return int(rng.choice(len(dist), p=dist / dist.sum()))
+    def _next_logits(self, sequence: Sequence[int]) -> torch.Tensor:
+        """ln p(w | sequence) of every word w as float32 logits, shape (1, V)."""
+        with np.errstate(divide="ignore"):
+            logits = np.log(self.model.next_distribution(sequence)).astype(np.float32)
+        logits[[UNK_ID, BOS_ID]] = -np.inf  # <unk> says nothing and <s> is never predicted
+        return torch.from_numpy(logits)[None]
