@@ -22,7 +22,7 @@ import pytest
 
 from lmlab.errors import LmlabError
 from lmlab.models.ngram import NgramConfig, NgramLanguageModel, NgramModel, Splitter, log10f
-from lmlab.models.ngram_counts import KeyIndex, lookup
+from lmlab.models.ngram.counts import KeyIndex, lookup
 
 BUILD_SCRIPT = Path(__file__).parent / "oracles" / "build_kenlm.sh"
 PROGRAMS = ("lmplz", "query")

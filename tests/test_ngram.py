@@ -26,8 +26,8 @@ from lmlab.config import build_config
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams
 from lmlab.models.ngram import NgramConfig, NgramLanguageModel, NgramModel, Splitter, train_ngram
-from lmlab.models.ngram_counts import BOS, BOS_ID, EOS, EOS_ID, UNK, UNK_ID, Vocabulary, count_ngrams, pad
-from lmlab.models.ngram_estimators import adjusted_counts, good_turing_discounts, modified_discounts
+from lmlab.models.ngram.counts import BOS, BOS_ID, EOS, EOS_ID, UNK, UNK_ID, Vocabulary, count_ngrams, pad
+from lmlab.models.ngram.smoothing import adjusted_counts, good_turing_discounts, modified_discounts
 from lmlab.tokenizers import TokenizerConfig, train_tokenizer
 
 ESTIMATORS = ["mle", "lidstone", "interpolation", "witten-bell", "absolute-discounting", "kneser-ney",

@@ -110,6 +110,9 @@ def load_model(model_dir: str | os.PathLike[str], device: str | torch.device = "
     """Rebuild the model saved in `model_dir` by `save_model`, on `device`, in eval mode."""
     folder = Path(model_dir)
     family, config = read_model_json(folder / "model.json")
+    model_class = family_class(family, str(folder / "model.json"))
+    if not issubclass(model_class, nn.Module):  # a count-based model reads its own files
+        return model_class.load(folder)
     model = model_from_config(family, config, source=str(folder / "model.json"))
     weights_path = folder / "model.safetensors"
     load_weights(model, read_safetensors(weights_path), str(weights_path))

@@ -21,7 +21,7 @@ FAMILIES: dict[str, str | type] = {
     "bert": "lmlab.models.bert:BERT",
     "mlp": "lmlab.models.mlp:BengioMLP",
     "rnn": "lmlab.models.rnn:RNNLanguageModel",
-    "ngram": "lmlab.models.ngram:NgramModel",
+    "ngram": "lmlab.models.ngram.family:CountedNgram",
     "tuned": "lmlab.tune.model:TunedModel",
 }
 

@@ -18,12 +18,12 @@ from rich.console import Console
 from lmlab.config import Config, build_config, read_config_data, read_yaml
 from lmlab.errors import LmlabError
 from lmlab.models.registry import DEFAULT_FAMILY, family_class
-from lmlab.train.counting import NgramTrainConfig, train_ngram_run
+from lmlab.train.counting import CountingTrainConfig, train_counting_run
 from lmlab.train.loop import TrainConfig, TrainResult, train
 
 # kind -> (its run config, its trainer); every other kind trains through the loop.
 TRAINERS: dict[str, tuple[type[Config], Callable[[Any], TrainResult]]] = {
-    "count-based": (NgramTrainConfig, train_ngram_run),
+    "count-based": (CountingTrainConfig, train_counting_run),
 }
 
 

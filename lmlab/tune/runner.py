@@ -34,9 +34,9 @@ from lmlab.files import atomic_path, read_json, write_json, write_text
 from lmlab.models import load_model
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.loop import LoopConfig, fit
-from lmlab.train.runtime import pick_device
 from lmlab.train.objectives import Objective
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig
+from lmlab.train.runtime import pick_device
 from lmlab.tune.adversarial import AdversarialConfig, attacked_logits, build_adversary
 from lmlab.tune.model import HeadConfig, MethodConfig, TunedModel, tuned_config_from
 from lmlab.tune.params import trainable_parameters

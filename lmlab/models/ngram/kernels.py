@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / phi, odd: multiplying by it permutes the 64-bit integers
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
-UNK_ID, BOS_ID, EOS_ID = 0, 1, 2  # as in ngram_counts
+UNK_ID, BOS_ID, EOS_ID = 0, 1, 2  # as in counts.py
 
 
 # 1. counting -------------------------------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 Every estimator returns, per order k, ``u`` (one value per k-gram) and ``gamma`` (one value per
 (k-1)-gram, the contexts; 1 for a context never seen, which hands everything down), for the
-recursion ``p(w | c) = u(w | c) + gamma(c) p(w | c')`` that `lmlab.models.ngram` runs and stores.
-Katz back-off is the exception: it backs off instead of interpolating, so `katz` returns the stored
-probabilities and back-off weights themselves.
+recursion ``p(w | c) = u(w | c) + gamma(c) p(w | c')`` that `lmlab.models.ngram.model` runs and stores.
+Katz back-off and stupid back-off are the exceptions: they back off instead of interpolating, so
+`katz` and `stupid_backoff` return the stored probabilities and back-off weights themselves.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lmlab.errors import LmlabError
-from lmlab.models.ngram_counts import BOS_ID, UNK_ID, NgramCounts, concatenate, pad, predictable_size, window_ids
+from lmlab.models.ngram.counts import BOS_ID, UNK_ID, NgramCounts, concatenate, pad, predictable_size, window_ids
 
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback
 
@@ -340,3 +340,14 @@ def nltk_kneser_ney(counts: NgramCounts, discount: float) -> list[tuple[np.ndarr
         followers = _per_context(counts, k, np.ones(len(kept)))  # N1+(c •) in the raw counts
         estimates.append((u, _divide(discount * followers, total, 1.0)))
     return estimates
+
+
+def stupid_backoff(counts: NgramCounts, alpha: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Stupid back-off (Brants et al. 2007): count(c w) / count(c •) if c w was seen, else alpha S(w | c').
+
+    A score, not a distribution: nothing is discounted, so the scores after a context sum to more
+    than 1. It is cheap and, on web-scale text, about as good as Kneser-Ney for translation. Returns
+    the relative frequencies and a back-off weight of alpha for every n-gram, as `katz` returns its own.
+    """
+    relative_frequency = [u for u, _ in mle(counts)]
+    return relative_frequency, [np.full(len(keys), alpha) for keys in counts.keys]

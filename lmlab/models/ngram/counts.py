@@ -10,7 +10,7 @@ a million n-grams is one ``np.searchsorted``, and an n-gram's context is ``key /
 
 Word ids 0, 1, 2 are always ``<unk>``, ``<s>``, ``</s>``. KenLM's query looks n-grams up faster
 still, in `KeyIndex` hash tables. The loops that pad, count, hash and split text run compiled, in
-`lmlab.models.ngram_kernels`.
+`lmlab.models.ngram.kernels`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lmlab.errors import LmlabError
-from lmlab.models import ngram_kernels as kernels
+from lmlab.models.ngram import kernels
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
@@ -70,7 +70,7 @@ class Vocabulary:
 
     def add_texts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """`add_all` of each text split at whitespace as ``str.split()`` splits it, without a Python string
-        per word: a compiled loop cuts the texts' UTF-8 bytes and numbers the words (`ngram_kernels.add_words`);
+        per word: a compiled loop cuts the texts' UTF-8 bytes and numbers the words (`kernels.add_words`);
         only the new words become Python strings, once each."""
         try:
             text, offsets = _utf8(texts)
@@ -174,7 +174,7 @@ class KeyIndex:
     """A hash table over one order's sorted keys: ``find`` answers what `lookup` does, several times faster.
 
     Binary search reads about log2(n) scattered places per key; this table, at most half full, reads
-    one or two. It is open addressing with linear probing (`ngram_kernels`): a key's home slot is the
+    one or two. It is open addressing with linear probing (`kernels`): a key's home slot is the
     top bits of its 64-bit hash, by default the key times 2^64/phi (Fibonacci hashing), and it sits in
     the first free slot from there on, wrapping around. A slot is two int64: the key, and its index
     shifted up 32 bits with 32 bits of `payload` below, so a hit reads both from one place in memory.
@@ -218,7 +218,7 @@ def table_bits(size: int) -> int:
 class OrderIndex:
     """A `KeyIndex` over the keys of every order from 2 up, in one array, as KenLM's compiled query takes
     them: order k's table is ``2^bits[k]`` rows of `slots` from row ``first_row[k]``. An n-gram's home
-    slot comes from the hash of its words (`ngram_kernels.extend_hash`), which the query computes
+    slot comes from the hash of its words (`kernels.extend_hash`), which the query computes
     without a lookup, and its payload is its float32 log10 p."""
 
     slots: np.ndarray
