@@ -78,13 +78,16 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def build_config(cls: type[C], data: dict[str, Any], source: str = "config") -> C:
-    """Validate `data` against `cls`; the error names the first offending key and what was wrong."""
+def build_config(cls: type[C], data: dict[str, Any], source: str = "config", section: str = "") -> C:
+    """Validate `data` against `cls`; the error names the first offending key and what was wrong.
+
+    `section` is where `data` sits in a larger config ("model"), so the key is named in full.
+    """
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        key = ".".join([*filter(None, [section]), *(str(part) for part in first["loc"])]) or "(top level)"
         if first["type"] == "extra_forbidden":
             allowed = _allowed_keys(cls, first["loc"][:-1])
             hint = f" (known keys: {', '.join(allowed)})" if allowed else ""

@@ -43,8 +43,8 @@ class CountingTrainConfig(Config):
 
     def model_settings(self) -> Any:
         """The model section validated by the family's own config class."""
-        return build_config(family_class(self.model["family"], "model.family").config_class, self.model,
-                            source="model")
+        return build_config(family_class(str(self.model.get("family", "")), "model.family").config_class, self.model,
+                            section="model")
 
 
 def train_counting_run(cfg: CountingTrainConfig) -> TrainResult:
@@ -54,7 +54,7 @@ def train_counting_run(cfg: CountingTrainConfig) -> TrainResult:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise LmlabError(f"run_dir: {run_dir} already holds files; choose another run_dir or delete it")
     shards = TokenShards(cfg.data)
-    model_class = family_class(cfg.model["family"], "model.family")
+    model_class = family_class(str(cfg.model.get("family", "")), "model.family")
     model = model_class.count(shards, Tokenizer.load(Path(cfg.data) / "tokenizer.json"), cfg.model_settings())
     seconds = time.perf_counter() - started
     with atomic_path(run_dir) as staging:
