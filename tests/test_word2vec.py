@@ -412,3 +412,33 @@ def test_a_word2vec_run_writes_config_metrics_summary_and_vectors(tmp_path: Path
         train_word2vec_run(cfg, console=Console(file=io.StringIO()))
     assert (run / "model.safetensors").read_bytes() == before and sorted(p.name for p in run.iterdir()) == RUN_FILES
 
+
+def test_word2vec_cli_train_writes_a_run_directory_and_refuses_bad_keys(tmp_path: Path, capsys) -> None:
+    from lmlab.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in topic_sentences(1)) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    train = ["word2vec", "train", str(corpus), "--out", str(run), "--set", "min_count=1", "--set", "epochs=5",
+             "--set", "dim=16", "--set", "sample=0", "--set", "architecture=cbow"]
+    assert main(train) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out[:5]] == [f"epoch {epoch}/5" for epoch in range(1, 6)]
+    assert out[5] == f"20 words x 16 dimensions (cbow); wrote {run}/" and out[6].startswith("next: lmlab word2vec")
+    assert sorted(p.name for p in run.iterdir()) == RUN_FILES and len(read_metrics(run)) == 5
+    cfg = load_config(Word2VecTrainConfig, run / "config.yaml")
+    assert (cfg.run_dir, cfg.paths, cfg.unit, cfg.keep_case) == (str(run), [str(corpus)], "word", False)
+    assert (cfg.model.family, cfg.model.epochs, cfg.model.dim, cfg.model.architecture) == ("word2vec", 5, 16, "cbow")
+    assert json.loads((run / "summary.json").read_text(encoding="utf-8"))["epochs"] == 5
+    assert main(["word2vec", "similar", str(run), "sky1", "--topn", "3"]) == 0
+    assert re.fullmatch(r"sky1: sky\d \S+, sky\d \S+, sky\d \S+\n", capsys.readouterr().out)
+
+    assert main(train) == 2
+    assert capsys.readouterr().err == (
+        f"error: run_dir: {run} already holds files; choose another run_dir or delete it\n")
+    bad = tmp_path / "bad"
+    assert main(["word2vec", "train", str(corpus), "--out", str(bad), "--set", "window_size=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "window_size" in err and not bad.exists()
+    assert main(["word2vec", "train", str(corpus), "--out", str(bad), "--set", "epochs=0"]) == 2
+    assert capsys.readouterr().err.startswith("error: config: epochs: ") and not bad.exists()
