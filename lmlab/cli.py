@@ -264,16 +264,16 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
 
 
 def cmd_word2vec_train(args: argparse.Namespace) -> None:
-    from lmlab.config import load_config
-    from lmlab.data import read_documents
-    from lmlab.models.word2vec import Word2VecConfig, text_sentences, train_word2vec
+    from rich.console import Console
 
-    cfg = load_config(Word2VecConfig, args.config, args.overrides)
-    sentences = text_sentences(read_documents(args.paths, text_field=args.text_field), args.unit, not args.keep_case)
-    vectors = train_word2vec(sentences, cfg, on_epoch=lambda e: print(
-        f"epoch {e.epoch}/{cfg.epochs}: loss {e.loss:.4f}, {e.words / e.seconds:,.0f} words/s"))
-    vectors.save(args.out)
-    print(f"{len(vectors):,} words x {vectors.dim} dimensions ({cfg.architecture}); wrote {args.out}/")
+    from lmlab.config import load_config
+    from lmlab.train.vectors import Word2VecRunModel, Word2VecTrainConfig, train_word2vec_run
+
+    model = load_config(Word2VecRunModel, args.config, args.overrides)
+    cfg = Word2VecTrainConfig(run_dir=args.out, paths=args.paths, text_field=args.text_field, unit=args.unit,
+                              keep_case=args.keep_case, model=model)
+    vectors = train_word2vec_run(cfg, console=Console()).vectors
+    print(f"{len(vectors):,} words x {vectors.dim} dimensions ({model.architecture}); wrote {args.out}/")
     print(f"next: lmlab word2vec similar {args.out} WORD   lmlab word2vec analogy {args.out} king man woman")
 
 
@@ -457,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, metavar="ACTION")
     w2v_train = add(w2v, "train", cmd_word2vec_train, "learn word vectors from a corpus (a sentence per line)")
     corpus_args(w2v_train)
-    w2v_train.add_argument("--out", required=True, help="the vectors directory to write")
+    w2v_train.add_argument("--out", required=True, help="the run directory to write (vectors, config.yaml, "
+                           "metrics.jsonl, summary.json)")
     w2v_train.add_argument("--unit", choices=["word", "character"], default="word",
                            help="word: letters and digits (each Chinese character a word); character: every character")
     w2v_train.add_argument("--keep-case", action="store_true", help="do not lowercase")

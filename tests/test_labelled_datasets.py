@@ -218,7 +218,7 @@ def test_an_interrupted_build_leaves_no_cache_entry(registry, tmp_path, monkeypa
     def interrupted(card):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("lmlab.datasets.labelled.labelled_card_markdown", interrupted)
+    monkeypatch.setattr("lmlab.datasets.labelled.cache.labelled_card_markdown", interrupted)
     with pytest.raises(KeyboardInterrupt):
         load_labelled("sentiment-zh", cache_dir=tmp_path / "cache", progress=False)
     assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == ["downloads"]

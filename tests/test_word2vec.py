@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import math
 import re
 from pathlib import Path
 
@@ -9,9 +12,10 @@ import gensim
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors, Word2Vec
+from rich.console import Console
 from scipy.stats import spearmanr
 
-from lmlab.config import build_config
+from lmlab.config import build_config, load_config
 from lmlab.errors import LmlabError
 from lmlab.models.word2vec import (
     Word2VecConfig,
@@ -24,6 +28,7 @@ from lmlab.models.word2vec import (
     spearman,
     train_word2vec,
 )
+from lmlab.train.vectors import Word2VecRunModel, Word2VecTrainConfig, train_word2vec_run
 
 TEST_DATA = Path(gensim.__file__).parent / "test" / "test_data"
 
@@ -352,3 +357,88 @@ def test_word2vec_cli_trains_queries_and_exports_for_gensim(tmp_path: Path, caps
     assert main(["word2vec", "train", str(corpus), "--out", str(tmp_path / "x"), "--set", "dimm=3"]) == 2
     assert "dimm" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert main(["word2vec", "similar", str(out), "unicorn"]) == 2
+
+
+# -- a run directory ------------------------------------------------------------------------------
+
+RUN_FILES = ["config.yaml", "metrics.jsonl", "model.json", "model.safetensors", "summary.json"]
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_word2vec_run_writes_config_metrics_summary_and_vectors(tmp_path: Path) -> None:
+    sentences = topic_sentences(0)
+    corpus = tmp_path / "corpus.jsonl"  # ten sentences a document, under a field other than "text"
+    corpus.write_text("".join(json.dumps({"body": "\n".join(" ".join(s) for s in sentences[i:i + 10])}) + "\n"
+                              for i in range(0, len(sentences), 10)), encoding="utf-8")
+    model = Word2VecRunModel(dim=12, epochs=4, min_count=1, sample=0, seed=0)
+    cfg = Word2VecTrainConfig(run_dir=str(tmp_path / "run"), paths=[str(corpus)], text_field="body", model=model)
+    printed = io.StringIO()
+    result = train_word2vec_run(cfg, console=Console(file=printed))
+    run = tmp_path / "run"
+    assert result.run_dir == run and sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "run"]
+    assert sorted(p.name for p in run.iterdir()) == RUN_FILES
+    assert re.findall(r"^epoch (\d)/4: loss \d\.\d{4}, [\d,]+ words/s$", printed.getvalue(), re.M) == list("1234")
+
+    metrics = read_metrics(run)
+    assert [m["epoch"] for m in metrics] == [m["step"] for m in metrics] == [1, 2, 3, 4]
+    assert all(m["words"] == 400 * 12 and m["examples"] > m["words"] for m in metrics)
+    assert all(math.isfinite(m["loss"]) and m["loss"] > 0 for m in metrics) and metrics[-1]["loss"] < metrics[0]["loss"]
+    assert all(m["words_per_s"] == pytest.approx(m["words"] / m["seconds"]) for m in metrics)
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    assert summary == {
+        "family": "word2vec", "epochs": 4, "words_seen": 4 * 400 * 12, "train_seconds": result.seconds,
+        "parameters": 2 * 20 * 12, "vocabulary": 20, "train_loss": metrics[-1]["loss"],
+    }
+    assert (result.steps, result.tokens_seen, result.train_loss, result.val_loss) == (4, 4 * 4800, metrics[-1]["loss"],
+                                                                                      None)
+    assert result.seconds >= sum(m["seconds"] for m in metrics) > 0
+    assert load_config(Word2VecTrainConfig, run / "config.yaml") == cfg
+    spec = json.loads((run / "model.json").read_text(encoding="utf-8"))
+    assert spec["family"] == "word2vec" and spec["config"] == model.model_dump(mode="json", exclude={"family"})
+
+    loaded = WordVectors.load(run)
+    assert loaded.words == result.vectors.words and np.array_equal(loaded.vectors, result.vectors.vectors)
+    assert np.array_equal(loaded.counts, result.vectors.counts) and loaded.config == Word2VecConfig(
+        dim=12, epochs=4, min_count=1, sample=0, seed=0)
+    # The corpus read from files is the very list of sentences: the same seed gives the same vectors.
+    direct = train_word2vec(sentences, loaded.config)
+    assert direct.words == loaded.words and np.array_equal(direct.vectors, loaded.vectors)
+
+    before = (run / "model.safetensors").read_bytes()
+    with pytest.raises(LmlabError, match=f"run_dir: {re.escape(str(run))} already holds files"):
+        train_word2vec_run(cfg, console=Console(file=io.StringIO()))
+    assert (run / "model.safetensors").read_bytes() == before and sorted(p.name for p in run.iterdir()) == RUN_FILES
+
+
+def test_word2vec_cli_train_writes_a_run_directory_and_refuses_bad_keys(tmp_path: Path, capsys) -> None:
+    from lmlab.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in topic_sentences(1)) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    train = ["word2vec", "train", str(corpus), "--out", str(run), "--set", "min_count=1", "--set", "epochs=5",
+             "--set", "dim=16", "--set", "sample=0", "--set", "architecture=cbow"]
+    assert main(train) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out[:5]] == [f"epoch {epoch}/5" for epoch in range(1, 6)]
+    assert out[5] == f"20 words x 16 dimensions (cbow); wrote {run}/" and out[6].startswith("next: lmlab word2vec")
+    assert sorted(p.name for p in run.iterdir()) == RUN_FILES and len(read_metrics(run)) == 5
+    cfg = load_config(Word2VecTrainConfig, run / "config.yaml")
+    assert (cfg.run_dir, cfg.paths, cfg.unit, cfg.keep_case) == (str(run), [str(corpus)], "word", False)
+    assert (cfg.model.family, cfg.model.epochs, cfg.model.dim, cfg.model.architecture) == ("word2vec", 5, 16, "cbow")
+    assert json.loads((run / "summary.json").read_text(encoding="utf-8"))["epochs"] == 5
+    assert main(["word2vec", "similar", str(run), "sky1", "--topn", "3"]) == 0
+    assert re.fullmatch(r"sky1: sky\d \S+, sky\d \S+, sky\d \S+\n", capsys.readouterr().out)
+
+    assert main(train) == 2
+    assert capsys.readouterr().err == (
+        f"error: run_dir: {run} already holds files; choose another run_dir or delete it\n")
+    bad = tmp_path / "bad"
+    assert main(["word2vec", "train", str(corpus), "--out", str(bad), "--set", "window_size=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "window_size" in err and not bad.exists()
+    assert main(["word2vec", "train", str(corpus), "--out", str(bad), "--set", "epochs=0"]) == 2
+    assert capsys.readouterr().err.startswith("error: config: epochs: ") and not bad.exists()

@@ -8,7 +8,8 @@
 Labelled sets work alike: ``load_labelled("sentiment-zh")`` gives deduplicated train/validation/test
 splits of ``{text, label}`` with a card, and ``read_labelled(path)`` splits a user's own JSONL/CSV file.
 
-`corpora` holds the registry and the converters, `sources` the fetching, `cards` the card pages.
+`corpora` holds the registry and the converters, `sources` the fetching, `cards` the card pages;
+`labelled` is the package of labelled sets, one module per step.
 """
 
 from lmlab.datasets.cards import corpus_card_markdown
