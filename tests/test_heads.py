@@ -13,23 +13,16 @@ import torch
 
 from lmlab.cli import main
 from lmlab.errors import LmlabError
+from lmlab.metrics.entities import bio_chunks, entity_scores
 from lmlab.models import load_model, save_model
 from lmlab.models.bert import BERT, BertConfig
 from lmlab.pipelines import pipeline
+from lmlab.pipelines.token_classification import group_entities
 from lmlab.tokenizers import Tokenizer, TokenizerConfig, train_tokenizer
-from lmlab.tune.heads import (
-    IGNORE,
-    QAFeatures,
-    align_words,
-    bio_chunks,
-    char_span_to_tokens,
-    encode_tagged,
-    entity_scores,
-    group_entities,
-    postprocess_qa,
-    qa_windows,
-)
 from lmlab.tune.runner import read_tune_config, tune
+from lmlab.tune.tasks.base import IGNORE
+from lmlab.tune.tasks.qa import QAFeatures, char_span_to_tokens, postprocess_qa, qa_windows
+from lmlab.tune.tasks.tagging import align_words, encode_tagged
 
 FILLER = ["the", "a", "man", "went", "to", "and", "saw", "on", "day", "with", "some", "friends", "later", "then"]
 PEOPLE = ["alice", "bob", "carol", "dave"]

@@ -18,7 +18,9 @@ from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.hf_bert import export_bert
 from lmlab.pipelines import format_answer, json_line, pipeline
 from lmlab.tokenizers import Tokenizer, TokenizerConfig, train_tokenizer
-from lmlab.tune.model import HeadConfig, MethodConfig, TunedModel, tuned_config_from
+from lmlab.tune.methods import MethodConfig
+from lmlab.tune.model import TunedModel, tuned_config_from
+from lmlab.tune.tasks.base import HeadConfig
 
 TEXTS = [
     "the film was lovely and the actors were great",

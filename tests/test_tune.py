@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from lmlab.cli import main
+from lmlab.datasets.labelled import Example
 from lmlab.errors import LmlabError
 from lmlab.models import load_model, save_model
 from lmlab.models.bert import BERT, BertConfig
@@ -19,10 +21,13 @@ from lmlab.tokenizers import Tokenizer, TokenizerConfig, train_tokenizer
 from lmlab.train.loop import LoopConfig, fit
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig
 from lmlab.tune.adversarial import FGM, PGD
-from lmlab.tune.model import HeadConfig, MethodConfig, TunedModel, tuned_config_from
+from lmlab.tune.methods import MethodConfig
+from lmlab.tune.model import TunedModel, tuned_config_from
 from lmlab.tune.params import trainable_parameters
 from lmlab.tune.runner import read_tune_config, tune
-from lmlab.tune.tasks import SequenceClassification, encode_examples
+from lmlab.tune.tasks import TASKS
+from lmlab.tune.tasks.base import HeadConfig, TaskData
+from lmlab.tune.tasks.classification import ClassificationTask, SequenceClassification, encode_examples
 
 POSITIVE, NEGATIVE = ["good", "great", "lovely", "happy"], ["bad", "awful", "sad", "poor"]
 FILLER = ["the", "movie", "was", "really", "quite", "long", "and", "the", "story"]
@@ -108,6 +113,38 @@ def test_tune_beats_the_majority_class_and_the_run_reloads(workspace, tmp_path):
     with torch.no_grad():
         predictions = [int(model(torch.tensor([ids])).logits.argmax()) for ids in examples.ids]
     assert np.mean(np.array(predictions) == examples.labels) == pytest.approx(summary["test_accuracy"])
+
+
+class LengthParity(ClassificationTask):
+    """A toy task made of classification's pieces: is the text's number of characters even or odd?"""
+
+    name = "length_parity"
+    best_metric = "val_accuracy"
+
+    def read(self, settings):
+        data = super().read(settings)
+        splits = {split: [Example(row.text, ("even", "odd")[len(row.text) % 2]) for row in rows]
+                  for split, rows in data.splits.items()}
+        return TaskData(splits, ["even", "odd"])
+
+
+def test_a_task_in_the_registry_runs_through_tune_unchanged(workspace, tmp_path, monkeypatch):
+    monkeypatch.setitem(TASKS, LengthParity.name, LengthParity())
+    run = tmp_path / "parity"
+    overrides = [o.replace("train.max_steps=60", "train.max_steps=20") for o in base_overrides(workspace, run)]
+    # best_metric as TuneConfig's default (classification's figure): the task's own replaces it.
+    summary = tune(read_tune_config(None, [*overrides, "task=length_parity", "limit_eval=20",
+                                           "train.best_metric=val_macro_f1"]))
+    assert summary["task"] == "length_parity" and summary["labels"] == ["even", "odd"]
+    assert summary["test_examples"] == 20 and 0 <= summary["test_accuracy"] <= 1
+    assert set(summary["majority_baseline"]) == {"accuracy", "macro_f1"}
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["best_metric"] == "val_accuracy"
+    assert json.loads((run / "best.json").read_text())["metric"] == "val_accuracy"
+    model = load_model(run)  # the task's head, built through the registry
+    assert model.config.task == "length_parity" and model.head.layers[-1].out_features == 2
+    with pytest.raises(LmlabError, match="task: .*known tasks are classification, tagging, qa, multiple_choice"):
+        monkeypatch.delitem(TASKS, LengthParity.name)
+        read_tune_config(None, [*overrides, "task=length_parity"])
 
 
 class ScriptedObjective(SequenceClassification):

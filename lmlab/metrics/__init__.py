@@ -1,9 +1,10 @@
 """`lmlab.metrics`: figures computed from predictions and references alone, with no model.
 
-Classification (precision, recall, F1, accuracy, the confusion matrix), BLEU, ROUGE, SQuAD exact
-match and F1, and the likelihood figures (perplexity, bits per byte). They sit low in the layers, so
+Classification (precision, recall, F1, accuracy, the confusion matrix, the majority-class baseline),
+entity-level precision, recall and F1 of BIO tags (seqeval's), BLEU, ROUGE, SQuAD exact match and
+F1, and the likelihood figures (perplexity, bits per byte). They sit low in the layers, so
 training, tuning, evaluation and serving all use the same definitions, each tested against its
-reference implementation (scikit-learn, sacrebleu and NLTK, rouge-score, the SQuAD script).
+reference implementation (scikit-learn, sacrebleu and NLTK, rouge-score, seqeval, the SQuAD script).
 """
 
 from lmlab.metrics.bleu import BleuScore, corpus_bleu, nltk_corpus_bleu, nltk_sentence_bleu, sentence_bleu
@@ -11,14 +12,16 @@ from lmlab.metrics.classification import (
     PrecisionRecallF1,
     accuracy,
     confusion_matrix,
+    majority_baseline,
     plot_confusion_matrix,
     precision_recall_f1,
 )
+from lmlab.metrics.entities import EntityScores, bio_chunks, entity_scores
 from lmlab.metrics.likelihood import bits_per_byte, bits_per_character, perplexity
 from lmlab.metrics.qa import QAScore, squad_scores
 from lmlab.metrics.rouge import RougeScore, corpus_rouge, rouge
 
-__all__ = ["BleuScore", "PrecisionRecallF1", "QAScore", "RougeScore", "accuracy", "bits_per_byte",
-           "bits_per_character", "confusion_matrix", "corpus_bleu", "corpus_rouge", "nltk_corpus_bleu",
-           "nltk_sentence_bleu", "perplexity", "plot_confusion_matrix", "precision_recall_f1", "rouge",
-           "sentence_bleu", "squad_scores"]
+__all__ = ["BleuScore", "EntityScores", "PrecisionRecallF1", "QAScore", "RougeScore", "accuracy", "bio_chunks",
+           "bits_per_byte", "bits_per_character", "confusion_matrix", "corpus_bleu", "corpus_rouge", "entity_scores",
+           "majority_baseline", "nltk_corpus_bleu", "nltk_sentence_bleu", "perplexity", "plot_confusion_matrix",
+           "precision_recall_f1", "rouge", "sentence_bleu", "squad_scores"]

@@ -222,6 +222,15 @@ def confusion_matrix(
     return np.bincount(rows[kept] * n + cols[kept], minlength=n * n).reshape(n, n).astype(np.int64)
 
 
+def majority_baseline(train_labels: np.ndarray, test_labels: np.ndarray, num_labels: int) -> dict[str, float]:
+    """Accuracy and macro-F1 of always answering the commonest training label (0..num_labels-1): the score to beat."""
+    majority = int(np.bincount(train_labels, minlength=num_labels).argmax())
+    predictions = np.full(len(test_labels), majority)
+    macro = precision_recall_f1(test_labels, predictions, average="macro", labels=list(range(num_labels)),
+                                zero_division=0)
+    return {"accuracy": accuracy(test_labels, predictions), "macro_f1": float(macro.f)}
+
+
 def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[Label], path: str | Path) -> None:
     """A heat map of `matrix` (true on the rows, predicted on the columns) with each count written in, as PNG."""
     matrix = np.asarray(matrix)

@@ -4,7 +4,7 @@ its output, its KV cache, and the protocol generation relies on.
 A family's class says what it is (`ModelFamily`), so that training, tuning, evaluation and the
 pipelines ask the model instead of checking its name:
 
-    kind               decoder | encoder | encoder-decoder | count-based | word-vectors
+    kind               decoder | encoder | encoder-decoder | count-based | word-vectors | task (a tuned head)
     default_pooling    where a task head reads one vector per text (None: no features() to read)
     tunable_for        the fine-tuning tasks a head can be put on (lmlab.tune.tasks)
     lora_targets       the modules LoRA adapts unless told otherwise (PEFT's defaults)
@@ -39,7 +39,7 @@ from lmlab.errors import LmlabError
 from lmlab.models.language_model import CausalLanguageModel, LanguageModel
 from lmlab.tokenizers import Tokenizer
 
-Kind = Literal["decoder", "encoder", "encoder-decoder", "count-based", "word-vectors"]
+Kind = Literal["decoder", "encoder", "encoder-decoder", "count-based", "word-vectors", "task"]
 Pooling = Literal["first", "last", "mean"]
 
 

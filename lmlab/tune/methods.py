@@ -12,32 +12,68 @@ step computes its gradient, so it combines with any of them (e.g. LoRA + FGM).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import field_validator
 from torch import nn
 
-from lmlab.config import build_config
-from lmlab.tune.model import MethodConfig
+from lmlab.config import Config, build_config
+from lmlab.tune.adapters import AdapterConfig, apply_adapters
+from lmlab.tune.lora import LoraConfig, apply_lora
+from lmlab.tune.prompt import PromptTuningConfig, apply_prompt_tuning
 
-# The attention projections, as PEFT's defaults for these architectures: GPT-2's fused q/k/v, BERT's q and v.
-DEFAULT_LORA_TARGETS = {"gpt": ["c_attn"], "bert": ["query", "value"]}
+
+class MethodConfig(Config):
+    """What trains. `lora`, `adapters` and `prompt` take their own settings (see their modules)."""
+
+    method: str = "full"
+    lora: dict[str, Any] = {}
+    adapters: dict[str, Any] = {}
+    prompt: dict[str, Any] = {}
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+        return method
+
+
+def _full(backbone: nn.Module, method: MethodConfig) -> nn.Module:
+    return backbone
+
+
+def _features(backbone: nn.Module, method: MethodConfig) -> nn.Module:
+    for param in backbone.parameters():
+        param.requires_grad_(False)
+    return backbone
+
+
+def _lora(backbone: nn.Module, method: MethodConfig) -> nn.Module:
+    # The family says where LoRA goes unless the config does (PEFT's defaults: GPT-2's c_attn, BERT's q and v).
+    settings = {"target_modules": list(getattr(backbone, "lora_targets", ())), **method.lora}
+    return apply_lora(backbone, build_config(LoraConfig, settings, source="method.lora"))
+
+
+def _adapters(backbone: nn.Module, method: MethodConfig) -> nn.Module:
+    return apply_adapters(backbone, build_config(AdapterConfig, method.adapters, source="method.adapters"))
+
+
+def _prompt(backbone: nn.Module, method: MethodConfig) -> nn.Module:
+    return apply_prompt_tuning(backbone, build_config(PromptTuningConfig, method.prompt, source="method.prompt"))
+
+
+# method name -> the function that makes a backbone ready for it; a new method is one function + one line.
+METHODS: dict[str, Callable[[nn.Module, MethodConfig], nn.Module]] = {
+    "full": _full,
+    "features": _features,
+    "lora": _lora,
+    "adapters": _adapters,
+    "prompt": _prompt,
+}
 
 
 def apply_method(backbone: nn.Module, method: MethodConfig) -> nn.Module:
     """The backbone made ready for `method`: the same module changed in place, or a wrapper around it."""
-    if method.method == "full":
-        return backbone
-    if method.method == "features":
-        for param in backbone.parameters():
-            param.requires_grad_(False)
-        return backbone
-    if method.method == "lora":
-        from lmlab.tune.lora import LoraConfig, apply_lora
-
-        settings = {"target_modules": DEFAULT_LORA_TARGETS.get(backbone.family, ["c_attn"]), **method.lora}
-        return apply_lora(backbone, build_config(LoraConfig, settings, source="method.lora"))
-    if method.method == "adapters":
-        from lmlab.tune.adapters import AdapterConfig, apply_adapters
-
-        return apply_adapters(backbone, build_config(AdapterConfig, method.adapters, source="method.adapters"))
-    from lmlab.tune.prompt import PromptTuningConfig, apply_prompt_tuning
-
-    return apply_prompt_tuning(backbone, build_config(PromptTuningConfig, method.prompt, source="method.prompt"))
+    return METHODS[method.method](backbone, method)

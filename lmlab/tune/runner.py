@@ -1,10 +1,13 @@
-"""`lmlab tune`: fine-tune a pretrained model for a labelled task, and compare methods on one split.
+"""`lmlab tune`: fine-tune a pretrained model for a task, and compare methods on one split.
 
     base (an lmlab run, a Hugging Face BERT directory, or named weights such as all-MiniLM-L6-v2)
       + method (full, features, lora, adapters, prompt) [+ adversarial: fgm, pgd]
-      + head ──> the one training loop (early stopping on validation, best weights kept)
+      + the task's head ──> the one training loop (early stopping on validation, best weights kept)
       ──> run directory: model.safetensors + model.json (family "tuned"), tokenizer.json, config.yaml,
-          metrics.jsonl, summary.json (test accuracy and macro-F1, trainable parameters, time, memory)
+          metrics.jsonl, summary.json (the task's test figures, trainable parameters, time, memory)
+
+`tune` knows no task: it asks the task named by `task=` (lmlab.tune.tasks.TASKS) for its data,
+examples, objective and test figures, and puts its head on the base through `TunedModel`.
 
 `compare_methods` runs each method in a process of its own, so that each one's peak memory is its
 own, and puts them on one table beside the majority-class baseline.
@@ -19,35 +22,32 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
 from lmlab.config import Config, build_config, read_config_data, save_config
-from lmlab.datasets.labelled import LabelledDataset, load_labelled, read_labelled
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json, write_text
-from lmlab.models import load_model
+from lmlab.runs import open_run
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.loop import LoopConfig, fit
 from lmlab.train.objectives import Objective
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig
 from lmlab.train.runtime import pick_device
-from lmlab.tune.adversarial import AdversarialConfig, attacked_logits, build_adversary
-from lmlab.tune.model import HeadConfig, MethodConfig, TunedModel, tuned_config_from
+from lmlab.tune.adversarial import AdversarialConfig, build_adversary
+from lmlab.tune.methods import MethodConfig
+from lmlab.tune.model import TunedModel, tuned_config_from
 from lmlab.tune.params import trainable_parameters
-from lmlab.tune.tasks import (
-    SequenceClassification,
-    classification_figures,
-    encode_examples,
-    majority_baseline,
-    pad_batch,
-    predict_scores,
-)
+from lmlab.tune.tasks import TASKS
+from lmlab.tune.tasks.base import HeadConfig
+
+# Classification's validation figure: the loop's default, which another task replaces by its own.
+DEFAULT_BEST_METRIC = "val_macro_f1"
 
 
 class TuneConfig(Config):
@@ -55,9 +55,9 @@ class TuneConfig(Config):
     base: str = Field(description="an lmlab run directory, a Hugging Face BERT directory, or all-MiniLM-L6-v2")
     data: str = Field(description="a named labelled set (sentiment-en, sentiment-zh, ...), a .jsonl/.csv file "
                       "(split for you) or a directory of train/validation/test files")
-    task: Literal["classification", "tagging", "qa", "multiple_choice"] = Field(
-        "classification", description="tagging {tokens, tags}, qa {question, context, answers}, multiple_choice "
-        "{question, choices, answer} read JSONL (see lmlab.tune.heads)")
+    task: str = Field("classification", description="classification, or tagging {tokens, tags}, qa {question, "
+                      "context, answers}, multiple_choice {question, choices, answer} read JSONL "
+                      "(see lmlab.tune.tasks)")
     doc_stride: int = Field(32, ge=0, description="qa: tokens shared by neighbouring windows of a long context")
     text_field: str = "text"
     label_field: str = "label"
@@ -72,7 +72,14 @@ class TuneConfig(Config):
     optimizer: OptimizerConfig = OptimizerConfig(lr=2e-5, weight_decay=0.01)
     schedule: ScheduleConfig = ScheduleConfig(kind="linear", warmup_steps=10, min_lr_ratio=0.0)
     train: LoopConfig = LoopConfig(max_steps=300, batch_size=16, eval_every=50, log_every=10, checkpoint_every=100,
-                                   best_metric="val_macro_f1", early_stopping=3, eval_tokens=None)
+                                   best_metric=DEFAULT_BEST_METRIC, early_stopping=3, eval_tokens=None)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        if task not in TASKS:
+            raise ValueError(f"known tasks are {', '.join(TASKS)}")
+        return task
 
 
 def read_tune_config(path: str | Path | None, overrides: list[str]) -> TuneConfig:
@@ -81,33 +88,9 @@ def read_tune_config(path: str | Path | None, overrides: list[str]) -> TuneConfi
 
 
 def load_base(base: str) -> tuple[nn.Module, Tokenizer]:
-    """The pretrained backbone and its tokenizer, from wherever `base` points."""
-    from lmlab.models.hf_bert import load_bert_directory
-
-    path = Path(base)
-    if not path.exists():
-        from lmlab.datasets.weights import pretrained_directory
-
-        path = pretrained_directory(base)
-    if (path / "model.json").exists():
-        return load_model(path), Tokenizer.load(path / "tokenizer.json")
-    if (path / "config.json").exists():
-        return load_bert_directory(path)
-    raise LmlabError(f"base {base}: neither an lmlab run (model.json) nor a Hugging Face directory (config.json)")
-
-
-def load_data(cfg: TuneConfig) -> LabelledDataset:
-    path = Path(cfg.data)
-    if path.exists():
-        return read_labelled(path, cfg.text_field, cfg.label_field)
-    return load_labelled(cfg.data)
-
-
-def _texts_and_labels(dataset: LabelledDataset, split: str, limit: int | None = None) -> tuple[list[str], list[str]]:
-    rows = dataset.splits[split][:limit] if limit else dataset.splits[split]
-    if not rows:
-        raise LmlabError(f"{dataset.name}: the {split} split is empty")
-    return [row.text for row in rows], [str(row.label) for row in rows]
+    """The pretrained backbone and its tokenizer: a run, a Hugging Face directory or named weights."""
+    run = open_run(base)
+    return run.model("cpu"), run.tokenizer()
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -187,40 +170,20 @@ def start_run(cfg: TuneConfig, labels: list[str], console: Console | None = None
 
 
 def tune(cfg: TuneConfig, console: Console | None = None) -> dict[str, Any]:
-    """Fine-tune `cfg.base` on `cfg.data` with `cfg.method`; returns (and writes) the run's summary."""
-    if cfg.task != "classification":
-        from lmlab.tune.heads import BEST_METRIC, tune_task
+    """Fine-tune `cfg.base` for `cfg.task` on `cfg.data` with `cfg.method`; returns (and writes) the run's summary."""
+    task = TASKS[cfg.task]
+    if cfg.train.best_metric == DEFAULT_BEST_METRIC:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"best_metric": task.best_metric})})
+    data = task.read(cfg)
+    run = start_run(cfg, data.labels, console)
 
-        if cfg.train.best_metric == "val_macro_f1":  # the default is classification's figure
-            cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"best_metric": BEST_METRIC[cfg.task]})})
-        return tune_task(cfg, console)
-    dataset = load_data(cfg)
-    labels = [str(label) for label in dataset.labels]
-    run = start_run(cfg, labels, console)
+    def encoded(split: str) -> Any:
+        return task.encode(data.splits[split], data.labels, run.tokenizer, run.block_size, cfg)
 
-    def encoded(split: str, limit: int | None = None) -> Any:
-        texts, split_labels = _texts_and_labels(dataset, split, limit)
-        return encode_examples(texts, split_labels, labels, run.tokenizer, run.block_size)
-
-    train_set, validation = encoded("train", cfg.limit_train), encoded("validation", cfg.limit_eval)
-    device = run.fit(SequenceClassification(train_set, validation, cfg.train.batch_size, cfg.train.grad_accum,
-                                            cfg.train.seed, run.pad_id))
-    test = encoded("test", cfg.limit_eval)
-    scores = predict_scores(run.model, _batches(test, cfg.train.batch_size, run.pad_id), device)
-    figures = classification_figures(scores, test.labels, prefix="test_")
-    if cfg.attack_epsilon is not None:
-        attacked = attacked_logits(run.model, _batches(test, cfg.train.batch_size, run.pad_id, with_labels=True),
-                                   device, cfg.attack_epsilon)
-        figures["test_accuracy_attacked"] = classification_figures(attacked, test.labels)["accuracy"]
-    figures["majority_baseline"] = majority_baseline(train_set.labels, test.labels, len(labels))
-    return run.finish(figures, labels, len(train_set.ids), len(test.ids), device)
-
-
-def _batches(examples: Any, batch_size: int, pad_id: int, with_labels: bool = False) -> Any:
-    for start in range(0, len(examples.ids), batch_size):
-        ids, mask = pad_batch(examples.ids[start : start + batch_size], pad_id)
-        labels = {"labels": torch.from_numpy(examples.labels[start : start + batch_size])} if with_labels else {}
-        yield {"input_ids": ids, "attention_mask": mask, **labels}
+    objective = task.objective(encoded("train"), encoded("validation"), data.labels, cfg, run.pad_id)
+    device = run.fit(objective)
+    figures = task.test_figures(run.model, objective, encoded("test"), data.labels, cfg, device)
+    return run.finish(figures, data.labels, len(data.splits["train"]), len(data.splits["test"]), device)
 
 
 # ---- several methods on one task ------------------------------------------------------------------
@@ -300,6 +263,7 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
 
 def plot_methods(rows: list[dict[str, Any]], path: Path) -> None:
     """Test macro-F1 per method (bars) against the share of weights each trains (log scale)."""
+    # Imported here: matplotlib is slow to import and only the comparison draws anything.
     import matplotlib
 
     matplotlib.use("Agg")
