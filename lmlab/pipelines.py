@@ -335,7 +335,7 @@ def _sentence_transformers_normalizes(folder: Path) -> bool:
 # ---- answers as text, for the command line ----------------------------------------------------------
 
 def format_answer(task: str, text: str, answer: Any) -> str:
-    """One text's answer as a line or two a person reads (`lmlab pipeline` without --json)."""
+    """One text's answer as a line or two a person reads (what `lmlab pipeline` prints)."""
     if task in ("sentiment-analysis", "text-classification"):
         return f"{text}\t" + ", ".join(f"{a['label']} {a['score']:.3f}" for a in answer)
     if task == "fill-mask":
