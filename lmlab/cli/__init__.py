@@ -59,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(next((word for word in argv if not word.startswith("-")), None))
     args, left_over = parser.parse_known_args(argv)
     # argparse fills a list of positional words only up to the first option; the words after it belong there too.
-    if left_over and ("words" not in args or any(word.startswith("-") for word in left_over)):
-        parser.error(f"unrecognized arguments: {' '.join(left_over)}")
+    unknown = [word for word in left_over if word.startswith("-") or "words" not in args]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if left_over:
         args.words = [*args.words, *left_over]
     try:
