@@ -23,7 +23,7 @@ with open(sys.argv[1], "w", encoding="utf-8") as out:
         out.write(json.dumps({"text": example.text}, ensure_ascii=False) + "\n")
 PYTHON
 $LMLAB data prepare ~/.cache/lmlab/datasets/peoples-daily/corpus.jsonl "$OUT/zh_reviews_train.jsonl" \
-    --out "$OUT/zh-data" --set tokenizer.kind=wordpiece --set tokenizer.vocab_size=8000
+    --out "$OUT/zh-data" tokenizer.kind=wordpiece tokenizer.vocab_size=8000
 $LMLAB train data="$OUT/zh-data" run_dir="$OUT/zh-bert" objective=masked_lm \
     "model={family: bert, n_layer: 4, n_head: 4, hidden_size: 256, intermediate_size: 1024, block_size: 128}" \
     train.max_steps=2000 train.batch_size=32 train.block_size=64 train.eval_every=500 train.eval_tokens=16384 \

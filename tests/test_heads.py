@@ -16,7 +16,7 @@ from lmlab.errors import LmlabError
 from lmlab.metrics.entities import bio_chunks, entity_scores
 from lmlab.models import load_model, save_model
 from lmlab.models.bert import BERT, BertConfig
-from lmlab.pipelines import pipeline
+from lmlab.pipelines import format_answer, pipeline
 from lmlab.pipelines.token_classification import group_entities
 from lmlab.tokenizers import Tokenizer, TokenizerConfig, train_tokenizer
 from lmlab.tune.runner import read_tune_config, tune
@@ -278,9 +278,10 @@ def test_qa_learns_and_the_pipeline_answers(workspace, tmp_path, capsys):
         answer(question="which colour ?")
     # the command line: each text is a context for the one question
     assert main(["pipeline", "question-answering", "--model", str(run), "--device", "cpu", "--question",
-                 "which colour ?", context, "--json"]) == 0
-    line = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert line["input"] == context and line["output"]["answer"] == "green"
+                 "which colour ?", context, "--json", str(tmp_path / "answers.json")]) == 0
+    [record] = json.loads((tmp_path / "answers.json").read_text())
+    assert record["input"] == context and record["output"]["answer"] == "green"
+    assert capsys.readouterr().out.splitlines()[-1] == format_answer("question-answering", context, record["output"])
 
 
 # ---- multiple choice ------------------------------------------------------------------------------

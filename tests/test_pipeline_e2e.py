@@ -18,24 +18,34 @@ def test_corpus_to_report_through_the_cli(tmp_path, capsys):
     corpus.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
     data, run = tmp_path / "data", tmp_path / "run"
 
-    assert main(["data", "prepare", str(corpus), "--out", str(data), "--set", "tokenizer.vocab_size=400",
-                 "--set", "val_fraction=0.2", "--set", "data.dedup=exact"]) == 0
+    assert main(["data", "prepare", str(corpus), "--out", str(data), "tokenizer.vocab_size=400",
+                 "val_fraction=0.2", "data.dedup=exact", "--json", str(tmp_path / "prepare.json")]) == 0
     out = capsys.readouterr().out
     assert "exact duplicates" in out and sorted(p.name for p in data.iterdir()) == [
         "clean.jsonl", "meta.json", "tokenizer.json", "train.bin", "val.bin"]
     assert len((data / "clean.jsonl").read_text(encoding="utf-8").splitlines()) == 80
+    prepared = json.loads((tmp_path / "prepare.json").read_text())
+    assert prepared["path"] == str(data) and prepared["report"]["documents_read"] == 90
+    assert prepared["splits"]["train"]["tokens"] > 0 and prepared["tokenizer"]["kind"] == "bpe"
+    assert f"train {prepared['splits']['train']['tokens']:,} tokens" in out
 
     assert main(["train", f"data={data}", f"run_dir={run}", "model.n_layer=1", "model.n_head=2", "model.n_embd=32",
                  "model.block_size=64", "train.max_steps=30", "train.batch_size=8", "train.eval_every=10",
-                 "train.device=cpu", "optimizer.lr=0.01"]) == 0
+                 "train.device=cpu", "optimizer.lr=0.01", "--json", str(tmp_path / "train.json")]) == 0
+    trained = json.loads((tmp_path / "train.json").read_text())
+    assert trained["run_dir"] == str(run) and trained["steps"] == 30 and trained["val_loss"] is not None
     assert main(["eval", str(run), "--json", str(tmp_path / "eval.json")]) == 0
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["bits_per_byte"] < result["unigram_bits_per_byte"]
 
     capsys.readouterr()
-    assert main(["generate", str(run), "To be", "中国", "--temperature", "0", "--max-new-tokens", "8"]) == 0
+    assert main(["generate", str(run), "To be", "中国", "--temperature", "0", "--max-new-tokens", "8",
+                 "--json", str(tmp_path / "generate.json")]) == 0
     lines = capsys.readouterr().out
     assert "To be" in lines and "中国" in lines
+    records = json.loads((tmp_path / "generate.json").read_text(encoding="utf-8"))
+    assert [r["prompt"] for r in records] == ["To be", "中国"]
+    assert all(r["prompt"] + r["text"] in lines for r in records)
 
     assert main(["report", str(run)]) == 0
     assert {"report.html", "loss.png", "lr.png"} <= {p.name for p in run.iterdir()}

@@ -344,17 +344,27 @@ def test_word2vec_cli_trains_queries_and_exports_for_gensim(tmp_path: Path, caps
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "vectors"
-    assert main(["word2vec", "train", str(corpus), "--out", str(out), "--set", "min_count=1",
-                 "--set", "epochs=10", "--set", "dim=16", "--set", "sample=0"]) == 0
-    assert main(["word2vec", "similar", str(out), "cat", "--topn", "3"]) == 0
+    assert main(["word2vec", "train", str(corpus), "--out", str(out), "min_count=1", "epochs=10", "dim=16",
+                 "sample=0", "--json", str(tmp_path / "train.json")]) == 0
+    trained = json.loads((tmp_path / "train.json").read_text())
+    assert trained["dim"] == 16 and trained["words"] == 8 and len(trained["epochs"]) == 10
+    assert main(["word2vec", "similar", str(out), "cat", "--topn", "3", "--json", str(tmp_path / "similar.json")]) == 0
     neighbours = capsys.readouterr().out.splitlines()[-1]
     assert neighbours.startswith("cat:") and set(re.findall(r"[a-z]+", neighbours[4:])) <= {"dog", "pet", "fur"}
+    [similar] = json.loads((tmp_path / "similar.json").read_text())
+    assert similar["word"] == "cat" and [n["word"] for n in similar["neighbours"]] == re.findall(
+        r"([a-z]+) [\d.-]+", neighbours[4:])
+    assert main(["word2vec", "analogy", str(out), "dog", "cat", "bank", "--topn", "2",
+                 "--json", str(tmp_path / "analogy.json")]) == 0
+    analogy = json.loads((tmp_path / "analogy.json").read_text())
+    assert (analogy["a"], analogy["b"], analogy["c"]) == ("dog", "cat", "bank") and len(analogy["answers"]) == 2
+    assert capsys.readouterr().out.startswith("dog - cat + bank = " + analogy["answers"][0]["word"])
     assert main(["word2vec", "export", str(out), str(tmp_path / "v.bin"), "--binary"]) == 0
     loaded = KeyedVectors.load_word2vec_format(str(tmp_path / "v.bin"), binary=True)
     assert np.array_equal(loaded["bank"], WordVectors.load(out)["bank"])
     assert main(["word2vec", "map", str(out), "cat", "dog", "bank", "--out", str(tmp_path / "m.png")]) == 0
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
-    assert main(["word2vec", "train", str(corpus), "--out", str(tmp_path / "x"), "--set", "dimm=3"]) == 2
+    assert main(["word2vec", "train", str(corpus), "--out", str(tmp_path / "x"), "dimm=3"]) == 2
     assert "dimm" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert main(["word2vec", "similar", str(out), "unicorn"]) == 2
 

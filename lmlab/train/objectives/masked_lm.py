@@ -29,7 +29,7 @@ MASK_PROB = 0.15  # the share of a window's ordinary tokens the model is quizzed
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1
 VALIDATION_SEED = 0  # validation is masked alike at every evaluation and in every run, so the curves compare
 PREPARE_HINT = ("prepare the data with a WordPiece tokenizer: "
-                "lmlab data prepare CORPUS --out DIR --set tokenizer.kind=wordpiece")
+                "lmlab data prepare CORPUS --out DIR tokenizer.kind=wordpiece")
 
 
 @dataclass(frozen=True)

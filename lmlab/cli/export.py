@@ -1,0 +1,47 @@
+"""`lmlab export` and `lmlab import`: a run's model to a Hugging Face directory, and back.
+
+Which families export, and how, is theirs to say (`exporter`); which Hugging Face directories
+import is the registry's (`lmlab.models.registry.HF_DIRECTORIES`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from lmlab.errors import LmlabError
+from lmlab.models import save_model
+from lmlab.models.registry import resolve
+from lmlab.runs import open_run
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    run = open_run(args.run)
+    exporter = run.family_class.exporter
+    if exporter is None:
+        raise LmlabError(f"{args.run}: a {run.family} model has no Hugging Face counterpart to export to")
+    tokenizer = run.path / "tokenizer.json"
+    resolve(exporter)(run.model("cpu"), args.out, tokenizer_json=tokenizer if tokenizer.exists() else None)
+    print(f"wrote a Hugging Face directory of the {run.describe()} model to {args.out}")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    run = open_run(args.hf_dir)
+    save_model(run.model("cpu"), args.out)
+    tokenizer = Path(args.hf_dir) / "tokenizer.json"
+    if tokenizer.exists():
+        shutil.copyfile(tokenizer, Path(args.out) / "tokenizer.json")
+    print(f"imported {args.hf_dir} ({run.describe()}) into {args.out}")
+
+
+def add_export(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(handler=cmd_export)
+    parser.add_argument("run")
+    parser.add_argument("out")
+
+
+def add_import(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(handler=cmd_import)
+    parser.add_argument("hf_dir")
+    parser.add_argument("out")

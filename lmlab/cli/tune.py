@@ -1,0 +1,44 @@
+"""`lmlab tune [compare]`: fine-tune a pretrained model on labelled data, or run several methods side by side."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from lmlab.cli.common import add_json, add_words, config_and_overrides, save_json
+from lmlab.tune.runner import compare_methods, comparison_table, read_tune_config, tune
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    if args.words and args.words[0] == "compare":
+        _compare(args)
+        return
+    summary = tune(read_tune_config(*config_and_overrides(args.words, "tune")))
+    figures = ", ".join(f"{name[len('test_'):].replace('_', ' ')} {value:.3f}" for name, value in summary.items()
+                        if name.startswith("test_") and name != "test_examples" and isinstance(value, float))
+    baseline = summary.get("majority_baseline")
+    against = f" (majority class: accuracy {baseline['accuracy']:.3f})" if baseline else ""
+    print(f"test: {figures}{against}; {summary['trainable_parameters']:,} trainable parameters; "
+          f"{summary['wall_seconds']:.0f}s")
+    save_json(args.json, summary)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    config, overrides = config_and_overrides(args.words[1:], "tune compare")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    rows = compare_methods(config, overrides, methods, args.out)
+    Console().print(comparison_table(rows))
+    print(f"wrote {args.out}/compare.md, compare.json, compare.png")
+    save_json(args.json, rows)
+
+
+def add_tune(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(handler=cmd_tune)
+    add_words(parser, "*", "[compare] [CONFIG] key=value",
+              "a YAML tune config and/or dotted overrides: base=... data=... method.method=lora")
+    parser.add_argument("--methods", default="features,full,adapters,lora,prompt,lora+fgm",
+                        help="compare: the methods to run, comma-separated")
+    parser.add_argument("--out", default="runs/tune-compare",
+                        help="compare: where the runs and compare.md/.json/.png go (default runs/tune-compare)")
+    add_json(parser, "the summary (or the comparison)")

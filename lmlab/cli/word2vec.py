@@ -1,0 +1,115 @@
+"""`lmlab word2vec train|similar|analogy|map|export|evaluate`: learn word vectors, then ask things of them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from lmlab.cli.common import add_command, add_json, add_text_field, add_words, corpus_and_overrides, save_json
+from lmlab.config import load_config
+from lmlab.errors import LmlabError
+from lmlab.models.word2vec import WordVectors, evaluate_analogies, evaluate_word_pairs
+from lmlab.train.vectors import Word2VecRunModel, Word2VecTrainConfig, train_word2vec_run
+
+
+def _scored(pairs: list[tuple[str, float]]) -> list[dict[str, str | float]]:
+    return [{"word": word, "score": score} for word, score in pairs]
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    paths, overrides = corpus_and_overrides(args.words, "word2vec train")
+    model = load_config(Word2VecRunModel, args.config, overrides)
+    cfg = Word2VecTrainConfig(run_dir=args.out, paths=paths, text_field=args.text_field, unit=args.unit,
+                              keep_case=args.keep_case, model=model)
+    vectors = train_word2vec_run(cfg, console=Console()).vectors
+    epochs = [json.loads(line) for line in (Path(args.out) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    print(f"{len(vectors):,} words x {vectors.dim} dimensions ({model.architecture}); wrote {args.out}/")
+    print(f"next: lmlab word2vec similar {args.out} WORD   lmlab word2vec analogy {args.out} king man woman")
+    save_json(args.json, {"path": args.out, "words": len(vectors), "dim": vectors.dim,
+                          "architecture": model.architecture, "epochs": epochs})
+
+
+def cmd_similar(args: argparse.Namespace) -> None:
+    vectors = WordVectors.load(args.vectors)
+    found = {word: vectors.most_similar([word], topn=args.topn) for word in args.words}
+    for word, neighbours in found.items():
+        print(f"{word}: " + ", ".join(f"{other} {score:.3f}" for other, score in neighbours))
+    save_json(args.json, [{"word": word, "neighbours": _scored(neighbours)} for word, neighbours in found.items()])
+
+
+def cmd_analogy(args: argparse.Namespace) -> None:
+    answers = WordVectors.load(args.vectors).analogy(args.a, args.b, args.c, topn=args.topn)
+    print(f"{args.a} - {args.b} + {args.c} = " + ", ".join(f"{word} {score:.3f}" for word, score in answers))
+    save_json(args.json, {"a": args.a, "b": args.b, "c": args.c, "answers": _scored(answers)})
+
+
+def cmd_map(args: argparse.Namespace) -> None:
+    WordVectors.load(args.vectors).plot_words(args.words, args.out)
+    print(f"wrote {args.out}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    WordVectors.load(args.vectors).save_word2vec_format(args.out, binary=args.binary)
+    print(f"wrote {args.out} (word2vec {'binary' if args.binary else 'text'} format; gensim and word2vec.c read it)")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    vectors, result = WordVectors.load(args.vectors), {}
+    if args.analogies:
+        analogies = evaluate_analogies(vectors, args.analogies)
+        result["analogy_accuracy"] = analogies.accuracy
+        print(f"analogies: accuracy {analogies.accuracy:.3f} ({analogies.skipped:,} questions skipped: unknown words)")
+    if args.pairs:
+        pairs = evaluate_word_pairs(vectors, args.pairs)
+        result.update(spearman=pairs.spearman, pearson=pairs.pearson)
+        print(f"word pairs: Spearman {pairs.spearman:.3f}, Pearson {pairs.pearson:.3f} "
+              f"({pairs.pairs} pairs, {pairs.skipped} skipped)")
+    if not result:
+        raise LmlabError("word2vec evaluate: give --analogies FILE and/or --pairs FILE")
+    save_json(args.json, result)
+
+
+def add_word2vec(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    train = add_command(actions, "train", cmd_train, "learn word vectors from a corpus (a sentence per line)")
+    add_words(train, "+", "PATH|key=value", "corpus files, directories or globs (.txt .jsonl .csv .parquet) "
+              "and dotted config overrides: epochs=10 dim=100")
+    add_text_field(train)
+    train.add_argument("--out", required=True, help="the run directory to write (vectors, config.yaml, metrics.jsonl, summary.json)")
+    train.add_argument("--unit", choices=["word", "character"], default="word",
+                       help="word: letters and digits (each Chinese character a word); character: every character")
+    train.add_argument("--keep-case", action="store_true", help="do not lowercase")
+    train.add_argument("--config", help="YAML word2vec config (architecture, dim, window, negative, ...)")
+    add_json(train, "the vocabulary size, dimensions and each epoch's loss")
+
+    similar = add_command(actions, "similar", cmd_similar, "nearest words by cosine similarity")
+    similar.add_argument("vectors", help="a vectors directory or a word2vec file")
+    similar.add_argument("words", nargs="+")
+    similar.add_argument("--topn", type=int, default=10)
+    add_json(similar, "each word's neighbours and scores")
+
+    analogy = add_command(actions, "analogy", cmd_analogy, "a - b + c: `analogy king man woman` -> queen")
+    analogy.add_argument("vectors")
+    for name in ("a", "b", "c"):
+        analogy.add_argument(name)
+    analogy.add_argument("--topn", type=int, default=5)
+    add_json(analogy, "the answers and scores")
+
+    word_map = add_command(actions, "map", cmd_map, "a 2-D PCA map of chosen words, as PNG")
+    word_map.add_argument("vectors")
+    word_map.add_argument("words", nargs="+")
+    word_map.add_argument("--out", default="words.png")
+
+    export = add_command(actions, "export", cmd_export, "write the word2vec text or binary format")
+    export.add_argument("vectors")
+    export.add_argument("out")
+    export.add_argument("--binary", action="store_true")
+
+    evaluate = add_command(actions, "evaluate", cmd_evaluate, "analogy accuracy and word-pair correlation")
+    evaluate.add_argument("vectors")
+    evaluate.add_argument("--analogies", help="a questions-words.txt style file")
+    evaluate.add_argument("--pairs", help="a WordSim-353 / SimLex-999 style TSV")
+    add_json(evaluate, "the figures")
