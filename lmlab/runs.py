@@ -114,7 +114,7 @@ def open_run(source: str | os.PathLike[str]) -> Run:
         elif path.exists():
             raise LmlabError(f"{path}: a file, not a run directory")
         else:
-            raise LmlabError(f"{source}: no such run directory, and not named pretrained weights "
+            raise LmlabError(f"{source}: no such directory, and not named pretrained weights "
                              f"(known: {', '.join(sorted(WEIGHTS))})")
     if (path / "model.json").exists():
         family, config = read_model_json(path / "model.json")

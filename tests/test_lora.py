@@ -15,6 +15,7 @@ from lmlab.config import build_config
 from lmlab.errors import LmlabError
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.hf import export_gpt2
+from lmlab.train.objectives import Objective
 from lmlab.tune.lora import (
     LoraConfig,
     LoraLinear,
@@ -202,10 +203,8 @@ def test_mistakes_are_named(tmp_path):
         build_config(LoraConfig, {"target_modules": ["c_attn"], "lora_alpha": 16})
 
 
-class RepeatObjective:
+class RepeatObjective(Objective):
     """Next-token batches of one repeated pattern: a task LoRA on a random GPT learns in a few dozen steps."""
-
-    streaming = False
 
     def __init__(self) -> None:
         pattern = torch.arange(3, 3 + 7).repeat(5)[:33]
@@ -213,9 +212,6 @@ class RepeatObjective:
 
     def training_batch(self, step: int, micro_step: int) -> dict[str, torch.Tensor]:
         return {"input_ids": self.inputs, "labels": self.labels}
-
-    def starts_stream(self, step: int, micro_step: int) -> bool:
-        return True
 
     def eval_batches(self, max_tokens):
         yield self.training_batch(0, 0)

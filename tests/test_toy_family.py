@@ -49,8 +49,7 @@ class ToyDecoder(ModelFamily, nn.Module):
     family = "toy"
     config_class = ToyConfig
     kind = "decoder"
-    default_pooling = "last"
-    tunable_for = ("classification",)
+    default_pooling = "mean"  # a bigram's last position has only seen the end-of-text mark
     lora_targets = ("mix",)
 
     def __init__(self, config: ToyConfig):

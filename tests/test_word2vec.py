@@ -429,8 +429,8 @@ def test_word2vec_cli_train_writes_a_run_directory_and_refuses_bad_keys(tmp_path
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(" ".join(s) for s in topic_sentences(1)) + "\n", encoding="utf-8")
     run = tmp_path / "run"
-    train = ["word2vec", "train", str(corpus), "--out", str(run), "--set", "min_count=1", "--set", "epochs=5",
-             "--set", "dim=16", "--set", "sample=0", "--set", "architecture=cbow"]
+    train = ["word2vec", "train", str(corpus), "--out", str(run), "min_count=1", "epochs=5",
+             "dim=16", "sample=0", "architecture=cbow"]
     assert main(train) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in out[:5]] == [f"epoch {epoch}/5" for epoch in range(1, 6)]
@@ -447,8 +447,8 @@ def test_word2vec_cli_train_writes_a_run_directory_and_refuses_bad_keys(tmp_path
     assert capsys.readouterr().err == (
         f"error: run_dir: {run} already holds files; choose another run_dir or delete it\n")
     bad = tmp_path / "bad"
-    assert main(["word2vec", "train", str(corpus), "--out", str(bad), "--set", "window_size=3"]) == 2
+    assert main(["word2vec", "train", str(corpus), "--out", str(bad), "window_size=3"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "window_size" in err and not bad.exists()
-    assert main(["word2vec", "train", str(corpus), "--out", str(bad), "--set", "epochs=0"]) == 2
+    assert main(["word2vec", "train", str(corpus), "--out", str(bad), "epochs=0"]) == 2
     assert capsys.readouterr().err.startswith("error: config: epochs: ") and not bad.exists()

@@ -78,7 +78,8 @@ def add_word2vec(parser: argparse.ArgumentParser) -> None:
     add_words(train, "+", "PATH|key=value", "corpus files, directories or globs (.txt .jsonl .csv .parquet) "
               "and dotted config overrides: epochs=10 dim=100")
     add_text_field(train)
-    train.add_argument("--out", required=True, help="the run directory to write (vectors, config.yaml, metrics.jsonl, summary.json)")
+    train.add_argument("--out", required=True,
+                       help="the run directory to write (vectors, config.yaml, metrics.jsonl, summary.json)")
     train.add_argument("--unit", choices=["word", "character"], default="word",
                        help="word: letters and digits (each Chinese character a word); character: every character")
     train.add_argument("--keep-case", action="store_true", help="do not lowercase")

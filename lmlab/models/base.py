@@ -5,8 +5,8 @@ A family's class says what it is (`ModelFamily`), so that training, tuning, eval
 pipelines ask the model instead of checking its name:
 
     kind               decoder | encoder | encoder-decoder | count-based | word-vectors | task (a tuned head)
-    default_pooling    where a task head reads one vector per text (None: no features() to read)
-    tunable_for        the fine-tuning tasks a head can be put on (lmlab.tune.tasks)
+    default_pooling    where a task head reads one vector per text (None: no features(), so no
+                       fine-tuning task can put a head on it)
     lora_targets       the modules LoRA adapts unless told otherwise (PEFT's defaults)
     lora_fan_in_fan_out  True when the Hugging Face twin stores these weights (in, out) (GPT-2's Conv1D)
     exporter           "module:function" that writes the model as a Hugging Face directory
@@ -55,7 +55,6 @@ class ModelFamily:
     config_class: ClassVar[type]
     kind: ClassVar[Kind]
     default_pooling: ClassVar[Pooling | None] = None
-    tunable_for: ClassVar[tuple[str, ...]] = ()
     lora_targets: ClassVar[tuple[str, ...]] = ()
     lora_fan_in_fan_out: ClassVar[bool] = False
     exporter: ClassVar[str | None] = None

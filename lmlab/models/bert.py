@@ -178,7 +178,6 @@ class BERT(ModelFamily, nn.Module):
     config_class = BertConfig
     kind = "encoder"
     default_pooling = "first"  # [CLS], put there for this purpose
-    tunable_for = ("classification", "tagging", "qa", "multiple_choice")
     lora_targets = ("query", "value")  # PEFT's default for BERT
     exporter = "lmlab.models.hf_bert:export_bert"
 

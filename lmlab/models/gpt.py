@@ -114,7 +114,6 @@ class GPT(ModelFamily, nn.Module):
     config_class = GPTConfig
     kind = "decoder"
     default_pooling = "last"  # the only position that has read the whole text
-    tunable_for = ("classification", "tagging", "qa", "multiple_choice")
     lora_targets = ("c_attn",)  # the fused q/k/v projection, PEFT's default for GPT-2
     lora_fan_in_fan_out = True  # GPT-2's Conv1D stores (in, out)
     exporter = "lmlab.models.hf:export_gpt2"

@@ -25,7 +25,7 @@ list in gives a list of answers, in order. Each task reads text the way its mode
 a classifier frames and cuts texts exactly as `lmlab tune` did, a BERT gets ``[CLS] ... [SEP]``.
 
 Each task is one module here, one class in `PIPELINES`; the class checks and loads its model
-(`Pipeline.from_folder`), so `pipeline` itself knows no task.
+(`Pipeline.from_run`), so `pipeline` itself knows no task.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from lmlab.errors import LmlabError
 from lmlab.pipelines.base import Pipeline
 from lmlab.pipelines.feature_extraction import FeatureExtractionPipeline
 from lmlab.pipelines.fill_mask import FillMaskPipeline
-from lmlab.pipelines.loading import family_of, locate
 from lmlab.pipelines.question_answering import QuestionAnsweringPipeline
 from lmlab.pipelines.text_classification import TextClassificationPipeline
 from lmlab.pipelines.text_generation import TextGenerationPipeline
 from lmlab.pipelines.token_classification import TokenClassificationPipeline
+from lmlab.runs import open_run
 
 __all__ = ["PIPELINES", "Pipeline", "format_answer", "json_line", "pipeline"]
 
@@ -68,8 +68,7 @@ def pipeline(task: str, model: str | os.PathLike[str], device: str | torch.devic
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise LmlabError(f"pipeline: batch_size must be a whole number >= 1, got {batch_size!r}")
     device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
-    folder = locate(model)
-    return PIPELINES[task].from_folder(task, folder, family_of(folder), device, batch_size)
+    return PIPELINES[task].from_run(task, open_run(model), device, batch_size)
 
 
 # ---- answers as text, for the command line ----------------------------------------------------------

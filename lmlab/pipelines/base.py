@@ -1,7 +1,7 @@
 """The one shape of every pipeline: texts in, plain Python answers out, a batch at a time.
 
 A pipeline class says which models it takes (`check_model`, before anything is loaded), how it
-loads one (`from_folder`), which options a call accepts (`options`, checked by `_check`), how it
+loads one (`from_run`), which options a call accepts (`options`, checked by `_check`), how it
 answers one batch of texts (`_run`) and how an answer reads on the command line (`format_answer`).
 """
 
@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.pipelines.loading import load_network
+from lmlab.runs import Run
 from lmlab.tokenizers import Tokenizer
 from lmlab.tune.encoding import pad_batch
 
@@ -31,17 +31,16 @@ class Pipeline:
             task, model, tokenizer, device, batch_size, source)
 
     @classmethod
-    def check_model(cls, task: str, folder: Path, family: str) -> None:
+    def check_model(cls, task: str, run: Run) -> None:
         """Refuse, before loading it, a model that cannot do `task`; by default any neural network can."""
-        if family == "ngram":
-            raise LmlabError(f"{folder}: {task} needs a neural network; an n-gram run only does text-generation")
+        if not issubclass(run.family_class, nn.Module):
+            raise LmlabError(f"{run.path}: {task} needs a neural network; an n-gram run only does text-generation")
 
     @classmethod
-    def from_folder(cls, task: str, folder: Path, family: str, device: torch.device, batch_size: int) -> Pipeline:
-        """The pipeline on the `family` model in `folder`, loaded onto `device`."""
-        cls.check_model(task, folder, family)
-        net, tokenizer = load_network(folder, family, device)
-        return cls(task, net, tokenizer, device, batch_size, folder)
+    def from_run(cls, task: str, run: Run, device: torch.device, batch_size: int) -> Pipeline:
+        """The pipeline on the model of `run`, loaded onto `device`."""
+        cls.check_model(task, run)
+        return cls(task, run.model(device), run.tokenizer(), device, batch_size, run.path)
 
     def __call__(self, inputs: str | Sequence[str], **options: Any) -> Any:
         unknown = sorted(set(options) - set(self.options))

@@ -12,7 +12,7 @@ from torch import nn
 
 from lmlab.errors import LmlabError
 from lmlab.pipelines.base import Pipeline
-from lmlab.pipelines.loading import load_network
+from lmlab.runs import Run
 from lmlab.tune.pooling import Pooling, pool
 
 POOLINGS = ("mean", "first", "last")
@@ -34,13 +34,13 @@ class FeatureExtractionPipeline(Pipeline):
         self.framed = self.tokenizer.token_to_id("[CLS]") is not None  # BERT reads [CLS] text [SEP]
 
     @classmethod
-    def from_folder(cls, task: str, folder: Path, family: str, device: torch.device,
-                    batch_size: int) -> FeatureExtractionPipeline:
-        cls.check_model(task, folder, family)
-        net, tokenizer = load_network(folder, family, device)
-        if not hasattr(net, "features"):
-            raise LmlabError(f"{folder}: feature-extraction needs a bert or gpt backbone, not a {family} model")
-        return cls(task, net, tokenizer, device, batch_size, folder, max_length=_max_length(folder, net),
+    def from_run(cls, task: str, run: Run, device: torch.device, batch_size: int) -> FeatureExtractionPipeline:
+        cls.check_model(task, run)
+        if run.family_class.default_pooling is None:
+            raise LmlabError(f"{run.path}: feature-extraction needs a backbone with hidden states to read (an "
+                             f"encoder or a Transformer decoder), not a {run.family} model")
+        net, folder = run.model(device), run.path
+        return cls(task, net, run.tokenizer(), device, batch_size, folder, max_length=_max_length(folder, net),
                    normalize=_sentence_transformers_normalizes(folder))
 
     @staticmethod

@@ -9,6 +9,7 @@ from safetensors import safe_open
 
 from lmlab.errors import LmlabError
 from lmlab.pipelines.base import Pipeline, check_top_k
+from lmlab.runs import Run
 
 
 class FillMaskPipeline(Pipeline):
@@ -23,11 +24,12 @@ class FillMaskPipeline(Pipeline):
             raise LmlabError(f"{self.source}: the tokenizer has no [MASK] token to fill")
 
     @classmethod
-    def check_model(cls, task: str, folder: Path, family: str) -> None:
-        super().check_model(task, folder, family)
-        if family not in ("bert", "hf-bert"):
-            raise LmlabError(f"{folder}: fill-mask needs a BERT (a masked language model), not a {family} model")
-        if family == "hf-bert" and not _has_mlm_head(folder):
+    def check_model(cls, task: str, run: Run) -> None:
+        super().check_model(task, run)
+        if run.family_class.kind != "encoder":
+            raise LmlabError(f"{run.path}: fill-mask needs a BERT (a masked language model), not a {run.family} model")
+        folder = run.path
+        if not (folder / "model.json").exists() and not _has_mlm_head(folder):  # a Hugging Face directory
             raise LmlabError(f"{folder}: this BERT directory has no masked-LM head (cls.predictions), so it cannot "
                              "fill masks (all-MiniLM-L6-v2 ships only the encoder); use it for feature-extraction")
 

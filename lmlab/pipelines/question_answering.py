@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 from lmlab.errors import LmlabError
 from lmlab.pipelines.base import Pipeline
 from lmlab.pipelines.loading import check_tuned_task
+from lmlab.runs import Run
 from lmlab.tune.encoding import pad_batch
 from lmlab.tune.tasks.qa import best_spans, qa_windows
 
@@ -24,8 +24,8 @@ class QuestionAnsweringPipeline(Pipeline):
     options = ("doc_stride", "max_answer_len")
 
     @classmethod
-    def check_model(cls, task: str, folder: Path, family: str) -> None:
-        check_tuned_task(task, folder, family, "qa")
+    def check_model(cls, task: str, run: Run) -> None:
+        check_tuned_task(task, run, "qa")
 
     @staticmethod
     def format_answer(text: str, answer: Any) -> str:

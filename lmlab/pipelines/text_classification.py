@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from lmlab.errors import LmlabError
 from lmlab.pipelines.base import Pipeline, check_top_k
+from lmlab.runs import Run
 from lmlab.tune.encoding import frame_text
 
 
@@ -16,11 +16,11 @@ class TextClassificationPipeline(Pipeline):
     options = ("top_k",)
 
     @classmethod
-    def check_model(cls, task: str, folder: Path, family: str) -> None:
-        super().check_model(task, folder, family)
-        if family != "tuned":
-            raise LmlabError(f"{folder}: {task} needs a classifier fine-tuned with `lmlab tune` (model.json family "
-                             f"'tuned'), not a {family} model")
+    def check_model(cls, task: str, run: Run) -> None:
+        super().check_model(task, run)
+        if run.family_class.kind != "task":
+            raise LmlabError(f"{run.path}: {task} needs a classifier fine-tuned with `lmlab tune` (model.json family "
+                             f"'tuned'), not a {run.family} model")
 
     @staticmethod
     def format_answer(text: str, answer: Any) -> str:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams
 from lmlab.models.language_model import CausalLanguageModel, LanguageModel
 from lmlab.pipelines.base import Pipeline
-from lmlab.pipelines.loading import load_network
-from lmlab.runs import load_language_model
+from lmlab.runs import Run
 
 
 class TextGenerationPipeline(Pipeline):
@@ -21,15 +20,15 @@ class TextGenerationPipeline(Pipeline):
     options = tuple(GenerationParams.model_fields)
 
     @classmethod
-    def from_folder(cls, task: str, folder: Path, family: str, device: torch.device,
-                    batch_size: int) -> TextGenerationPipeline:
-        """Any model behind the `LanguageModel` interface: an n-gram run's own, or a causal network's."""
-        if family == "ngram":
-            return cls(task, load_language_model(folder), None, device, batch_size, folder)
-        net, tokenizer = load_network(folder, family, device)
-        if not hasattr(net, "new_cache"):
+    def from_run(cls, task: str, run: Run, device: torch.device, batch_size: int) -> TextGenerationPipeline:
+        """Any model behind the `LanguageModel` interface: a count-based run's own, or a causal network's."""
+        folder = run.path
+        if not issubclass(run.family_class, nn.Module):
+            return cls(task, run.language_model(), None, device, batch_size, folder)
+        if run.family_class.kind != "decoder":
             raise LmlabError(f"{folder}: text-generation needs a causal language model (gpt, rnn, mlp or ngram), "
-                             f"not a {family} model")
+                             f"not a {run.family} model")
+        net, tokenizer = run.model(device), run.tokenizer()
         if tokenizer.eos_id is None:
             raise LmlabError(f"{folder}/tokenizer.json: no end-of-text token for generation to stop at")
         return cls(task, CausalLanguageModel(net, tokenizer), tokenizer, device, batch_size, folder)

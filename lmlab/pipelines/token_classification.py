@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lmlab.pipelines.base import Pipeline
 from lmlab.pipelines.loading import check_tuned_task
-from lmlab.tune.encoding import bert_frame
+from lmlab.runs import Run
+from lmlab.tune.encoding import cls_sep_frame
 from lmlab.tune.tasks.tagging import first_subwords
 
 
@@ -25,15 +25,15 @@ class TokenClassificationPipeline(Pipeline):
     """
 
     @classmethod
-    def check_model(cls, task: str, folder: Path, family: str) -> None:
-        check_tuned_task(task, folder, family, "tagging")
+    def check_model(cls, task: str, run: Run) -> None:
+        check_tuned_task(task, run, "tagging")
 
     @staticmethod
     def format_answer(text: str, answer: Any) -> str:
         return f"{text}\t" + ", ".join(f"{e['entity_group']} {e['word']!r} {e['score']:.3f}" for e in answer)
 
     def _run(self, texts: list[str], first_index: int) -> list[Any]:
-        framed = bert_frame(self.tokenizer) is not None
+        framed = cls_sep_frame(self.tokenizer) is not None
         encodings = [self.tokenizer.backend.encode(text, add_special_tokens=framed) for text in texts]
         block = self.model.config.block_size
         rows = [list(e.ids)[: block - 1] + list(e.ids)[-1:] if len(e.ids) > block else list(e.ids)

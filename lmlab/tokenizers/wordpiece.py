@@ -47,11 +47,11 @@ def train_wordpiece(
         show_progress=show_progress,
     )
     backend.train_from_iterator(texts, trainer)
-    _add_bert_frame(backend)
+    _add_cls_sep_frame(backend)
     return backend
 
 
-def _add_bert_frame(backend: tokenizers.Tokenizer) -> None:
+def _add_cls_sep_frame(backend: tokenizers.Tokenizer) -> None:
     """``[CLS] a [SEP]`` and ``[CLS] a [SEP] b [SEP]`` when special tokens are asked for, as BERT expects."""
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     if cls_id is None or sep_id is None:

@@ -19,7 +19,7 @@ from lmlab.tokenizers import Tokenizer
 Batch = dict[str, Tensor]
 
 
-def bert_frame(tokenizer: Tokenizer) -> tuple[int, int] | None:
+def cls_sep_frame(tokenizer: Tokenizer) -> tuple[int, int] | None:
     """([CLS], [SEP]) ids for a BERT-style tokenizer, None for a decoder's."""
     cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     return None if cls is None or sep is None else (cls, sep)

@@ -63,10 +63,8 @@ class TunedModel(ModelFamily, nn.Module):
         self.config = config
         self.backbone = backbone if backbone is not None else model_from_config(
             config.base_family, config.base_config, source="tuned model's base")
-        tasks = getattr(self.backbone, "tunable_for", ())
-        if config.task not in tasks:
-            can = f"it can be tuned for {', '.join(tasks)}" if tasks else "it has no features() to put a head on"
-            raise LmlabError(f"a {config.base_family} model cannot be tuned for {config.task} ({can})")
+        if getattr(self.backbone, "default_pooling", None) is None:
+            raise LmlabError(f"a {config.base_family} model has no features() to put a task head on")
         head = build_config(HeadConfig, config.head, source="head")
         self.pooling: Pooling = head.pooling or self.backbone.default_pooling
         self.method = build_config(MethodConfig, config.method, source="method")

@@ -33,6 +33,7 @@ from lmlab.metrics.classification import majority_baseline, precision_recall_f1
 from lmlab.models.base import LMOutput
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.loop import LoopConfig
+from lmlab.train.objectives import Objective
 from lmlab.tune.encoding import Batch
 from lmlab.tune.pooling import Pooling
 
@@ -87,7 +88,7 @@ class Examples(Protocol):
     ids: Sequence[Any]  # one entry per example: the token ids the model reads
 
 
-class TaskObjective(ABC):
+class TaskObjective(Objective, ABC):
     """A task's objective for the one training loop: its examples in batches, drawn epoch by epoch, and its figures."""
 
     streaming = False

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from lmlab.errors import LmlabError
 from lmlab.models.base import LMOutput
 from lmlab.tokenizers import Tokenizer
-from lmlab.tune.encoding import Batch, bert_frame, pad_batch
+from lmlab.tune.encoding import Batch, cls_sep_frame, pad_batch
 from lmlab.tune.pooling import Pooling, pool
 from lmlab.tune.tasks.base import HeadConfig, TaskHead, TaskObjective, TaskSettings, label_figures, predict_scores
 from lmlab.tune.tasks.jsonl import JsonlTask
@@ -59,7 +59,7 @@ def encode_pair(tokenizer: Tokenizer, question: str, choice: str, block_size: in
     A pair too long for the block loses tokens from the end of its longer part first (longest first).
     """
     asked, answer = tokenizer.encode(question), tokenizer.encode(choice)
-    frame = bert_frame(tokenizer)
+    frame = cls_sep_frame(tokenizer)
     extra = 3 if frame else (1 if tokenizer.eos_id is not None else 0)
     while len(asked) + len(answer) + extra > block_size:
         if len(asked) >= len(answer):

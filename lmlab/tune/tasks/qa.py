@@ -24,7 +24,7 @@ from lmlab.errors import LmlabError
 from lmlab.metrics.qa import squad_scores
 from lmlab.models.base import LMOutput
 from lmlab.tokenizers import Tokenizer
-from lmlab.tune.encoding import Batch, bert_frame, pad_batch
+from lmlab.tune.encoding import Batch, cls_sep_frame, pad_batch
 from lmlab.tune.pooling import Pooling
 from lmlab.tune.tasks.base import HeadConfig, TaskHead, TaskObjective, TaskSettings
 from lmlab.tune.tasks.jsonl import JsonlTask
@@ -70,7 +70,7 @@ def qa_windows(tokenizer: Tokenizer, question: str, context: str, block_size: in
     Token offsets come from the tokenizer (characters of the original context, whatever the
     normalizer lowercased or stripped), so a token span maps back to the exact text.
     """
-    frame = bert_frame(tokenizer)
+    frame = cls_sep_frame(tokenizer)
     if frame is None:
         raise LmlabError("extractive QA reads [CLS] question [SEP] context [SEP]: it needs a BERT-style tokenizer")
     cls, sep = frame

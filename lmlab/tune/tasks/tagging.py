@@ -24,7 +24,7 @@ from lmlab.errors import LmlabError
 from lmlab.metrics.entities import entity_scores
 from lmlab.models.base import LMOutput
 from lmlab.tokenizers import Tokenizer
-from lmlab.tune.encoding import Batch, bert_frame, pad_batch
+from lmlab.tune.encoding import Batch, cls_sep_frame, pad_batch
 from lmlab.tune.pooling import Pooling
 from lmlab.tune.tasks.base import IGNORE, HeadConfig, TaskHead, TaskObjective, TaskSettings, label_figures
 from lmlab.tune.tasks.jsonl import JsonlTask
@@ -56,7 +56,7 @@ class TaggedExamples:
 
 def align_words(tokenizer: Tokenizer, words: Sequence[str], block_size: int) -> tuple[list[int], list[int | None]]:
     """Ids of the pre-split `words` (framed as the model reads text) and each token's word index (None: special)."""
-    framed = bert_frame(tokenizer) is not None
+    framed = cls_sep_frame(tokenizer) is not None
     encoding = tokenizer.backend.encode(list(words), is_pretokenized=True, add_special_tokens=framed)
     ids, word_ids = list(encoding.ids), list(encoding.word_ids)
     if not framed and tokenizer.eos_id is not None:
