@@ -28,6 +28,8 @@ WATCHED = "lm_eval.models"
 
 def register() -> None:
     """Register "lmlab" in lm-eval's model registry, unless a model of that name is already there."""
+    # Imported only now, after lm_eval.models has loaded: the hook runs in every interpreter and must
+    # cost nothing (nor fail) where lm-eval is never used or not installed.
     from lm_eval.api.registry import model_registry
 
     # The adapter may have registered the class itself; a second entry would be a collision error.
@@ -41,7 +43,7 @@ def _register_quietly() -> None:
     try:
         register()
     except Exception as exc:  # noqa: BLE001
-        import warnings
+        import warnings  # only on this rare path: the hook imports nothing but sys at interpreter start
 
         warnings.warn(f"lmlab: could not register the 'lmlab' model with lm-eval: {exc}", stacklevel=2)
 

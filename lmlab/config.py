@@ -7,11 +7,12 @@ Every config class derives from `Config`, which forbids unknown keys, so a typo 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from lmlab.errors import LmlabError
 from lmlab.files import write_text
@@ -23,6 +24,18 @@ class Config(BaseModel):
     """Base of every lmlab config: strict about keys, tolerant of YAML's natural types."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def registered(names: Mapping[str, Any], what: str) -> AfterValidator:
+    """A field validator: the value must be a key of the registry `names` (looked up when validating, so a
+    name registered later counts). Use as ``Annotated[str, registered(OBJECTIVES, "objective")]``."""
+
+    def check(value: str) -> str:
+        if value not in names:
+            raise ValueError(f"unknown {what} {value!r}; known: {', '.join(names)}")
+        return value
+
+    return AfterValidator(check)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

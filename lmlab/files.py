@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
 from lmlab.errors import LmlabError
 
 
@@ -93,8 +96,6 @@ def read_jsonl(path: str | os.PathLike[str], what: str = "JSONL file") -> list[t
 @contextlib.contextmanager
 def safetensors_errors(path: str | os.PathLike[str]) -> Iterator[None]:
     """Turn a missing, truncated or corrupt safetensors file into a LmlabError naming it."""
-    from safetensors import SafetensorError
-
     try:
         yield
     except FileNotFoundError:
@@ -105,15 +106,11 @@ def safetensors_errors(path: str | os.PathLike[str]) -> Iterator[None]:
 
 def write_arrays(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
     """Write NumPy arrays as a safetensors file, atomically (the weights of the non-neural models)."""
-    from safetensors.numpy import save_file
-
     with atomic_path(path) as tmp:
         save_file(arrays, str(tmp))
 
 
 def read_arrays(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The NumPy arrays of a safetensors file; a missing or damaged file is a LmlabError naming it."""
-    from safetensors.numpy import load_file
-
     with safetensors_errors(path):
         return load_file(str(path))

@@ -94,6 +94,7 @@ class Run:
         ``predict_end``: neural models also score end-of-text after each text, as n-gram models
         always score ``</s>``, so that models of different generations predict the same units.
         """
+        self.family_class.check_scores_text()
         return self.model(device).language_model(self.tokenizer(), max_length=self.block_size,
                                                  predict_end=predict_end)
 

@@ -61,24 +61,13 @@ def family_names_in(path: Path) -> list[str]:
     return sorted(found, key=lambda hit: int(hit.split(":")[0]))
 
 
-# Still to do (issue 10 is open): word2vec trains through its own trainer and CLI verb rather than
-# through the registry (a "word-vectors" kind in lmlab.train.dispatch, a `lmlab vectors` verb). The
-# list is exact: a new offender fails this test, and so does fixing one without striking it here.
-NOT_YET_THROUGH_THE_REGISTRY = {
-    "cli/__init__.py": ["35: the string 'word2vec'"],
-    "cli/word2vec.py": ["14: import of lmlab.models.word2vec", "15: import of train_word2vec_run"],
-    "train/vectors.py": ["38: import of lmlab.models.word2vec", "38: import of train_word2vec",
-                         "43: the string 'word2vec'", "43: the string 'word2vec'", "96: the string 'word2vec'"],
-}
-
-
 def test_no_family_name_in_code_outside_the_models_package():
     offenders = {
         str(path.relative_to(PACKAGE)): hits
         for path in sorted(PACKAGE.rglob("*.py"))
         if "models" not in path.relative_to(PACKAGE).parts and (hits := family_names_in(path))
     }
-    assert offenders == NOT_YET_THROUGH_THE_REGISTRY
+    assert offenders == {}
 
 
 def test_the_check_finds_what_it_is_for(tmp_path):

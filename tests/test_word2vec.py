@@ -28,7 +28,7 @@ from lmlab.models.word2vec import (
     spearman,
     train_word2vec,
 )
-from lmlab.train.vectors import Word2VecRunModel, Word2VecTrainConfig, train_word2vec_run
+from lmlab.train.vectors import VectorsTrainConfig, train_vectors_run
 
 TEST_DATA = Path(gensim.__file__).parent / "test" / "test_data"
 
@@ -344,29 +344,29 @@ def test_word2vec_cli_trains_queries_and_exports_for_gensim(tmp_path: Path, caps
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "vectors"
-    assert main(["word2vec", "train", str(corpus), "--out", str(out), "min_count=1", "epochs=10", "dim=16",
+    assert main(["vectors", "train", str(corpus), "--out", str(out), "min_count=1", "epochs=10", "dim=16",
                  "sample=0", "--json", str(tmp_path / "train.json")]) == 0
     trained = json.loads((tmp_path / "train.json").read_text())
     assert trained["dim"] == 16 and trained["words"] == 8 and len(trained["epochs"]) == 10
-    assert main(["word2vec", "similar", str(out), "cat", "--topn", "3", "--json", str(tmp_path / "similar.json")]) == 0
+    assert main(["vectors", "similar", str(out), "cat", "--topn", "3", "--json", str(tmp_path / "similar.json")]) == 0
     neighbours = capsys.readouterr().out.splitlines()[-1]
     assert neighbours.startswith("cat:") and set(re.findall(r"[a-z]+", neighbours[4:])) <= {"dog", "pet", "fur"}
     [similar] = json.loads((tmp_path / "similar.json").read_text())
     assert similar["word"] == "cat" and [n["word"] for n in similar["neighbours"]] == re.findall(
         r"([a-z]+) [\d.-]+", neighbours[4:])
-    assert main(["word2vec", "analogy", str(out), "dog", "cat", "bank", "--topn", "2",
+    assert main(["vectors", "analogy", str(out), "dog", "cat", "bank", "--topn", "2",
                  "--json", str(tmp_path / "analogy.json")]) == 0
     analogy = json.loads((tmp_path / "analogy.json").read_text())
     assert (analogy["a"], analogy["b"], analogy["c"]) == ("dog", "cat", "bank") and len(analogy["answers"]) == 2
     assert capsys.readouterr().out.startswith("dog - cat + bank = " + analogy["answers"][0]["word"])
-    assert main(["word2vec", "export", str(out), str(tmp_path / "v.bin"), "--binary"]) == 0
+    assert main(["vectors", "export", str(out), str(tmp_path / "v.bin"), "--binary"]) == 0
     loaded = KeyedVectors.load_word2vec_format(str(tmp_path / "v.bin"), binary=True)
     assert np.array_equal(loaded["bank"], WordVectors.load(out)["bank"])
-    assert main(["word2vec", "map", str(out), "cat", "dog", "bank", "--out", str(tmp_path / "m.png")]) == 0
+    assert main(["vectors", "map", str(out), "cat", "dog", "bank", "--out", str(tmp_path / "m.png")]) == 0
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
-    assert main(["word2vec", "train", str(corpus), "--out", str(tmp_path / "x"), "dimm=3"]) == 2
+    assert main(["vectors", "train", str(corpus), "--out", str(tmp_path / "x"), "dimm=3"]) == 2
     assert "dimm" in capsys.readouterr().err and not (tmp_path / "x").exists()
-    assert main(["word2vec", "similar", str(out), "unicorn"]) == 2
+    assert main(["vectors", "similar", str(out), "unicorn"]) == 2
 
 
 # -- a run directory ------------------------------------------------------------------------------
@@ -383,10 +383,10 @@ def test_a_word2vec_run_writes_config_metrics_summary_and_vectors(tmp_path: Path
     corpus = tmp_path / "corpus.jsonl"  # ten sentences a document, under a field other than "text"
     corpus.write_text("".join(json.dumps({"body": "\n".join(" ".join(s) for s in sentences[i:i + 10])}) + "\n"
                               for i in range(0, len(sentences), 10)), encoding="utf-8")
-    model = Word2VecRunModel(dim=12, epochs=4, min_count=1, sample=0, seed=0)
-    cfg = Word2VecTrainConfig(run_dir=str(tmp_path / "run"), paths=[str(corpus)], text_field="body", model=model)
+    model = {"family": "word2vec", "dim": 12, "epochs": 4, "min_count": 1, "sample": 0, "seed": 0}
+    cfg = VectorsTrainConfig(run_dir=str(tmp_path / "run"), paths=[str(corpus)], text_field="body", model=model)
     printed = io.StringIO()
-    result = train_word2vec_run(cfg, console=Console(file=printed))
+    result = train_vectors_run(cfg, console=Console(file=printed))
     run = tmp_path / "run"
     assert result.run_dir == run and sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "run"]
     assert sorted(p.name for p in run.iterdir()) == RUN_FILES
@@ -405,9 +405,10 @@ def test_a_word2vec_run_writes_config_metrics_summary_and_vectors(tmp_path: Path
     assert (result.steps, result.tokens_seen, result.train_loss, result.val_loss) == (4, 4 * 4800, metrics[-1]["loss"],
                                                                                       None)
     assert result.seconds >= sum(m["seconds"] for m in metrics) > 0
-    assert load_config(Word2VecTrainConfig, run / "config.yaml") == cfg
+    assert load_config(VectorsTrainConfig, run / "config.yaml") == cfg
     spec = json.loads((run / "model.json").read_text(encoding="utf-8"))
-    assert spec["family"] == "word2vec" and spec["config"] == model.model_dump(mode="json", exclude={"family"})
+    assert spec["family"] == "word2vec" and spec["config"] == Word2VecConfig(
+        dim=12, epochs=4, min_count=1, sample=0, seed=0).model_dump(mode="json")
 
     loaded = WordVectors.load(run)
     assert loaded.words == result.vectors.words and np.array_equal(loaded.vectors, result.vectors.vectors)
@@ -419,7 +420,7 @@ def test_a_word2vec_run_writes_config_metrics_summary_and_vectors(tmp_path: Path
 
     before = (run / "model.safetensors").read_bytes()
     with pytest.raises(LmlabError, match=f"run_dir: {re.escape(str(run))} already holds files"):
-        train_word2vec_run(cfg, console=Console(file=io.StringIO()))
+        train_vectors_run(cfg, console=Console(file=io.StringIO()))
     assert (run / "model.safetensors").read_bytes() == before and sorted(p.name for p in run.iterdir()) == RUN_FILES
 
 
@@ -429,26 +430,46 @@ def test_word2vec_cli_train_writes_a_run_directory_and_refuses_bad_keys(tmp_path
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(" ".join(s) for s in topic_sentences(1)) + "\n", encoding="utf-8")
     run = tmp_path / "run"
-    train = ["word2vec", "train", str(corpus), "--out", str(run), "min_count=1", "epochs=5",
+    train = ["vectors", "train", str(corpus), "--out", str(run), "min_count=1", "epochs=5",
              "dim=16", "sample=0", "architecture=cbow"]
     assert main(train) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in out[:5]] == [f"epoch {epoch}/5" for epoch in range(1, 6)]
-    assert out[5] == f"20 words x 16 dimensions (cbow); wrote {run}/" and out[6].startswith("next: lmlab word2vec")
+    assert out[5] == f"20 words x 16 dimensions (cbow); wrote {run}/" and out[6].startswith("next: lmlab vectors")
     assert sorted(p.name for p in run.iterdir()) == RUN_FILES and len(read_metrics(run)) == 5
-    cfg = load_config(Word2VecTrainConfig, run / "config.yaml")
-    assert (cfg.run_dir, cfg.paths, cfg.unit, cfg.keep_case) == (str(run), [str(corpus)], "word", False)
-    assert (cfg.model.family, cfg.model.epochs, cfg.model.dim, cfg.model.architecture) == ("word2vec", 5, 16, "cbow")
+    cfg = load_config(VectorsTrainConfig, run / "config.yaml")
+    settings = cfg.model_settings()
+    assert (cfg.run_dir, cfg.paths, settings.unit, settings.keep_case) == (str(run), [str(corpus)], "word", False)
+    assert (settings.family, settings.epochs, settings.dim, settings.architecture) == ("word2vec", 5, 16, "cbow")
     assert json.loads((run / "summary.json").read_text(encoding="utf-8"))["epochs"] == 5
-    assert main(["word2vec", "similar", str(run), "sky1", "--topn", "3"]) == 0
+    assert main(["vectors", "similar", str(run), "sky1", "--topn", "3"]) == 0
     assert re.fullmatch(r"sky1: sky\d \S+, sky\d \S+, sky\d \S+\n", capsys.readouterr().out)
 
     assert main(train) == 2
     assert capsys.readouterr().err == (
         f"error: run_dir: {run} already holds files; choose another run_dir or delete it\n")
     bad = tmp_path / "bad"
-    assert main(["word2vec", "train", str(corpus), "--out", str(bad), "window_size=3"]) == 2
+    assert main(["vectors", "train", str(corpus), "--out", str(bad), "window_size=3"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "window_size" in err and not bad.exists()
-    assert main(["word2vec", "train", str(corpus), "--out", str(bad), "epochs=0"]) == 2
-    assert capsys.readouterr().err.startswith("error: config: epochs: ") and not bad.exists()
+    assert main(["vectors", "train", str(corpus), "--out", str(bad), "epochs=0"]) == 2
+    assert capsys.readouterr().err.startswith("error: config: model.epochs: ") and not bad.exists()
+
+
+def test_lmlab_train_takes_word2vec_through_the_registry(tmp_path: Path, packed_dir: Path, capsys) -> None:
+    """`lmlab train model.family=word2vec` finds the trainer by the family's kind, and the run is what
+    `lmlab vectors train` writes; eval compare says it gives no probabilities rather than failing oddly."""
+    from lmlab.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in topic_sentences(1)) + "\n", encoding="utf-8")
+    settings = ["model.min_count=1", "model.epochs=3", "model.dim=8", "model.sample=0"]
+    assert main(["train", "model.family=word2vec", f"paths={corpus}", f"run_dir={tmp_path / 'a'}", *settings]) == 0
+    assert main(["vectors", "train", str(corpus), "--out", str(tmp_path / "b"),
+                 *(s.removeprefix("model.") for s in settings)]) == 0
+    a, b = WordVectors.load(tmp_path / "a"), WordVectors.load(tmp_path / "b")
+    assert a.words == b.words and np.array_equal(a.vectors, b.vectors)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == RUN_FILES
+    capsys.readouterr()
+    assert main(["eval", "compare", str(tmp_path / "a"), "--data", str(packed_dir)]) == 2
+    assert "word2vec model (word-vectors) gives no next-token probabilities" in capsys.readouterr().err

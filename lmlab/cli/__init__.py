@@ -3,7 +3,7 @@
     lmlab data stats|prepare   lmlab tokenizer train   lmlab datasets list|get
     lmlab train                lmlab eval [compare|sheet|ratings]     lmlab generate
     lmlab tune [compare]       lmlab pipeline TASK --model RUN [TEXT ...]
-    lmlab word2vec train|similar|analogy|map|export|evaluate
+    lmlab vectors train|similar|analogy|map|export|evaluate
     lmlab export / import      lmlab report             lmlab quickstart
 
 A verb module defines its arguments and handlers; a handler parses nothing more, calls the library and
@@ -32,9 +32,9 @@ VERBS: dict[str, tuple[str, str]] = {
              "several methods on the same split)"),
     "generate": ("lmlab.cli.generate:add_generate", "continue prompts with a trained model"),
     "pipeline": ("lmlab.cli.pipeline:add_pipeline", "run a model on texts: `pipeline TASK --model RUN [TEXT ...]`"),
-    "word2vec": ("lmlab.cli.word2vec:add_word2vec", "word vectors: skip-gram and CBOW with negative sampling"),
-    "export": ("lmlab.cli.export:add_export", "write a run's GPT as a Hugging Face GPT-2 directory"),
-    "import": ("lmlab.cli.export:add_import", "import a Hugging Face GPT-2 directory (safetensors) into lmlab"),
+    "vectors": ("lmlab.cli.vectors:add_vectors", "word vectors (word2vec): skip-gram and CBOW, negative sampling"),
+    "export": ("lmlab.cli.export:add_export", "write a run's model as a Hugging Face directory (GPT-2, BERT)"),
+    "import": ("lmlab.cli.export:add_import", "import a Hugging Face directory (GPT-2, BERT; safetensors) into lmlab"),
     "report": ("lmlab.cli.report:add_report", "loss and learning-rate curves and an HTML summary of a run"),
     "quickstart": ("lmlab.cli.quickstart:add_quickstart", "the whole pipeline on English + Chinese in a few minutes"),
 }

@@ -14,7 +14,7 @@ Handler = Callable[[argparse.Namespace], None]
 
 
 def add_command(actions: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-    """One subcommand (`data prepare`, `word2vec similar`, ...) of a verb's `add_subparsers()`, run by `handler`."""
+    """One subcommand (`data prepare`, `vectors similar`, ...) of a verb's `add_subparsers()`, run by `handler`."""
     command = actions.add_parser(name, help=help_text, description=help_text)
     command.set_defaults(handler=handler)
     return command

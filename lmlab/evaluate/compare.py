@@ -108,6 +108,7 @@ def comparison_markdown(rows: Sequence[ComparisonRow]) -> str:
 
 def plot_comparison(rows: Sequence[ComparisonRow], path: str | Path) -> None:
     """A horizontal bar per model, bits per byte, best at the top."""
+    # matplotlib is slow to import and only drawing needs it, so it is imported here, not with the module.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -89,6 +89,7 @@ def results_json(results: Results, with_samples: bool = False) -> dict[str, Any]
 def plot_results(results: Results, path: str | Path) -> None:
     """One panel per task, a bar per run: its first metric, or bits per byte for a perplexity set
     (word perplexity is meaningless for text without spaces, and perplexities span decades)."""
+    # matplotlib is slow to import and only drawing needs it, so it is imported here, not with the module.
     import matplotlib
 
     matplotlib.use("Agg")

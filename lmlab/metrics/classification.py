@@ -237,6 +237,7 @@ def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[Label], path: str
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(labels):
         raise LmlabError(f"plot_confusion_matrix: a matrix of shape {matrix.shape} does not fit "
                          f"{len(labels)} labels; it must be square with one row per label")
+    # matplotlib is slow to import and only drawing needs it, so it is imported here, not with the module.
     import matplotlib
 
     matplotlib.use("Agg")

@@ -87,7 +87,7 @@ def save_model(model: nn.Module, out_dir: str | os.PathLike[str]) -> None:
     tensors = {name: tensor.cpu() for name, tensor in unique_state_dict(model).items()}
     with atomic_path(out / "model.safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
-    write_json(out / "model.json", {"family": model.family, "config": dataclasses.asdict(model.config)})
+    write_json(out / "model.json", {"family": model.family, "config": model.config_dict()})
 
 
 def read_safetensors(path: str | os.PathLike[str]) -> dict[str, Tensor]:

@@ -11,6 +11,7 @@ pipelines ask the model instead of checking its name:
     lora_fan_in_fan_out  True when the Hugging Face twin stores these weights (in, out) (GPT-2's Conv1D)
     exporter           "module:function" that writes the model as a Hugging Face directory
     describe(config)   the model in a few words, for tables: "GPT 4x128"
+    language_model()   the model behind the LanguageModel interface (check_scores_text: whether it has one)
 
 A family (GPT today, LLaMA-style tomorrow) is one file under ``lmlab/models``; generation, evaluation
 and training only rely on what is written here:
@@ -71,12 +72,17 @@ class ModelFamily:
         """The model's config as plain data, as model.json stores it."""
         return self.config.model_dump() if hasattr(self.config, "model_dump") else dataclasses.asdict(self.config)
 
+    @classmethod
+    def check_scores_text(cls) -> None:
+        """Refuse, saying why, where the family gives no probabilities of text (so no `LanguageModel`)."""
+        if cls.kind != "decoder":
+            raise LmlabError(f"a {cls.family} model ({cls.kind}) gives no next-token probabilities, so it cannot "
+                             "score or generate text; use a decoder (a causal language model)")
+
     def language_model(self, tokenizer: Tokenizer, max_length: int | None = None,
                        predict_end: bool = False) -> LanguageModel:
         """This model behind the `LanguageModel` interface, if it gives next-token probabilities."""
-        if self.kind != "decoder":
-            raise LmlabError(f"a {self.family} model ({self.kind}) gives no next-token probabilities, so it cannot "
-                             "score or generate text; use a decoder (a causal language model)")
+        self.check_scores_text()
         return CausalLanguageModel(self, tokenizer, max_length=max_length, predict_end=predict_end)  # type: ignore[arg-type]
 
 

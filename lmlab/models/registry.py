@@ -22,6 +22,7 @@ FAMILIES: dict[str, str | type] = {
     "mlp": "lmlab.models.mlp:BengioMLP",
     "rnn": "lmlab.models.rnn:RNNLanguageModel",
     "ngram": "lmlab.models.ngram.family:CountedNgram",
+    "word2vec": "lmlab.models.word2vec.family:Word2Vec",
     "tuned": "lmlab.tune.model:TunedModel",
 }
 
@@ -54,6 +55,14 @@ def family_class(name: str, source: str = "model config") -> Any:
         raise LmlabError(f"{source}: unknown model family {name!r} (known: {', '.join(sorted(FAMILIES))})")
     cls = FAMILIES[name] = resolve(FAMILIES[name])
     return cls
+
+
+def family_of_kind(kind: str) -> Any:
+    """The one registered family of `kind` (for commands that serve a kind, such as word vectors)."""
+    found = [cls for cls in map(family_class, list(FAMILIES)) if cls.kind == kind]
+    if len(found) != 1:
+        raise LmlabError(f"{len(found)} registered model families are of kind {kind!r}; expected exactly one")
+    return found[0]
 
 
 def hf_directory_reader(model_type: str, source: str) -> Any:

@@ -18,44 +18,32 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
+from rich.console import Console
 
-from lmlab.config import Config, build_config, save_config
+from lmlab.config import save_config
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, write_json
-from lmlab.models.registry import family_class
 from lmlab.tokenizers import Tokenizer
+from lmlab.train.family_config import FamilyRunConfig
 from lmlab.train.loop import TrainResult
 
 
-class CountingTrainConfig(Config):
+class CountingTrainConfig(FamilyRunConfig):
     run_dir: str = "runs/counted"
     data: str = Field(description="a packed directory (train.bin, val.bin, meta.json, tokenizer.json)")
-    model: dict[str, Any] = Field(description="family and the family's own settings (order, estimator, ...)")
-
-    @model_validator(mode="after")
-    def _model_settings(self) -> CountingTrainConfig:
-        self.model_settings()  # a wrong key or value is named when the config is read
-        return self
-
-    def model_settings(self) -> Any:
-        """The model section validated by the family's own config class."""
-        return build_config(family_class(str(self.model.get("family", "")), "model.family").config_class, self.model,
-                            section="model")
 
 
-def train_counting_run(cfg: CountingTrainConfig) -> TrainResult:
+def train_counting_run(cfg: CountingTrainConfig, console: Console | None = None) -> TrainResult:
     """Count the configured model on the train split; write its run directory, complete or not at all."""
     started = time.perf_counter()
     run_dir = Path(cfg.run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise LmlabError(f"run_dir: {run_dir} already holds files; choose another run_dir or delete it")
     shards = TokenShards(cfg.data)
-    model_class = family_class(str(cfg.model.get("family", "")), "model.family")
-    model = model_class.count(shards, Tokenizer.load(Path(cfg.data) / "tokenizer.json"), cfg.model_settings())
+    model = cfg.model_class().count(shards, Tokenizer.load(Path(cfg.data) / "tokenizer.json"), cfg.model_settings())
     seconds = time.perf_counter() - started
     with atomic_path(run_dir) as staging:
         model.save(staging)
@@ -63,6 +51,6 @@ def train_counting_run(cfg: CountingTrainConfig) -> TrainResult:
         save_config(cfg, staging / "config.yaml")
         write_json(staging / "summary.json", {
             "family": model.family, "steps": 1, "tokens_seen": model.units_counted, "train_seconds": seconds,
-            "parameters": model.parameters_stored(),
+            "parameters": model.parameter_count(),
         })
     return TrainResult(run_dir, 1, model.units_counted, seconds, float("nan"), None)

@@ -2,6 +2,7 @@
 
     a neural model (decoder, encoder, ...)   gradient steps through the one loop     TrainConfig
     a count-based model (n-gram)             one pass that counts and smooths        CountingTrainConfig
+    word vectors (word2vec)                  epochs over the corpus text itself     VectorsTrainConfig
 
 so ``lmlab train`` takes any family through one command, and a new family needs no edit here
 unless it learns in a new way (then: its trainer, its config class, one line in `TRAINERS`).
@@ -20,10 +21,12 @@ from lmlab.errors import LmlabError
 from lmlab.models.registry import DEFAULT_FAMILY, family_class
 from lmlab.train.counting import CountingTrainConfig, train_counting_run
 from lmlab.train.loop import TrainConfig, TrainResult, train
+from lmlab.train.vectors import VectorsTrainConfig, train_vectors_run
 
 # kind -> (its run config, its trainer); every other kind trains through the loop.
-TRAINERS: dict[str, tuple[type[Config], Callable[[Any], TrainResult]]] = {
+TRAINERS: dict[str, tuple[type[Config], Callable[[Any, Console | None], TrainResult]]] = {
     "count-based": (CountingTrainConfig, train_counting_run),
+    "word-vectors": (VectorsTrainConfig, train_vectors_run),
 }
 
 
@@ -57,4 +60,4 @@ def train_run(cfg: Config, resume: bool = False, console: Console | None = None)
     trainer = next(trainer for config_class, trainer in TRAINERS.values() if isinstance(cfg, config_class))
     if resume:
         raise LmlabError("--resume: this run is built in one pass and has nothing to resume")
-    return trainer(cfg)
+    return trainer(cfg, console)

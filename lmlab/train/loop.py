@@ -30,15 +30,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from lmlab.config import Config
+from lmlab.config import Config, registered
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
 from lmlab.files import read_json, write_json, write_text
@@ -73,7 +73,7 @@ class LoopConfig(Config):
 class TrainConfig(Config):
     run_dir: str = "runs/gpt"
     data: str = Field(description="a packed directory (train.bin, val.bin, meta.json)")
-    objective: str = Field(
+    objective: Annotated[str, registered(OBJECTIVES, "objective")] = Field(
         "causal_lm", description="causal_lm: random windows; causal_lm_stream: the text in order, the state carried "
         "from window to window (truncated BPTT, for recurrent models); masked_lm: fill in masked tokens (BERT, "
         "WordPiece data); masked_lm_nsp: masked_lm plus next-sentence prediction on [CLS] A [SEP] B [SEP] pairs")
@@ -81,13 +81,6 @@ class TrainConfig(Config):
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     train: LoopConfig = LoopConfig()
-
-    @field_validator("objective")
-    @classmethod
-    def _known_objective(cls, objective: str) -> str:
-        if objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
-        return objective
 
 
 @dataclass
@@ -169,10 +162,64 @@ class Adversary(Protocol):
     def backward(self, model: nn.Module, loss_of_batch: Callable[[], torch.Tensor], scale: float) -> None: ...
 
 
-def _improves(metric: str, value: float, best: float | None) -> bool:
-    if best is None:
-        return True
-    return value < best if metric.endswith("loss") else value > best
+class BestWeights:
+    """Keeps the weights of the best evaluation by `metric` (lower is better for a loss, higher otherwise)
+    in ``run_dir/best``, and counts the evaluations since, for early stopping."""
+
+    def __init__(self, run_dir: Path, metric: str | None, patience: int | None, resume: bool):
+        self.directory, self.record = run_dir / "best", run_dir / "best.json"
+        self.metric, self.patience = metric, patience
+        resumed = resume and metric is not None and self.record.exists()
+        self.value: float | None = read_json(self.record)["value"] if resumed else None
+        self.stale = 0  # evaluations since the best one
+
+    def update(self, model: nn.Module, evaluation: dict[str, float], step: int, writes: bool) -> bool:
+        """Record an evaluation; True when training should stop early."""
+        if not self.metric:
+            return False
+        if self.metric not in evaluation:
+            raise LmlabError(f"train.best_metric: {self.metric!r} is not evaluated here; "
+                             f"choose one of {', '.join(evaluation)}")
+        value = evaluation[self.metric]
+        better = self.value is None or (value < self.value if self.metric.endswith("loss") else value > self.value)
+        if better:
+            self.value, self.stale = value, 0
+            if writes:
+                save_model(model, self.directory)
+                write_json(self.record, {"step": step, "metric": self.metric, "value": value})
+            return False
+        self.stale += 1
+        return self.patience is not None and self.stale >= self.patience
+
+    def restore(self, model: nn.Module) -> dict[str, Any]:
+        """Put the best weights back into `model`; what summary.json records of them."""
+        if not (self.metric and self.directory.exists()):
+            return {}
+        load_weights(model, read_safetensors(self.directory / "model.safetensors"), str(self.directory))
+        return {"best": read_json(self.record)}
+
+
+def _accumulate_gradients(model: nn.Module, forward: nn.Module, objective: Objective, cfg: LoopSettings,
+                          runtime: Runtime, adversary: Adversary | None, step: int) -> tuple[float, int]:
+    """The gradients of one optimizer step, over `grad_accum` micro-batches: (the mean loss, the tokens read)."""
+    loop = cfg.train
+    step_loss, step_tokens = 0.0, 0
+    for micro in range(loop.grad_accum):
+        batch = on_device(objective.training_batch(step, micro), runtime.device)
+        step_tokens += batch["input_ids"].numel()
+        with runtime.autocast():
+            loss = objective.loss(forward, batch)
+        extra = penalty(model, cfg.optimizer)
+        total = (loss if extra is None else loss + extra) / loop.grad_accum
+        total.backward()
+        if adversary is not None:
+            def loss_of_batch(batch: Batch = batch) -> torch.Tensor:
+                with runtime.autocast():
+                    return objective.loss(forward, batch)
+
+            adversary.backward(model, loss_of_batch, 1.0 / loop.grad_accum)
+        step_loss += float(loss.detach()) / loop.grad_accum
+    return step_loss, step_tokens
 
 
 def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path, *, resume: bool = False,
@@ -185,6 +232,7 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
     model.to(runtime.device)
     optimizer = build_optimizer(model, cfg.optimizer)
 
+    # 1. where to start: from scratch, or from the newest checkpoint with the objective's state
     state = TrainerState(step=0, tokens_seen=0)
     checkpoints = list_checkpoints(run_dir)
     if resume and checkpoints:
@@ -192,11 +240,7 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
         objective.load_state(state.carried, model, runtime.device)
         console.print(f"resumed from {checkpoints[-1]} (step {state.step})")
     metrics = MetricsLog(run_dir / "metrics.jsonl", state.step if resume else None) if runtime.is_main else None
-    best_dir = run_dir / "best"
-    best: float | None = None
-    if resume and loop.best_metric and (run_dir / "best.json").exists():
-        best = read_json(run_dir / "best.json")["value"]
-    stale = 0  # evaluations since the best one
+    best = BestWeights(run_dir, loop.best_metric, loop.early_stopping, resume)
 
     forward = runtime.wrap(model)
     train_loss, evaluation = math.nan, {}
@@ -212,31 +256,17 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
     with progress:
         task = progress.add_task("train", total=loop.max_steps, completed=state.step, loss="-", speed="-")
         while state.step < loop.max_steps:
-            step = state.step
-            lr = lr_at(step, loop.max_steps, cfg.optimizer.lr, cfg.schedule)
+            # 2. one optimizer step at the scheduled learning rate
+            lr = lr_at(state.step, loop.max_steps, cfg.optimizer.lr, cfg.schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            step_loss, step_tokens = 0.0, 0
-            for micro in range(loop.grad_accum):
-                batch = on_device(objective.training_batch(step, micro), runtime.device)
-                step_tokens += batch["input_ids"].numel()
-                with runtime.autocast():
-                    loss = objective.loss(forward, batch)
-                extra = penalty(model, cfg.optimizer)
-                total = (loss if extra is None else loss + extra) / loop.grad_accum
-                total.backward()
-                if adversary is not None:
-                    def loss_of_batch(batch: Batch = batch) -> torch.Tensor:
-                        with runtime.autocast():
-                            return objective.loss(forward, batch)
-
-                    adversary.backward(model, loss_of_batch, 1.0 / loop.grad_accum)
-                step_loss += float(loss.detach()) / loop.grad_accum
+            step_loss, step_tokens = _accumulate_gradients(model, forward, objective, cfg, runtime, adversary,
+                                                           state.step)
             if not math.isfinite(step_loss):
                 last = list_checkpoints(run_dir)
                 kept = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
                 raise LmlabError(
-                    f"step {step + 1}: the training loss became {step_loss}; training stopped and {kept} "
+                    f"step {state.step + 1}: the training loss became {step_loss}; training stopped and {kept} "
                     "(try a lower optimizer.lr or a stronger grad_clip)"
                 )
             if cfg.optimizer.grad_clip:
@@ -247,8 +277,10 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
             state.tokens_seen += step_tokens
             window_tokens += step_tokens
             train_loss = step_loss
+            last_step = state.step == loop.max_steps
 
-            if metrics and (state.step % loop.log_every == 0 or state.step == loop.max_steps):
+            # 3. log, evaluate (keeping the best weights), checkpoint
+            if metrics and (state.step % loop.log_every == 0 or last_step):
                 now = time.perf_counter()
                 speed = window_tokens / max(now - window_start, 1e-9)
                 window_start, window_tokens = now, 0
@@ -256,28 +288,15 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
                                "tokens": state.tokens_seen, "tokens_per_s": speed})
                 progress.update(task, loss=f"{train_loss:.3f}", speed=f"{speed:,.0f}")
             stop = False
-            if state.step % loop.eval_every == 0 or state.step == loop.max_steps:
+            if state.step % loop.eval_every == 0 or last_step:
                 with runtime.autocast():
                     evaluation = objective.evaluate(model, runtime.device)
                 if metrics:
                     metrics.write({"step": state.step, **evaluation})
                     console.print(f"step {state.step:>6}  train loss {train_loss:.4f}  " + "  ".join(
                         f"{name.replace('_', ' ')} {value:.4f}" for name, value in evaluation.items()))
-                if loop.best_metric:
-                    if loop.best_metric not in evaluation:
-                        raise LmlabError(f"train.best_metric: {loop.best_metric!r} is not evaluated here; "
-                                         f"choose one of {', '.join(evaluation)}")
-                    value = evaluation[loop.best_metric]
-                    if _improves(loop.best_metric, value, best):
-                        best, stale = value, 0
-                        if runtime.is_main:
-                            save_model(model, best_dir)
-                            write_json(run_dir / "best.json", {"step": state.step, "metric": loop.best_metric,
-                                                               "value": value})
-                    else:
-                        stale += 1
-                        stop = loop.early_stopping is not None and stale >= loop.early_stopping
-            if runtime.is_main and (state.step % loop.checkpoint_every == 0 or state.step == loop.max_steps or stop):
+                stop = best.update(model, evaluation, state.step, writes=runtime.is_main)
+            if runtime.is_main and (state.step % loop.checkpoint_every == 0 or last_step or stop):
                 state.train_seconds = seconds_before + time.perf_counter() - start
                 state.carried = objective.state()
                 save_checkpoint(run_dir, model, optimizer, state, keep_last=loop.keep_checkpoints)
@@ -287,8 +306,8 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
                               f"{loop.early_stopping} evaluations")
                 break
 
-    if loop.best_metric and best_dir.exists():
-        load_weights(model, read_safetensors(best_dir / "model.safetensors"), str(best_dir))
+    # 4. the final (or best) weights and the summary
+    kept_best = best.restore(model)
     seconds = seconds_before + time.perf_counter() - start
     val_loss = evaluation.get("val_loss")
     if runtime.is_main:
@@ -300,6 +319,6 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
             "parameters": sum(p.numel() for p in model.parameters()),  # tied weights once
             "train_loss": train_loss if math.isfinite(train_loss) else None,  # NaN when a finished run is resumed
             "val_loss": val_loss,
-            **({"best": read_json(run_dir / "best.json")} if loop.best_metric and best_dir.exists() else {}),
+            **kept_best,
         })
     return TrainResult(run_dir, state.step, state.tokens_seen, seconds, train_loss, val_loss)

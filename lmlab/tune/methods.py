@@ -13,31 +13,14 @@ step computes its gradient, so it combines with any of them (e.g. LoRA + FGM).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import field_validator
 from torch import nn
 
-from lmlab.config import Config, build_config
+from lmlab.config import Config, build_config, registered
 from lmlab.tune.adapters import AdapterConfig, apply_adapters
 from lmlab.tune.lora import LoraConfig, apply_lora
 from lmlab.tune.prompt import PromptTuningConfig, apply_prompt_tuning
-
-
-class MethodConfig(Config):
-    """What trains. `lora`, `adapters` and `prompt` take their own settings (see their modules)."""
-
-    method: str = "full"
-    lora: dict[str, Any] = {}
-    adapters: dict[str, Any] = {}
-    prompt: dict[str, Any] = {}
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, method: str) -> str:
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-        return method
 
 
 def _full(backbone: nn.Module, method: MethodConfig) -> nn.Module:
@@ -72,6 +55,15 @@ METHODS: dict[str, Callable[[nn.Module, MethodConfig], nn.Module]] = {
     "adapters": _adapters,
     "prompt": _prompt,
 }
+
+
+class MethodConfig(Config):
+    """What trains. `lora`, `adapters` and `prompt` take their own settings (see their modules)."""
+
+    method: Annotated[str, registered(METHODS, "method")] = "full"
+    lora: dict[str, Any] = {}
+    adapters: dict[str, Any] = {}
+    prompt: dict[str, Any] = {}
 
 
 def apply_method(backbone: nn.Module, method: MethodConfig) -> nn.Module:

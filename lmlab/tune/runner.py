@@ -22,15 +22,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from lmlab.config import Config, build_config, read_config_data, save_config
+from lmlab.config import Config, build_config, read_config_data, registered, save_config
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json, write_text
 from lmlab.runs import open_run
@@ -55,7 +55,8 @@ class TuneConfig(Config):
     base: str = Field(description="an lmlab run directory, a Hugging Face BERT directory, or all-MiniLM-L6-v2")
     data: str = Field(description="a named labelled set (sentiment-en, sentiment-zh, ...), a .jsonl/.csv file "
                       "(split for you) or a directory of train/validation/test files")
-    task: str = Field("classification", description="classification, or tagging {tokens, tags}, qa {question, "
+    task: Annotated[str, registered(TASKS, "task")] = Field(
+        "classification", description="classification, or tagging {tokens, tags}, qa {question, "
                       "context, answers}, multiple_choice {question, choices, answer} read JSONL "
                       "(see lmlab.tune.tasks)")
     doc_stride: int = Field(32, ge=0, description="qa: tokens shared by neighbouring windows of a long context")
@@ -74,12 +75,6 @@ class TuneConfig(Config):
     train: LoopConfig = LoopConfig(max_steps=300, batch_size=16, eval_every=50, log_every=10, checkpoint_every=100,
                                    best_metric=DEFAULT_BEST_METRIC, early_stopping=3, eval_tokens=None)
 
-    @field_validator("task")
-    @classmethod
-    def _known_task(cls, task: str) -> str:
-        if task not in TASKS:
-            raise ValueError(f"known tasks are {', '.join(TASKS)}")
-        return task
 
 
 def read_tune_config(path: str | Path | None, overrides: list[str]) -> TuneConfig:

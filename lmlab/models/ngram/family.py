@@ -117,9 +117,13 @@ class CountedNgram(ModelFamily):
         config = build_config(NgramRunConfig, spec.get("config", {}), source=str(folder / "model.json"))
         return cls(NgramModel.load(folder), config)
 
-    def parameters_stored(self) -> int:
+    def parameter_count(self) -> int:
         """Stored numbers: a probability per n-gram and a back-off weight per n-gram below the top order."""
         return int(sum(len(p) for p in self.tables.prob) + sum(len(b) for b in self.tables.backoff[:-1]))
+
+    @classmethod
+    def check_scores_text(cls) -> None:
+        """Counted probabilities of text: every n-gram model has a `LanguageModel`."""
 
     def language_model(self, tokenizer: Tokenizer, max_length: int | None = None,
                        predict_end: bool = False) -> LanguageModel:

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from lmlab.config import Config
 from lmlab.metrics.classification import majority_baseline, precision_recall_f1
 from lmlab.models.base import LMOutput
+from lmlab.modes import evaluating
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.loop import LoopConfig
 from lmlab.train.objectives import Objective
@@ -132,16 +133,13 @@ class TaskObjective(Objective, ABC):
         return self.figures(model, self.validation, device, "val_")
 
 
-@torch.no_grad()
 def predict_scores(model: nn.Module, batches: Iterator[Batch], device: torch.device) -> np.ndarray:
     """The model's logits for every example of `batches`, in order (their labels unused)."""
-    was_training = model.training
-    model.eval()
     logits = []
-    for batch in batches:
-        batch = {key: value.to(device) for key, value in batch.items() if key != "labels"}
-        logits.append(model(**batch).logits.float().cpu())
-    model.train(was_training)
+    with evaluating(model):
+        for batch in batches:
+            batch = {key: value.to(device) for key, value in batch.items() if key != "labels"}
+            logits.append(model(**batch).logits.float().cpu())
     return torch.cat(logits).numpy()
 
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from lmlab.errors import LmlabError
 from lmlab.metrics.qa import squad_scores
 from lmlab.models.base import LMOutput
+from lmlab.modes import evaluating
 from lmlab.tokenizers import Tokenizer
 from lmlab.tune.encoding import Batch, cls_sep_frame, pad_batch
 from lmlab.tune.pooling import Pooling
@@ -179,19 +180,16 @@ class ExtractiveQA(TaskObjective):
         score = squad_scores([a.text for a in answers], features.answers)
         return {f"{prefix}loss": loss, f"{prefix}exact_match": score.exact_match, f"{prefix}f1": score.f1}
 
-    @torch.no_grad()
     def logits(self, model: nn.Module, features: QAFeatures, device: torch.device) -> tuple[list[np.ndarray], float]:
         """Each window's (T, 2) logits, unpadded, and the mean span loss."""
-        was_training = model.training
-        model.eval()
         logits, loss, window = [], 0.0, 0
-        for batch in self.batches(features):
-            out = model(**{key: value.to(device) for key, value in batch.items()})
-            rows = len(batch["input_ids"])
-            loss += float(out.loss) * rows
-            logits += [out.logits[r, : len(features.ids[window + r])].float().cpu().numpy() for r in range(rows)]
-            window += rows
-        model.train(was_training)
+        with evaluating(model):
+            for batch in self.batches(features):
+                out = model(**{key: value.to(device) for key, value in batch.items()})
+                rows = len(batch["input_ids"])
+                loss += float(out.loss) * rows
+                logits += [out.logits[r, : len(features.ids[window + r])].float().cpu().numpy() for r in range(rows)]
+                window += rows
         return logits, loss / max(len(features.ids), 1)
 
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from lmlab.errors import LmlabError
 from lmlab.metrics.entities import entity_scores
 from lmlab.models.base import LMOutput
+from lmlab.modes import evaluating
 from lmlab.tokenizers import Tokenizer
 from lmlab.tune.encoding import Batch, cls_sep_frame, pad_batch
 from lmlab.tune.pooling import Pooling
@@ -123,26 +124,23 @@ class TokenClassification(TaskObjective):
         predicted, loss = self.predict(model, examples, device)
         return tag_figures(examples.tags, predicted, loss, prefix)
 
-    @torch.no_grad()
     def predict(self, model: nn.Module, examples: TaggedExamples,
                 device: torch.device) -> tuple[list[list[str]], float]:
         """Each word's tag (words the block cut off get "O") and the mean loss over first subwords."""
-        was_training = model.training
-        model.eval()
         predicted, loss, count = [], 0.0, 0
-        for start in range(0, len(examples.ids), self.batch_size):
-            rows = list(range(start, min(start + self.batch_size, len(examples.ids))))
-            ids, mask = pad_batch([examples.ids[i] for i in rows], self.pad_id)
-            logits = model(ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()  # (B, T, K)
-            for row, i in enumerate(rows):
-                firsts = examples.first_tokens[i]
-                words = logits[row, firsts]  # (W, K)
-                gold = torch.tensor([examples.labels[i][p] for p in firsts])
-                loss += float(F.cross_entropy(words, gold, reduction="sum").detach())
-                count += len(firsts)
-                tags = [self.tag_names[k] for k in words.argmax(dim=-1).tolist()]
-                predicted.append(tags + ["O"] * (len(examples.tags[i]) - len(tags)))
-        model.train(was_training)
+        with evaluating(model):
+            for start in range(0, len(examples.ids), self.batch_size):
+                rows = list(range(start, min(start + self.batch_size, len(examples.ids))))
+                ids, mask = pad_batch([examples.ids[i] for i in rows], self.pad_id)
+                logits = model(ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()  # (B, T, K)
+                for row, i in enumerate(rows):
+                    firsts = examples.first_tokens[i]
+                    words = logits[row, firsts]  # (W, K)
+                    gold = torch.tensor([examples.labels[i][p] for p in firsts])
+                    loss += float(F.cross_entropy(words, gold, reduction="sum").detach())
+                    count += len(firsts)
+                    tags = [self.tag_names[k] for k in words.argmax(dim=-1).tolist()]
+                    predicted.append(tags + ["O"] * (len(examples.tags[i]) - len(tags)))
         return predicted, loss / max(count, 1)
 
 

@@ -1,18 +1,28 @@
-"""`lmlab word2vec train|similar|analogy|map|export|evaluate`: learn word vectors, then ask things of them."""
+"""`lmlab vectors train|similar|analogy|map|export|evaluate`: learn word vectors, then ask things of them.
+
+The vectors are those of the registered family of kind ``word-vectors`` (word2vec's skip-gram and
+CBOW); `lmlab vectors train` is `lmlab train` with that family and a corpus, written as one command.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from lmlab.cli.common import add_command, add_json, add_text_field, add_words, corpus_and_overrides, save_json
-from lmlab.config import load_config
+from lmlab.config import build_config, read_config_data
 from lmlab.errors import LmlabError
-from lmlab.models.word2vec import WordVectors, evaluate_analogies, evaluate_word_pairs
-from lmlab.train.vectors import Word2VecRunModel, Word2VecTrainConfig, train_word2vec_run
+from lmlab.models.registry import family_of_kind
+from lmlab.train.vectors import VectorsTrainConfig, train_vectors_run
+
+
+def open_vectors(path: str) -> Any:
+    """Word vectors from a run or vectors directory, or a word2vec text or binary file."""
+    return family_of_kind("word-vectors").load(path)
 
 
 def _scored(pairs: list[tuple[str, float]]) -> list[dict[str, str | float]]:
@@ -20,20 +30,22 @@ def _scored(pairs: list[tuple[str, float]]) -> list[dict[str, str | float]]:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    paths, overrides = corpus_and_overrides(args.words, "word2vec train")
-    model = load_config(Word2VecRunModel, args.config, overrides)
-    cfg = Word2VecTrainConfig(run_dir=args.out, paths=paths, text_field=args.text_field, unit=args.unit,
-                              keep_case=args.keep_case, model=model)
-    vectors = train_word2vec_run(cfg, console=Console()).vectors
+    paths, overrides = corpus_and_overrides(args.words, "vectors train")
+    model = {"family": family_of_kind("word-vectors").family, "unit": args.unit, "keep_case": args.keep_case,
+             **read_config_data(args.config, overrides)}
+    cfg = build_config(VectorsTrainConfig, {"run_dir": args.out, "paths": paths, "text_field": args.text_field,
+                                            "model": model}, source=args.config or "vectors train")
+    vectors = train_vectors_run(cfg, console=Console()).vectors
     epochs = [json.loads(line) for line in (Path(args.out) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-    print(f"{len(vectors):,} words x {vectors.dim} dimensions ({model.architecture}); wrote {args.out}/")
-    print(f"next: lmlab word2vec similar {args.out} WORD   lmlab word2vec analogy {args.out} king man woman")
+    architecture = cfg.model_settings().architecture
+    print(f"{len(vectors):,} words x {vectors.dim} dimensions ({architecture}); wrote {args.out}/")
+    print(f"next: lmlab vectors similar {args.out} WORD   lmlab vectors analogy {args.out} king man woman")
     save_json(args.json, {"path": args.out, "words": len(vectors), "dim": vectors.dim,
-                          "architecture": model.architecture, "epochs": epochs})
+                          "architecture": architecture, "epochs": epochs})
 
 
 def cmd_similar(args: argparse.Namespace) -> None:
-    vectors = WordVectors.load(args.vectors)
+    vectors = open_vectors(args.vectors)
     found = {word: vectors.most_similar([word], topn=args.topn) for word in args.words}
     for word, neighbours in found.items():
         print(f"{word}: " + ", ".join(f"{other} {score:.3f}" for other, score in neighbours))
@@ -41,38 +53,38 @@ def cmd_similar(args: argparse.Namespace) -> None:
 
 
 def cmd_analogy(args: argparse.Namespace) -> None:
-    answers = WordVectors.load(args.vectors).analogy(args.a, args.b, args.c, topn=args.topn)
+    answers = open_vectors(args.vectors).analogy(args.a, args.b, args.c, topn=args.topn)
     print(f"{args.a} - {args.b} + {args.c} = " + ", ".join(f"{word} {score:.3f}" for word, score in answers))
     save_json(args.json, {"a": args.a, "b": args.b, "c": args.c, "answers": _scored(answers)})
 
 
 def cmd_map(args: argparse.Namespace) -> None:
-    WordVectors.load(args.vectors).plot_words(args.words, args.out)
+    open_vectors(args.vectors).plot_words(args.words, args.out)
     print(f"wrote {args.out}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    WordVectors.load(args.vectors).save_word2vec_format(args.out, binary=args.binary)
+    open_vectors(args.vectors).save_word2vec_format(args.out, binary=args.binary)
     print(f"wrote {args.out} (word2vec {'binary' if args.binary else 'text'} format; gensim and word2vec.c read it)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    vectors, result = WordVectors.load(args.vectors), {}
+    vectors, result = open_vectors(args.vectors), {}
     if args.analogies:
-        analogies = evaluate_analogies(vectors, args.analogies)
+        analogies = vectors.analogies(args.analogies)
         result["analogy_accuracy"] = analogies.accuracy
         print(f"analogies: accuracy {analogies.accuracy:.3f} ({analogies.skipped:,} questions skipped: unknown words)")
     if args.pairs:
-        pairs = evaluate_word_pairs(vectors, args.pairs)
+        pairs = vectors.word_pairs(args.pairs)
         result.update(spearman=pairs.spearman, pearson=pairs.pearson)
         print(f"word pairs: Spearman {pairs.spearman:.3f}, Pearson {pairs.pearson:.3f} "
               f"({pairs.pairs} pairs, {pairs.skipped} skipped)")
     if not result:
-        raise LmlabError("word2vec evaluate: give --analogies FILE and/or --pairs FILE")
+        raise LmlabError("vectors evaluate: give --analogies FILE and/or --pairs FILE")
     save_json(args.json, result)
 
 
-def add_word2vec(parser: argparse.ArgumentParser) -> None:
+def add_vectors(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     train = add_command(actions, "train", cmd_train, "learn word vectors from a corpus (a sentence per line)")
     add_words(train, "+", "PATH|key=value", "corpus files, directories or globs (.txt .jsonl .csv .parquet) "
@@ -83,7 +95,7 @@ def add_word2vec(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--unit", choices=["word", "character"], default="word",
                        help="word: letters and digits (each Chinese character a word); character: every character")
     train.add_argument("--keep-case", action="store_true", help="do not lowercase")
-    train.add_argument("--config", help="YAML word2vec config (architecture, dim, window, negative, ...)")
+    train.add_argument("--config", help="YAML model config (architecture, dim, window, negative, ...)")
     add_json(train, "the vocabulary size, dimensions and each epoch's loss")
 
     similar = add_command(actions, "similar", cmd_similar, "nearest words by cosine similarity")
