@@ -142,8 +142,8 @@ def test_a_task_in_the_registry_runs_through_tune_unchanged(workspace, tmp_path,
     assert json.loads((run / "best.json").read_text())["metric"] == "val_accuracy"
     model = load_model(run)  # the task's head, built through the registry
     assert model.config.task == "length_parity" and model.head.layers[-1].out_features == 2
-    with pytest.raises(LmlabError,
-                       match="task: .*unknown task 'length_parity'; known: classification, tagging, qa, multiple_choice"):
+    known = "classification, tagging, qa, multiple_choice"
+    with pytest.raises(LmlabError, match=f"task: .*unknown task 'length_parity'; known: {known}"):
         monkeypatch.delitem(TASKS, LengthParity.name)
         read_tune_config(None, [*overrides, "task=length_parity"])
 
