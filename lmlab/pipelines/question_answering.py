@@ -9,7 +9,7 @@ import torch
 
 from lmlab.errors import LmlabError
 from lmlab.pipelines.base import Pipeline
-from lmlab.pipelines.loading import check_tuned_task
+from lmlab.pipelines.checks import check_tuned_task
 from lmlab.runs import Run
 from lmlab.tune.encoding import pad_batch
 from lmlab.tune.tasks.qa import best_spans, qa_windows

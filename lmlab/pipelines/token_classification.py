@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from lmlab.pipelines.base import Pipeline
-from lmlab.pipelines.loading import check_tuned_task
+from lmlab.pipelines.checks import check_tuned_task
 from lmlab.runs import Run
 from lmlab.tune.encoding import cls_sep_frame
 from lmlab.tune.tasks.tagging import first_subwords
