@@ -105,7 +105,8 @@ def build_config(cls: type[C], data: dict[str, Any], source: str = "config", sec
             allowed = _allowed_keys(cls, first["loc"][:-1])
             hint = f" (known keys: {', '.join(allowed)})" if allowed else ""
             raise LmlabError(f"{source}: unknown key {key!r}{hint}") from None
-        raise LmlabError(f"{source}: {key}: {first['msg']} (got {first.get('input')!r})") from None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
+        raise LmlabError(f"{source}: {key}: {message} (got {first.get('input')!r})") from None
 
 
 def _allowed_keys(cls: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

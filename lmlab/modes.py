@@ -9,6 +9,7 @@ the model in, since evaluation happens in the middle of training:
     # model.training is what it was before
 
 ``grad=True`` keeps autograd on, for attacks that need the gradient of an evaluation's loss (FGM).
+`pick_device` is where a network runs when the caller does not say: CUDA when there is one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
+
+from lmlab.errors import LmlabError
+
+
+def pick_device(choice: str | torch.device = "auto", setting: str = "device") -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda``...; asking for CUDA without one is an error
+    naming the `setting` that asked."""
+    if str(choice).startswith("cuda") and not torch.cuda.is_available():
+        raise LmlabError(f"{setting}: {str(choice)!r} was asked for but no CUDA device is available")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Run directories: the one way in, and the one way to start one.
 
 Everything that uses a trained model (evaluation, generation, pipelines, tuning, the lm-eval
-adapter, the server) opens it with `open_run`, whatever it is:
+adapter, and the HTTP server to come) opens it with `open_run`, whatever it is:
 
     runs/NAME/               an lmlab run or model directory: model.json + weights, tokenizer.json,
                              and for a run config.yaml, summary.json, metrics.jsonl
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from lmlab.config import Config, read_yaml, save_config
 from lmlab.datasets.weights import WEIGHTS, pretrained_directory
@@ -31,11 +32,8 @@ from lmlab.errors import LmlabError
 from lmlab.files import read_json
 from lmlab.models import LanguageModel, load_model, read_model_json
 from lmlab.models.registry import family_class, hf_directory_reader
+from lmlab.modes import pick_device
 from lmlab.tokenizers import Tokenizer
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass
@@ -83,7 +81,7 @@ class Run:
 
     def model(self, device: str | torch.device | None = None) -> Any:
         """The model, in eval mode (a neural one on `device`, default CUDA when there is one)."""
-        device = device or default_device()
+        device = pick_device(device or "auto")
         if self._loaded is not None:
             return self._loaded[0].to(device).eval()
         return load_model(self.path, device=device)
@@ -102,8 +100,10 @@ class Run:
         """Trained numbers: weights (tied ones once), or what a count-based model stores."""
         if "parameters" in self.summary:
             return int(self.summary["parameters"])
-        model = self.model("cpu")
-        return sum(p.numel() for p in model.parameters())
+        # The model as it is, wherever it is: moving a Hugging Face directory's one module would move it
+        # out from under a LanguageModel already made of it.
+        model = self._loaded[0] if self._loaded is not None else load_model(self.path)
+        return sum(p.numel() for p in model.parameters()) if isinstance(model, nn.Module) else model.parameter_count()
 
 
 def open_run(source: str | os.PathLike[str]) -> Run:

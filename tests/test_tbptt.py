@@ -228,3 +228,13 @@ def test_an_lstm_learns_with_the_state_carried(packed_dir, tmp_path):
     targets = _split(packed_dir, "val")[1:]
     unigram = float(-np.log(counts[targets] / counts.sum()).mean())
     assert val == sorted(val, reverse=True) and val[-1] < unigram - 0.4
+
+
+def test_a_streamed_windows_loss_is_taken_once(packed_dir):
+    """Its state moves on with the loss, so a second loss of the same window (an adversary's) is refused."""
+    model = RNNLanguageModel(RNNConfig(cell="gru", vocab_size=200, n_embd=8, hidden=8, n_layer=1))
+    objective = StreamingCausalLM(TokenShards(packed_dir), 4, 16)
+    batch = objective.training_batch(0, 0)
+    objective.loss(model, batch)
+    with pytest.raises(LmlabError, match="takes each window's loss once"):
+        objective.loss(model, batch)

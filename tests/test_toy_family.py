@@ -24,7 +24,7 @@ from lmlab.evaluate.harness import evaluate_task, load_task
 from lmlab.generate import GenerationParams
 from lmlab.models import load_model
 from lmlab.models.base import LMOutput, ModelFamily
-from lmlab.models.registry import FAMILIES
+from lmlab.models.registry import FAMILIES, register_family
 from lmlab.pipelines import pipeline
 from lmlab.runs import open_run
 from lmlab.train import read_train_config, train_run
@@ -87,8 +87,10 @@ class ToyDecoder(ModelFamily, nn.Module):
 
 
 @pytest.fixture
-def toy(monkeypatch):
-    monkeypatch.setitem(FAMILIES, "toy", ToyDecoder)  # the one registry line, for this test only
+def toy():
+    register_family("toy", ToyDecoder)  # the one registry line
+    yield
+    del FAMILIES["toy"]  # for this test only
 
 
 def test_a_family_defined_here_trains_evaluates_generates_and_lora_tunes(toy, packed_dir, tmp_path):

@@ -473,3 +473,17 @@ def test_lmlab_train_takes_word2vec_through_the_registry(tmp_path: Path, packed_
     capsys.readouterr()
     assert main(["eval", "compare", str(tmp_path / "a"), "--data", str(packed_dir)]) == 2
     assert "word2vec model (word-vectors) gives no next-token probabilities" in capsys.readouterr().err
+
+
+def test_training_word_vectors_says_what_to_run_next(tmp_path: Path, capsys) -> None:
+    from lmlab.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in topic_sentences(2)) + "\n", encoding="utf-8")
+    assert main(["train", "model.family=word2vec", f"paths={corpus}", f"run_dir={tmp_path / 'v'}",
+                 "model.min_count=1", "model.epochs=2", "model.dim=8", "--json", str(tmp_path / "t.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "epochs" in printed and f"next: lmlab vectors similar {tmp_path / 'v'}" in printed
+    assert json.loads((tmp_path / "t.json").read_text())["steps"] == 2
+    assert main(["eval", str(tmp_path / "v")]) == 2
+    assert "gives no next-token probabilities" in capsys.readouterr().err

@@ -7,7 +7,6 @@ import is the registry's (`lmlab.models.registry.HF_DIRECTORIES`).
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from lmlab.errors import LmlabError
@@ -28,11 +27,14 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     run = open_run(args.hf_dir)
-    save_model(run.model("cpu"), args.out)
-    tokenizer = Path(args.hf_dir) / "tokenizer.json"
-    if tokenizer.exists():
-        shutil.copyfile(tokenizer, Path(args.out) / "tokenizer.json")
+    model = run.model("cpu")
+    save_model(model, args.out)
+    run.tokenizer().save(Path(args.out) / "tokenizer.json")  # as the reader cleaned it (no padding, no truncation)
     print(f"imported {args.hf_dir} ({run.describe()}) into {args.out}")
+    if model.missing_weights:
+        print(f"note: the directory has no {len(model.missing_weights)} of the weights (first: "
+              f"{model.missing_weights[0]}); they keep a fresh random initialisation, so the parts they make up "
+              "(a head the directory lacks) must be trained before use")
 
 
 def add_export(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ import argparse
 from torch import nn
 
 from lmlab.cli.common import add_json, save_json
+from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams, stream_text
 from lmlab.runs import open_run
 from lmlab.tokenizers import Tokenizer
@@ -29,6 +30,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
                               stop=args.stop or [], seed=args.seed, compile=args.compile)
     if args.stream:
         run = open_run(args.run)
+        run.family_class.check_scores_text()
+        if not issubclass(run.family_class, nn.Module):
+            raise LmlabError(f"{args.run}: --stream prints a neural model's tokens as they come; a "
+                             f"{run.describe()} model generates whole texts, so leave --stream out")
         model, tokenizer = run.model(), run.tokenizer()
         texts = [_stream(model, tokenizer, prompt, params) for prompt in args.prompts]
     else:

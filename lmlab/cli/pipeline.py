@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, get_args
 
 from lmlab.cli.common import add_command, add_json, save_json
+from lmlab.models.base import Pooling
 from lmlab.pipelines import format_answer, pipeline
 
 # The task options `cmd_pipeline` hands on when given (each task defines a few of them).
@@ -48,7 +49,7 @@ def add_pipeline(parser: argparse.ArgumentParser) -> None:
     fill = _add_task(tasks, "fill-mask", "the likeliest tokens for each [MASK], from a BERT")
     fill.add_argument("--top-k", type=int, help="predictions per [MASK] (default 5)")
     features = _add_task(tasks, "feature-extraction", "hidden states per token, or one vector per text")
-    features.add_argument("--pooling", choices=["mean", "first", "last"], help="one vector per text")
+    features.add_argument("--pooling", choices=get_args(Pooling), help="one vector per text")
     features.add_argument("--normalize", action=argparse.BooleanOptionalAction,
                           help="unit-length vectors (default: as a sentence-transformers model is used)")
     write = _add_task(tasks, "text-generation", "continue each text with a GPT, RNN, MLP or n-gram run")

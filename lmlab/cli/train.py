@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import fields
 
 from lmlab.cli.common import add_json, add_words, config_and_overrides, save_json
 from lmlab.config import Config
 from lmlab.errors import LmlabError
 from lmlab.runs import open_run
-from lmlab.train import TrainConfig, load_run_config, read_train_config, train_run
+from lmlab.train import TrainConfig, TrainResult, load_run_config, read_train_config, train_run
 
 
 def _run_config(args: argparse.Namespace) -> Config:
@@ -24,20 +24,31 @@ def _run_config(args: argparse.Namespace) -> Config:
 def cmd_train(args: argparse.Namespace) -> None:
     cfg = _run_config(args)
     result = train_run(cfg, resume=args.resume)
-    if not isinstance(cfg, TrainConfig):
-        print(f"counted {result.tokens_seen:,} units in {result.seconds:.1f}s")
-        print(f"wrote {result.run_dir}/ (model.safetensors, model.json, summary.json)")
-    else:
+    kind = open_run(result.run_dir).family_class.kind
+    if isinstance(cfg, TrainConfig):
         val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
         print(f"trained {result.steps} steps ({result.tokens_seen:,} tokens) in {result.seconds:.1f}s: "
               f"train loss {result.train_loss:.4f}{val}")
         print(f"wrote {result.run_dir}/ (model.safetensors, metrics.jsonl, checkpoints/)")
-    if open_run(result.run_dir).family_class.kind == "encoder":
-        print(f"next: lmlab tune base={result.run_dir} data=sentiment-en-binary   "
-              f"lmlab pipeline fill-mask --model {result.run_dir} \"The [MASK] is here.\"")
+    elif kind == "count-based":
+        print(f"counted {result.tokens_seen:,} units in {result.seconds:.1f}s")
+        print(f"wrote {result.run_dir}/ (model.safetensors, model.json, summary.json)")
     else:
-        print(f"next: lmlab eval {result.run_dir}   lmlab generate {result.run_dir} \"Once upon a time\"")
-    save_json(args.json, {**asdict(result), "run_dir": str(result.run_dir)})
+        print(f"learned from {result.tokens_seen:,} words in {result.steps} epochs ({result.seconds:.1f}s)")
+        print(f"wrote {result.run_dir}/ (model.safetensors, model.json, metrics.jsonl, summary.json)")
+    print(f"next: {NEXT.get(kind, NEXT['decoder']).format(run=result.run_dir)}")
+    save_json(args.json, {field.name: getattr(result, field.name) for field in fields(TrainResult)}
+              | {"run_dir": str(result.run_dir)})
+
+
+# What to run next, by the kind of model just trained.
+NEXT = {
+    "decoder": 'lmlab eval {run}   lmlab generate {run} "Once upon a time"',
+    "count-based": 'lmlab eval {run}   lmlab generate {run} "Once upon a time"',
+    "encoder": 'lmlab tune base={run} data=sentiment-en-binary   lmlab pipeline fill-mask --model {run} '
+               '"The [MASK] is here."',
+    "word-vectors": "lmlab vectors similar {run} WORD   lmlab vectors analogy {run} king man woman",
+}
 
 
 def add_train(parser: argparse.ArgumentParser) -> None:

@@ -17,11 +17,14 @@ from lmlab.cli.common import add_command, add_json, add_text_field, add_words, c
 from lmlab.config import build_config, read_config_data
 from lmlab.errors import LmlabError
 from lmlab.models.registry import family_of_kind
+from lmlab.runs import open_run
 from lmlab.train.vectors import VectorsTrainConfig, train_vectors_run
 
 
 def open_vectors(path: str) -> Any:
     """Word vectors from a run or vectors directory, or a word2vec text or binary file."""
+    if Path(path).is_dir():
+        return open_run(path).model()
     return family_of_kind("word-vectors").load(path)
 
 

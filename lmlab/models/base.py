@@ -60,6 +60,7 @@ class ModelFamily:
     lora_fan_in_fan_out: ClassVar[bool] = False
     exporter: ClassVar[str | None] = None
     config: Any  # the instance's config, set by the family's __init__
+    missing_weights: tuple[str, ...] = ()  # read from a directory that lacked them: left at initialisation
     carries_state: ClassVar[bool] = False  # its cache can be carried from one training window into the next
     unbounded_context: ClassVar[bool] = False  # reads any length: block_size is only its training window
 

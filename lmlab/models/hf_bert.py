@@ -90,7 +90,9 @@ def read_hf_bert(hf_dir: str | os.PathLike[str]) -> ImportedBert:
 def load_bert_directory(hf_dir: str | os.PathLike[str]) -> tuple[BERT, Tokenizer]:
     """The model and the tokenizer of a Hugging Face BERT directory, read in place (nothing copied)."""
     folder = Path(hf_dir)
-    model = read_hf_bert(folder).model
+    imported = read_hf_bert(folder)
+    model = imported.model
+    model.missing_weights = tuple(imported.missing)
     tokenizer_path = folder / "tokenizer.json"
     if not tokenizer_path.exists():
         raise LmlabError(f"{folder}: no tokenizer.json (a vocab.txt alone is not read; save the tokenizer "

@@ -1,7 +1,7 @@
 """The language-model interface every generation of model implements, and its neural adapter.
 
 Modelled on what lm-evaluation-harness asks of a model, so perplexity, bits per byte, benchmark
-harnesses and the server's ``logprobs`` are written once for n-grams, RNNs and Transformers alike:
+harnesses and (to come) a server's ``logprobs`` are written once for n-grams, RNNs and Transformers alike:
 
 - ``loglikelihood([(context, continuation)])`` -> [(sum of log-probs of the continuation, whether
   greedy decoding would have produced it)]; the basis of multiple-choice scoring;

@@ -5,8 +5,8 @@ that a family may live in a higher layer (the tuned model is a backbone plus a t
 `lmlab.tune`) and that reading one run does not import every family. The class itself declares
 what it can do (`lmlab.models.base.ModelFamily`): callers ask it, never its name.
 
-A new family is one file under ``lmlab/models`` plus one line in `FAMILIES` (or a call to
-`register_family` from code of your own, as the tests do with a toy decoder).
+A new family is one file under ``lmlab/models`` plus one line in `FAMILIES`, or, for a family that
+lives in code of your own, one call of `register_family` (as tests/test_toy_family.py does).
 """
 
 from __future__ import annotations

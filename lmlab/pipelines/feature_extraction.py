@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from lmlab.pipelines.base import Pipeline
 from lmlab.runs import Run
 from lmlab.tune.pooling import Pooling, pool
 
-POOLINGS = ("mean", "first", "last")
+POOLINGS = get_args(Pooling)
 
 
 class FeatureExtractionPipeline(Pipeline):

@@ -23,11 +23,13 @@ class TextGenerationPipeline(Pipeline):
     def from_run(cls, task: str, run: Run, device: torch.device, batch_size: int) -> TextGenerationPipeline:
         """Any model behind the `LanguageModel` interface: a count-based run's own, or a causal network's."""
         folder = run.path
+        try:
+            run.family_class.check_scores_text()
+        except LmlabError:
+            raise LmlabError(f"{folder}: text-generation needs a causal language model, not a {run.family} model "
+                             f"({run.family_class.kind})") from None
         if not issubclass(run.family_class, nn.Module):
             return cls(task, run.language_model(), None, device, batch_size, folder)
-        if run.family_class.kind != "decoder":
-            raise LmlabError(f"{folder}: text-generation needs a causal language model (gpt, rnn, mlp or ngram), "
-                             f"not a {run.family} model")
         net, tokenizer = run.model(device), run.tokenizer()
         if tokenizer.eos_id is None:
             raise LmlabError(f"{folder}/tokenizer.json: no end-of-text token for generation to stop at")

@@ -57,7 +57,9 @@ def train_run(cfg: Config, resume: bool = False, console: Console | None = None)
     """Train a run of any family: gradient steps through the one loop, or its kind's own trainer."""
     if isinstance(cfg, TrainConfig):
         return train(cfg, resume=resume, console=console)
-    trainer = next(trainer for config_class, trainer in TRAINERS.values() if isinstance(cfg, config_class))
+    trainer = next((trainer for config_class, trainer in TRAINERS.values() if isinstance(cfg, config_class)), None)
+    if trainer is None:
+        raise LmlabError(f"a {type(cfg).__name__} is no train config: read one with read_train_config")
     if resume:
         raise LmlabError("--resume: this run is built in one pass and has nothing to resume")
     return trainer(cfg, console)

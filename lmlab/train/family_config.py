@@ -14,10 +14,16 @@ from lmlab.models.registry import family_class
 class FamilyRunConfig(Config):
     model: dict[str, Any] = Field(description="family and the family's own settings")
 
-    @model_validator(mode="after")
-    def _model_settings(self) -> FamilyRunConfig:
-        self.model_settings()
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_model(cls, data: Any) -> Any:
+        """The model section validated by its family and kept with every default filled in, so the run's
+        config.yaml says exactly what was trained (and a wrong key is named when the config is read)."""
+        if isinstance(data, dict) and isinstance(data.get("model"), dict):
+            model = data["model"]
+            config_class = family_class(str(model.get("family", "")), "model.family").config_class
+            data = {**data, "model": build_config(config_class, model, section="model").model_dump(mode="json")}
+        return data
 
     def model_class(self) -> Any:
         return family_class(str(self.model.get("family", "")), "model.family")

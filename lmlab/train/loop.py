@@ -306,8 +306,9 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
                               f"{loop.early_stopping} evaluations")
                 break
 
-    # 4. the final (or best) weights and the summary
-    kept_best = best.restore(model)
+    # 4. the final (or best) weights and the summary, which the main process alone writes
+    model = runtime.unwrap(forward)
+    kept_best = best.restore(model) if runtime.is_main else {}
     seconds = seconds_before + time.perf_counter() - start
     val_loss = evaluation.get("val_loss")
     if runtime.is_main:

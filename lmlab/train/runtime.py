@@ -22,16 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lmlab.errors import LmlabError
-
-
-def pick_device(choice: str) -> torch.device:
-    """``auto`` (CUDA when there is one), ``cpu`` or ``cuda``; asking for CUDA without one is an error."""
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise LmlabError("train.device: 'cuda' was asked for but no CUDA device is available")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
+from lmlab.modes import pick_device
 
 
 @dataclass
@@ -39,13 +30,12 @@ class Runtime:
     device: torch.device
     bf16: bool = False
     compile: bool = False
-    rank: int = 0
-    world_size: int = 1
+    rank: int = 0  # this process's place among those training together (torchrun's RANK); 0 alone
 
     @classmethod
     def single(cls, device: str = "auto", compile: bool = False) -> Runtime:
         """One process on the `device` a config chose (``auto``, ``cpu``, ``cuda``)."""
-        chosen = pick_device(device)
+        chosen = pick_device(device, "train.device")
         return cls(chosen, bf16=chosen.type == "cuda" and torch.cuda.is_bf16_supported(), compile=compile)
 
     @property

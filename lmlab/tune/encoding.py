@@ -16,8 +16,6 @@ from torch import Tensor
 from lmlab.errors import LmlabError
 from lmlab.tokenizers import Tokenizer
 
-Batch = dict[str, Tensor]
-
 
 def cls_sep_frame(tokenizer: Tokenizer) -> tuple[int, int] | None:
     """([CLS], [SEP]) ids for a BERT-style tokenizer, None for a decoder's."""

@@ -25,7 +25,6 @@ from lmlab.config import build_config
 from lmlab.errors import LmlabError
 from lmlab.models import model_from_config
 from lmlab.models.base import LMOutput, ModelFamily
-from lmlab.models.registry import DEFAULT_FAMILY
 from lmlab.tune.methods import MethodConfig, apply_method
 from lmlab.tune.pooling import Pooling
 from lmlab.tune.tasks import task_named
@@ -34,7 +33,7 @@ from lmlab.tune.tasks.base import HeadConfig
 
 @dataclass
 class TunedConfig:
-    base_family: str = DEFAULT_FAMILY
+    base_family: str = ""  # the backbone's family (model.json always names it; "" is no family)
     base_config: dict[str, Any] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
     head: dict[str, Any] = field(default_factory=dict)  # a HeadConfig

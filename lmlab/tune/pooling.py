@@ -7,12 +7,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor
 
-Pooling = Literal["first", "last", "mean"]
+from lmlab.models.base import Pooling
 
 
 def pool(hidden: Tensor, attention_mask: Tensor | None, pooling: Pooling) -> Tensor:

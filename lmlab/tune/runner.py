@@ -30,15 +30,15 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from lmlab.config import Config, build_config, read_config_data, registered, save_config
+from lmlab.config import Config, build_config, read_config_data, registered
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json, write_text
-from lmlab.runs import open_run
+from lmlab.modes import pick_device
+from lmlab.runs import open_run, start_run_dir
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.loop import LoopConfig, fit
 from lmlab.train.objectives import Objective
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig
-from lmlab.train.runtime import pick_device
 from lmlab.tune.adversarial import AdversarialConfig, build_adversary
 from lmlab.tune.methods import MethodConfig
 from lmlab.tune.model import TunedModel, tuned_config_from
@@ -85,6 +85,8 @@ def read_tune_config(path: str | Path | None, overrides: list[str]) -> TuneConfi
 def load_base(base: str) -> tuple[nn.Module, Tokenizer]:
     """The pretrained backbone and its tokenizer: a run, a Hugging Face directory or named weights."""
     run = open_run(base)
+    if getattr(run.family_class, "default_pooling", None) is None:
+        raise LmlabError(f"base {base}: a {run.describe()} model has no features() to put a task head on")
     return run.model("cpu"), run.tokenizer()
 
 
@@ -114,7 +116,7 @@ class TuneRun:
         """The one training loop on `objective` (with the configured adversary); the device the model is on."""
         fit(self.model, objective, self.cfg, self.run_dir, console=self.console,
             adversary=build_adversary(self.cfg.adversarial))
-        return pick_device(self.cfg.train.device)
+        return pick_device(self.cfg.train.device, "train.device")
 
     def finish(self, figures: dict[str, Any], labels: list[str], train_examples: int, test_examples: int,
                device: torch.device) -> dict[str, Any]:
@@ -153,9 +155,7 @@ def start_run(cfg: TuneConfig, labels: list[str], console: Console | None = None
     run_dir = Path(cfg.run_dir)
     if (run_dir / "checkpoints").exists():
         raise LmlabError(f"{run_dir}: already holds a run; choose another run_dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    tokenizer.save(run_dir / "tokenizer.json")
+    start_run_dir(run_dir, cfg, tokenizer)
     trainable, total = trainable_parameters(model)
     adversary = f" + {cfg.adversarial.method}" if cfg.adversarial.method != "none" else ""
     console.print(f"{cfg.task}, {cfg.method.method}{adversary}: {trainable:,} of {total:,} parameters train "

@@ -41,10 +41,13 @@ class CausalLM(Objective):
 
     @classmethod
     def build(cls, model: nn.Module, shards: TokenShards, settings: ObjectiveSettings) -> CausalLM:
-        if getattr(model, "kind", None) == "encoder":
+        kind = getattr(model, "kind", None)
+        if kind == "encoder":
             # A bidirectional encoder sees the token it is asked for: next-token prediction would teach it to copy.
             raise LmlabError(f"objective: causal_lm predicts the next token, which a {model.family} model can see; "
                              "use masked_lm or masked_lm_nsp")
+        if kind != "decoder":
+            raise LmlabError(f"objective: causal_lm trains a decoder, and a {model.family} model is a {kind}")
         return cls(shards, settings.batch_size, settings.block_size, settings.seed, settings.eval_tokens)
 
     def training_batch(self, step: int, micro_step: int) -> Batch:
@@ -70,8 +73,9 @@ class StreamingCausalLM(Objective):
                           targets tokens[b*L + w*T + 1 : b*L + (w+1)*T + 1]
 
     So row b of window w + 1 is the text right after row b of window w, and the model's final state
-    after one window is the right state to start the next from. The loop carries it across, cut
-    from the autograd graph: the loss of a window back-propagates through its own T steps only
+    after one window is the right state to start the next from. The objective carries it across
+    (`loss` keeps each window's final state for the next, and checkpoints save it), cut from the
+    autograd graph: the loss of a window back-propagates through its own T steps only
     (the truncation), yet the forward values are those of one long pass over the stream.
 
     The position is the step: micro-step m of optimizer step s reads window ``s * grad_accum + m``
@@ -87,6 +91,7 @@ class StreamingCausalLM(Objective):
         self.eval_tokens = eval_tokens
         self.carried: CarriedState | None = None  # the state the last training window ended in
         self.continues = False  # whether the batch last drawn continues the window before it
+        self.drawn = False  # whether that batch's loss is still to be taken (once: it moves the state on)
         tokens = shards.num_tokens("train")
         self.stream_length = max(0, tokens - 1) // batch_size
         self.windows_per_epoch = self.stream_length // block_size
@@ -109,7 +114,7 @@ class StreamingCausalLM(Objective):
         return cls(shards, settings.batch_size, settings.block_size, settings.grad_accum, settings.eval_tokens)
 
     def training_batch(self, step: int, micro_step: int) -> Batch:
-        self.continues = not self.starts_stream(step, micro_step)
+        self.continues, self.drawn = not self.starts_stream(step, micro_step), True
         T = self.block_size
         starts = np.arange(self.batch_size) * self.stream_length + self.window(step, micro_step) * T  # (B,)
         rows = starts[:, None] + np.arange(T + 1)  # (B, T+1) indices into the split
@@ -121,6 +126,10 @@ class StreamingCausalLM(Objective):
         return self.window(step, micro_step) == 0
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        if not self.drawn:
+            raise LmlabError("objective: causal_lm_stream takes each window's loss once, since it carries the "
+                             "state on from it; it does not combine with adversarial training")
+        self.drawn = False
         out = model(**batch, cache=self.carried if self.continues else None)
         self.carried = out.cache
         self.carried.detach_()  # the next window starts from these values, but back-propagates no further
@@ -147,8 +156,8 @@ class StreamingCausalLM(Objective):
         return total / count
 
     def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:
-        """The validation split read as streams, window after window, for the loop to carry the state
-        through: the perplexity an LSTM language model is reported with.
+        """The validation split read as streams, window after window, for `validation_loss` to carry the
+        state through: the perplexity an LSTM language model is reported with.
 
         The split is cut into min(batch_size, N - 1) streams of L tokens as for training, every
         position of a stream after its first is a target once (the last window may be shorter), and

@@ -34,8 +34,7 @@ from lmlab.models.base import LMOutput
 from lmlab.modes import evaluating
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.loop import LoopConfig
-from lmlab.train.objectives import Objective
-from lmlab.tune.encoding import Batch
+from lmlab.train.objectives import Batch, Objective
 from lmlab.tune.pooling import Pooling
 
 IGNORE = -100  # cross-entropy skips these positions: padding, special tokens, a word's later subwords
@@ -92,8 +91,6 @@ class Examples(Protocol):
 class TaskObjective(Objective, ABC):
     """A task's objective for the one training loop: its examples in batches, drawn epoch by epoch, and its figures."""
 
-    streaming = False
-
     def __init__(self, train: Any, validation: Any, batch_size: int, grad_accum: int, seed: int, pad_id: int):
         self.train, self.validation = train, validation
         self.batch_size, self.grad_accum, self.seed, self.pad_id = batch_size, grad_accum, seed, pad_id
@@ -116,9 +113,6 @@ class TaskObjective(Objective, ABC):
             order = np.random.default_rng((self.seed, int(epoch))).permutation(n)  # each epoch its own shuffle
             indices[epochs == epoch] = order[offsets[epochs == epoch]]
         return self._batch(self.train, indices)
-
-    def starts_stream(self, step: int, micro_step: int) -> bool:
-        return True
 
     def batches(self, examples: Examples) -> Iterator[Batch]:
         """`examples` in order, batch_size at a time."""

@@ -26,8 +26,9 @@ from lmlab.errors import LmlabError
 from lmlab.metrics.classification import accuracy, majority_baseline, precision_recall_f1
 from lmlab.models.base import LMOutput
 from lmlab.tokenizers import Tokenizer
+from lmlab.train.objectives import Batch
 from lmlab.tune.adversarial import attacked_logits
-from lmlab.tune.encoding import Batch, frame_text, pad_batch
+from lmlab.tune.encoding import frame_text, pad_batch
 from lmlab.tune.pooling import Pooling, pool
 from lmlab.tune.tasks.base import (
     FineTuningTask,

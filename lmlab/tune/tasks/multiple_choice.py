@@ -22,7 +22,8 @@ from torch import Tensor, nn
 from lmlab.errors import LmlabError
 from lmlab.models.base import LMOutput
 from lmlab.tokenizers import Tokenizer
-from lmlab.tune.encoding import Batch, cls_sep_frame, pad_batch
+from lmlab.train.objectives import Batch
+from lmlab.tune.encoding import cls_sep_frame, pad_batch
 from lmlab.tune.pooling import Pooling, pool
 from lmlab.tune.tasks.base import HeadConfig, TaskHead, TaskObjective, TaskSettings, label_figures, predict_scores
 from lmlab.tune.tasks.jsonl import JsonlTask

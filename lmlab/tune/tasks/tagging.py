@@ -25,7 +25,8 @@ from lmlab.metrics.entities import entity_scores
 from lmlab.models.base import LMOutput
 from lmlab.modes import evaluating
 from lmlab.tokenizers import Tokenizer
-from lmlab.tune.encoding import Batch, cls_sep_frame, pad_batch
+from lmlab.train.objectives import Batch
+from lmlab.tune.encoding import cls_sep_frame, pad_batch
 from lmlab.tune.pooling import Pooling
 from lmlab.tune.tasks.base import IGNORE, HeadConfig, TaskHead, TaskObjective, TaskSettings, label_figures
 from lmlab.tune.tasks.jsonl import JsonlTask
