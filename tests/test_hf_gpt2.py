@@ -162,3 +162,25 @@ def test_export_is_atomic_and_replaces_an_old_export(tmp_path):
     export_gpt2(model, tmp_path / "hf")
     assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == ["config.json", "model.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["hf"]
+
+
+def test_lmlab_export_and_import_round_trip_a_run_through_the_family_and_the_registry(tmp_path, capsys):
+    """`lmlab export` finds GPT's exporter on the family, `lmlab import` the GPT-2 reader by model_type."""
+    from lmlab.cli import main
+    from lmlab.models import load_model, save_model
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(["Hello world.<|endoftext|>"] * 10, trainers.BpeTrainer(
+        vocab_size=280, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    model = lmlab_gpt(vocab_size=backend.get_vocab_size())
+    save_model(model, tmp_path / "run")
+    backend.save(str(tmp_path / "run" / "tokenizer.json"))
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "hf")]) == 0
+    assert main(["import", str(tmp_path / "hf"), str(tmp_path / "back")]) == 0
+    assert "GPT 2x32" in capsys.readouterr().out
+    ids = torch.tensor([backend.encode("Hello world.").ids])
+    with torch.no_grad():
+        assert torch.allclose(load_model(tmp_path / "back")(ids).logits, model(ids).logits, atol=1e-5)
+    assert main(["export", str(tmp_path / "hf"), str(tmp_path / "again")]) == 0  # an HF directory exports too
