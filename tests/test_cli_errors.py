@@ -71,7 +71,7 @@ def test_truncated_checkpoint_on_resume_and_truncated_model_on_generate(capsys, 
     assert run_cli(capsys, "train", *tiny_train_overrides(packed_dir, run, steps=3))[0] == 0
     checkpoint = run / "checkpoints" / "step-3" / "model.safetensors"
     _truncate(checkpoint)
-    code, lines = run_cli(capsys, "train", run, "--resume")
+    code, lines = run_cli(capsys, "train", run, "--resume", "train.max_steps=4")  # the run finished: extend it
     assert_one_error(code, lines, str(checkpoint))
 
     _truncate(run / "model.safetensors")

@@ -135,3 +135,25 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(packed_dir, t
     assert steps_logged == list(range(1, steps + 1))
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["steps"] == steps and summary["train_seconds"] > 0
+
+
+def test_resuming_a_finished_run_changes_nothing_and_extending_it_goes_on(packed_dir, tmp_path, capsys):
+    """A finished run resumed says so in one line and keeps every file as it was; --resume train.max_steps=N
+    trains it on to N; an override that would change what it already trained with is refused."""
+    from lmlab.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", *tiny_train_overrides(packed_dir, run, steps=4)]) == 0
+    before = {path: path.read_bytes() for path in sorted(run.rglob("*")) if path.is_file()}
+    capsys.readouterr()
+    assert main(["train", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "finished at step 4 of train.max_steps=4" in err and err.count("\n") == 1
+    assert {path: path.read_bytes() for path in sorted(run.rglob("*")) if path.is_file()} == before
+
+    assert main(["train", str(run), "--resume", "optimizer.lr=1"]) == 2
+    assert "optimizer.lr would change what the run already trained with" in capsys.readouterr().err
+    assert main(["train", str(run), "--resume", "train.max_steps=6"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 6 and math.isfinite(summary["train_loss"]) and math.isfinite(summary["val_loss"])
+    assert "max_steps: 6" in (run / "config.yaml").read_text()

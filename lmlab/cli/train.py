@@ -16,9 +16,9 @@ def _run_config(args: argparse.Namespace) -> Config:
     config, overrides = config_and_overrides(args.words, "train")
     if not args.resume:
         return read_train_config(config, overrides)
-    if overrides or config is None:
-        raise LmlabError("--resume continues a run with its saved config: give its run directory and no overrides")
-    return load_run_config(config)
+    if config is None:
+        raise LmlabError("--resume continues a run with its saved config: give its run directory")
+    return load_run_config(config, overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from lmlab.config import Config, build_config, read_config_data, read_yaml
+from lmlab.config import Config, build_config, read_config_data
 from lmlab.errors import LmlabError
 from lmlab.models.registry import DEFAULT_FAMILY, family_class
 from lmlab.train.counting import CountingTrainConfig, train_counting_run
@@ -44,12 +44,23 @@ def read_train_config(path: str | Path | None, overrides: list[str]) -> Config:
     return build_config(_config_class(data, source), data, source=source)
 
 
-def load_run_config(run_dir: str | Path) -> Config:
-    """The resolved config a run saved, for resuming or inspecting it."""
+# What a resumed run may change: how long it goes on and how it reports and saves, never what it
+# already trained with (the data, the model, the objective, the optimizer's settings).
+RESUMABLE = ("train.max_steps", "train.eval_every", "train.log_every", "train.checkpoint_every",
+             "train.keep_checkpoints", "train.device", "train.compile")
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
+    """The resolved config a run saved, for resuming or inspecting it, with `overrides` of `RESUMABLE` keys."""
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
         raise LmlabError(f"{path}: missing; is {run_dir} a run directory?")
-    data = read_yaml(path)
+    for override in overrides or []:
+        key = override.split("=", 1)[0].strip()
+        if key not in RESUMABLE:
+            raise LmlabError(f"--resume {override}: {key} would change what the run already trained with; a "
+                             f"resumed run may change only {', '.join(RESUMABLE)}")
+    data = read_config_data(path, overrides)
     return build_config(_config_class(data, str(path)), data, source=str(path))
 
 

@@ -129,8 +129,14 @@ class MetricsLog:
 
 def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:
     run_dir = Path(cfg.run_dir)
-    if not resume and list_checkpoints(run_dir):
+    checkpoints = list_checkpoints(run_dir)
+    if not resume and checkpoints:
         raise LmlabError(f"{run_dir}: already holds a run; resume it with --resume or choose another run_dir")
+    done = int(checkpoints[-1].name.removeprefix("step-")) if resume and checkpoints else 0
+    if done >= cfg.train.max_steps and (run_dir / "summary.json").exists():
+        # Refused before anything is written: resuming must never change a finished run.
+        raise LmlabError(f"{run_dir}: finished at step {done} of train.max_steps={cfg.train.max_steps}; to train "
+                         f"it longer: lmlab train {run_dir} --resume train.max_steps=N (N > {done})")
     return start_run_dir(run_dir, cfg, Path(cfg.data) / "tokenizer.json")
 
 
