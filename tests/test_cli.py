@@ -107,3 +107,11 @@ def test_eval_sheet_writes_json(tmp_path, capsys):
     written = json.loads((tmp_path / "sheet.json").read_text())
     assert written == {"sheet": str(sheet), "key": str(sheet) + ".key.json", "outputs": 6}
     assert os.path.exists(written["key"]) and f"wrote {sheet} (6 outputs" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    import lmlab
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"lmlab {lmlab.__version__}\n"

@@ -52,6 +52,9 @@ def test_eval_tasks_puts_every_generation_on_one_table(three_runs, tmp_path, cap
         assert 0 < by_task["ppl_zh_mini"]["metrics"]["bits_per_byte"] < 20
     assert (out / "results.png").stat().st_size > 0
     assert "| arc_easy_mini (0-shot, 5) | acc ↑ |" in markdown
+    # One run into the same folder: no chart, and the three runs' chart is not left behind as if it were its.
+    assert main(["eval", str(three_runs[0]), "--tasks", "arc_easy_mini", "--limit", "2", "--out", str(out)]) == 0
+    assert not (out / "results.png").exists() and len(json.loads((out / "results.json").read_text())) == 1
 
 
 def test_every_bundled_task_loads_and_renders():

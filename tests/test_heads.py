@@ -167,9 +167,10 @@ def test_entity_scores_equal_seqeval_on_random_sequences():
                                                            zero_division=0))
 
 
-def test_tagging_learns_and_the_pipeline_groups_entities(workspace, tmp_path):
+def test_tagging_learns_and_the_pipeline_groups_entities(workspace, tmp_path, capsys):
     run = tmp_path / "tagging"
     assert main(["tune", *overrides(workspace, run, "tagging", "tags.jsonl")]) == 0  # the command line
+    assert f"next: lmlab pipeline token-classification --model {run} " in capsys.readouterr().out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["task"] == "tagging" and summary["labels"][0] == "O"
     assert summary["test_f1"] >= 0.9 and summary["test_accuracy"] >= 0.95

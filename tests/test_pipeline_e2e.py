@@ -47,8 +47,10 @@ def test_corpus_to_report_through_the_cli(tmp_path, capsys):
     assert [r["prompt"] for r in records] == ["To be", "中国"]
     assert all(r["prompt"] + r["text"] in lines for r in records)
 
+    capsys.readouterr()
     assert main(["report", str(run)]) == 0
     assert {"report.html", "loss.png", "lr.png"} <= {p.name for p in run.iterdir()}
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"next: open {run / 'report.html'} in a browser")
 
     hf_dir = tmp_path / "hf"
     assert main(["export", str(run), str(hf_dir)]) == 0

@@ -18,6 +18,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from lmlab import __version__
 from lmlab.errors import LmlabError
 
 # verb: ("module:function" adding the verb's arguments, its line in `lmlab --help`). Names only, so that
@@ -43,6 +44,7 @@ VERBS: dict[str, tuple[str, str]] = {
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """Every verb with its help; `verb`, the one being run, also with its arguments."""
     parser = argparse.ArgumentParser(prog="lmlab", description="Build your own language model, end to end.")
+    parser.add_argument("--version", action="version", version=f"lmlab {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, (target, help_text) in VERBS.items():
         command = verbs.add_parser(name, help=help_text, description=help_text)

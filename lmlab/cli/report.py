@@ -8,7 +8,9 @@ from lmlab.report import write_report
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    print(f"wrote {write_report(args.run)}")
+    page = write_report(args.run)
+    print(f"wrote {page} (with the curves beside it)")
+    print(f"next: open {page} in a browser   lmlab eval {args.run}")
 
 
 def add_report(parser: argparse.ArgumentParser) -> None:

@@ -14,14 +14,25 @@ def cmd_tune(args: argparse.Namespace) -> None:
     if args.words and args.words[0] == "compare":
         _compare(args)
         return
-    summary = tune(read_tune_config(*config_and_overrides(args.words, "tune")))
+    cfg = read_tune_config(*config_and_overrides(args.words, "tune"))
+    summary = tune(cfg)
     figures = ", ".join(f"{name[len('test_'):].replace('_', ' ')} {value:.3f}" for name, value in summary.items()
                         if name.startswith("test_") and name != "test_examples" and isinstance(value, float))
     baseline = summary.get("majority_baseline")
     against = f" (majority class: accuracy {baseline['accuracy']:.3f})" if baseline else ""
     print(f"test: {figures}{against}; {summary['trainable_parameters']:,} trainable parameters; "
           f"{summary['wall_seconds']:.0f}s")
+    print(f"wrote {cfg.run_dir}/ (model.safetensors, model.json, summary.json, metrics.jsonl)")
+    print(f"next: {TRY_IT.get(cfg.task, 'lmlab report {run}').format(run=cfg.run_dir)}")
     save_json(args.json, summary)
+
+
+# How to put a tuned run to work, by its task.
+TRY_IT = {
+    "classification": 'lmlab pipeline sentiment-analysis --model {run} "What a lovely film"',
+    "tagging": 'lmlab pipeline token-classification --model {run} "Ada Lovelace lived in London"',
+    "qa": 'lmlab pipeline question-answering --model {run} --question "Where?" "She lived in London."',
+}
 
 
 def _compare(args: argparse.Namespace) -> None:

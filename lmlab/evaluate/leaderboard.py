@@ -131,4 +131,6 @@ def write_results(results: Results, out_dir: str | Path, with_samples: bool = Fa
     write_json(out / "results.json", results_json(results, with_samples))
     if len(results) > 1:
         plot_results(results, out / "results.png")
+    else:  # one run draws no chart, and an earlier evaluation's must not pass for this one's
+        (out / "results.png").unlink(missing_ok=True)
     return out
