@@ -29,6 +29,12 @@ def add_words(command: argparse.ArgumentParser, nargs: str, metavar: str, help_t
     command.add_argument("words", nargs=nargs, metavar=metavar, help=help_text)
 
 
+def add_corpus_and_overrides(command: argparse.ArgumentParser, example: str) -> None:
+    """Corpus paths mixed with dotted overrides (split by `corpus_and_overrides`); `example` shows some."""
+    add_words(command, "+", "PATH|key=value", "corpus files, directories or globs (.txt .jsonl .csv .parquet) "
+              f"and dotted config overrides: {example}")
+
+
 def add_text_field(command: argparse.ArgumentParser) -> None:
     command.add_argument("--text-field", default="text", help="JSONL field / CSV or Parquet column")
 

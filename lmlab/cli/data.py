@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from lmlab.cli.common import add_command, add_json, add_text_field, add_words, corpus_and_overrides, save_json
+from lmlab.cli.common import (
+    add_command,
+    add_corpus_and_overrides,
+    add_json,
+    add_text_field,
+    corpus_and_overrides,
+    save_json,
+)
 from lmlab.config import load_config
 from lmlab.data import corpus_stats, format_report, format_stats
 from lmlab.data.prepare import PrepareConfig, prepare_corpus
@@ -43,8 +50,7 @@ def add_data(parser: argparse.ArgumentParser) -> None:
     add_json(stats, "the table")
 
     prepare = add_command(actions, "prepare", cmd_prepare, "clean + dedup, train a tokenizer, pack token shards")
-    add_words(prepare, "+", "PATH|key=value", "corpus files, directories or globs (.txt .jsonl .csv .parquet) "
-              "and dotted config overrides: tokenizer.kind=wordpiece tokenizer.vocab_size=8000")
+    add_corpus_and_overrides(prepare, "tokenizer.kind=wordpiece tokenizer.vocab_size=8000")
     prepare.add_argument("--out", required=True, help="the prepared folder to write")
     prepare.add_argument("--config", help="YAML with data / tokenizer / val_fraction / seed sections")
     add_json(prepare, "the report, tokenizer and split sizes")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from lmlab.cli.common import add_command, add_json, add_text_field, add_words, corpus_and_overrides, save_json
+from lmlab.cli.common import (
+    add_command,
+    add_corpus_and_overrides,
+    add_json,
+    add_text_field,
+    corpus_and_overrides,
+    save_json,
+)
 from lmlab.config import load_config
 from lmlab.data import read_documents
 from lmlab.tokenizers import TokenizerConfig, train_tokenizer
@@ -22,8 +29,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def add_tokenizer(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     train = add_command(actions, "train", cmd_train, "train a byte-level BPE, WordPiece or char tokenizer")
-    add_words(train, "+", "PATH|key=value", "corpus files, directories or globs (.txt .jsonl .csv .parquet) "
-              "and dotted config overrides: kind=wordpiece vocab_size=8000")
+    add_corpus_and_overrides(train, "kind=wordpiece vocab_size=8000")
     add_text_field(train)
     train.add_argument("--out", required=True, help="tokenizer.json to write")
     train.add_argument("--config", help="YAML tokenizer config (kind, vocab_size, ...)")

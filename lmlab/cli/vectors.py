@@ -13,7 +13,14 @@ from typing import Any
 
 from rich.console import Console
 
-from lmlab.cli.common import add_command, add_json, add_text_field, add_words, corpus_and_overrides, save_json
+from lmlab.cli.common import (
+    add_command,
+    add_corpus_and_overrides,
+    add_json,
+    add_text_field,
+    corpus_and_overrides,
+    save_json,
+)
 from lmlab.config import build_config, read_config_data
 from lmlab.errors import LmlabError
 from lmlab.models.registry import family_of_kind
@@ -90,8 +97,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def add_vectors(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     train = add_command(actions, "train", cmd_train, "learn word vectors from a corpus (a sentence per line)")
-    add_words(train, "+", "PATH|key=value", "corpus files, directories or globs (.txt .jsonl .csv .parquet) "
-              "and dotted config overrides: epochs=10 dim=100")
+    add_corpus_and_overrides(train, "epochs=10 dim=100")
     add_text_field(train)
     train.add_argument("--out", required=True,
                        help="the run directory to write (vectors, config.yaml, metrics.jsonl, summary.json)")
