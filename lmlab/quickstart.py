@@ -3,7 +3,8 @@
     1 data        Shakespeare (English) and People's Daily 1998 (Chinese), fetched on first use
     2 prepare     clean, deduplicate, train a byte-level BPE tokenizer, pack token shards
     3 train       a GPT of about a million parameters, on the CPU
-    4 evaluate    validation perplexity and bits per byte, beside a unigram baseline
+    4 evaluate    validation perplexity and bits per byte, beside a unigram baseline, saying what
+                  each figure counts
     5 history     an LSTM (truncated BPTT) and a Kneser-Ney 5-gram on the same data, and the three
                   generations on one table (`lmlab eval compare`)
     6 generate    an English and a Chinese continuation
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -27,7 +29,7 @@ from lmlab.data.pipeline import DataConfig
 from lmlab.data.prepare import PrepareConfig, prepare_corpus
 from lmlab.datasets import load_corpus
 from lmlab.evaluate import evaluate_run
-from lmlab.evaluate.compare import compare_runs, comparison_table, write_comparison
+from lmlab.evaluate.compare import ComparisonRow, compare_runs, comparison_table, count_notes, write_comparison
 from lmlab.files import write_json
 from lmlab.generate import GenerationParams
 from lmlab.report import write_report
@@ -54,6 +56,28 @@ def _run_dir(options: QuickstartOptions, recipe: str) -> Path:
 
 def _stage(console: Console, number: int, title: str) -> None:
     console.rule(f"[bold cyan]{number}. {title}", align="left")
+
+
+def show_evaluation(console: Console, model: str, figures: dict[str, Any]) -> None:
+    """Stage 4's table: the model beside the unigram baseline, and what its perplexity counts."""
+    table = Table("model", "perplexity", "bits per byte")
+    table.add_row("unigram baseline", f"{figures['unigram_perplexity']:.1f}", f"{figures['unigram_bits_per_byte']:.3f}")
+    table.add_row(model, f"{figures['perplexity']:.1f}", f"{figures['bits_per_byte']:.3f}")
+    console.print(table)
+    console.print(f"  perplexity {figures['perplexity']:.1f} {figures['counts']}", highlight=False)
+    console.print("  (training's val perplexity counts other predictions: the packed split as one stream, in windows "
+                  "that run across documents, on a sample of it)", highlight=False)
+    console.print("  bits per byte does not depend on the tokenizer: it is the figure to compare across models")
+
+
+def show_comparison(console: Console, rows: list[ComparisonRow], out: Path, evaluated: str) -> None:
+    """Stage 5's table, written to `out`; the row of run `evaluated` is stage 4's figure, counted alike."""
+    console.print(comparison_table(rows))
+    for note in count_notes(rows):
+        console.print(f"  {note}", highlight=False)
+    write_comparison(rows, out)
+    console.print(f"  every model predicts the same held-out text and each document's end, so {evaluated}'s row "
+                  f"repeats stage 4's figure; {out}/compare.png draws it", highlight=False)
 
 
 def run_quickstart(options: QuickstartOptions, console: Console | None = None) -> dict[str, float]:
@@ -101,11 +125,7 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
 
     _stage(console, 4, "Evaluate: validation perplexity and bits per byte")
     figures = evaluate_run(result.run_dir)
-    table = Table("model", "perplexity", "bits per byte")
-    table.add_row("unigram baseline", f"{figures['unigram_perplexity']:.1f}", f"{figures['unigram_bits_per_byte']:.3f}")
-    table.add_row(run.describe(), f"{figures['perplexity']:.1f}", f"{figures['bits_per_byte']:.3f}")
-    console.print(table)
-    console.print("  bits per byte does not depend on the tokenizer: it is the figure to compare across models")
+    show_evaluation(console, run.describe(), figures)
 
     _stage(console, 5, "History: an LSTM and a Kneser-Ney 5-gram on the same data, on one table")
     lstm_steps = max(1, round(steps * LSTM_SHARE))
@@ -117,11 +137,8 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
         f"run_dir={_run_dir(options, 'quickstart-kn5.yaml')}", f"data={data_dir}"]))
     console.print(f"  LSTM: {lstm.steps} steps in {lstm.seconds:.0f}s;  5-gram: {ngram.tokens_seen:,} tokens "
                   f"counted in {ngram.seconds:.1f}s")
-    rows = compare_runs([result.run_dir, lstm.run_dir, ngram.run_dir])
-    console.print(comparison_table(rows))
-    write_comparison(rows, options.out / "compare")
-    console.print(f"  every model predicts the same held-out text and each document's end; "
-                  f"{options.out / 'compare'}/compare.png draws it")
+    show_comparison(console, compare_runs([result.run_dir, lstm.run_dir, ngram.run_dir]), options.out / "compare",
+                    result.run_dir.name)
 
     _stage(console, 6, "Generate: English and Chinese (temperature 0.8, top-k 50)")
     params = GenerationParams(max_new_tokens=80, temperature=0.8, top_k=50, seed=0)

@@ -14,7 +14,7 @@ from conftest import tiny_train_overrides
 
 from lmlab.cli import main
 from lmlab.config import load_config
-from lmlab.evaluate.compare import compare_runs, held_out_texts, write_comparison
+from lmlab.evaluate.compare import compare_runs, count_notes, held_out_texts, write_comparison
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.language_model import CausalLanguageModel, rolling_windows
 from lmlab.models.ngram import NgramModel
@@ -155,7 +155,9 @@ def test_compare_scores_every_run_on_the_same_text(runs, packed_dir, tmp_path):
 
     out = write_comparison(rows, tmp_path / "cmp")
     markdown = (out / "compare.md").read_text().splitlines()
-    assert len(markdown) == 2 + len(rows) and "bits/byte" in markdown[0]
+    # the table (header, rule, a row per run), a blank line, then a note per run on what ppl/unit counts
+    assert len(markdown) == 2 + len(rows) + 1 + len(rows) and "bits/byte" in markdown[0]
+    assert markdown[3 + len(rows):] == [f"- {note}" for note in count_notes(rows)]
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [r["run"] for r in json.loads((out / "compare.json").read_text())] == [r.run for r in rows]
 
@@ -194,9 +196,9 @@ def test_eval_of_an_ngram_run_counts_the_units_it_predicts(runs, packed_dir):
 
     result = evaluate_run(runs[2])  # the character 4-gram: characters and one </s> per document
     texts = held_out_texts(packed_dir)
-    assert result["tokens"] == sum(len(t) + 1 for t in texts)
+    assert result["units"] == sum(len(t) + 1 for t in texts)
     lm = open_run(runs[2]).language_model()
-    assert result["perplexity"] == pytest.approx(math.exp(-sum(lm.loglikelihood_rolling(texts)) / result["tokens"]))
+    assert result["perplexity"] == pytest.approx(math.exp(-sum(lm.loglikelihood_rolling(texts)) / result["units"]))
 
 
 def test_a_count_based_model_without_summary_counts_its_own_numbers(runs, tmp_path):

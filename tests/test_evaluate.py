@@ -72,10 +72,10 @@ def test_val_documents_score_and_unigram_baseline(tiny_model, packed_dir):
     shards = TokenShards(packed_dir)
     texts = split_documents(shards, tokenizer, "val")
     assert len(texts) == shards.meta.splits["val"].documents and set(texts) <= set(tiny_documents())
-    lm = CausalLanguageModel(model, tokenizer)
-    score = score_texts(lm, texts, lambda t: len(tokenizer.encode(t)))
+    lm = CausalLanguageModel(model, tokenizer, predict_end=True)
+    score = score_texts(lm, texts, lambda t: len(tokenizer.encode(t)) + 1)
     val = shards.tokens("val")
-    assert score.tokens == int((val != tokenizer.eos_id).sum())
+    assert score.tokens == len(val)  # every token of every document, and each document's end
     assert score.bytes == shards.meta.splits["val"].bytes
     assert score.nll == pytest.approx(-sum(lm.loglikelihood_rolling(texts)))
     assert score.bits_per_byte == pytest.approx(score.nll / math.log(2) / score.bytes)
@@ -84,5 +84,5 @@ def test_val_documents_score_and_unigram_baseline(tiny_model, packed_dir):
     logprob = np.log(counts / counts.sum())
     baseline = unigram_baseline(shards, "val")
     assert baseline.tokens == score.tokens
-    assert baseline.nll == pytest.approx(-logprob[val[val != tokenizer.eos_id]].sum(), rel=1e-9)
+    assert baseline.nll == pytest.approx(-logprob[val].sum(), rel=1e-9)
     assert baseline.perplexity == pytest.approx(math.exp(baseline.nll / score.tokens))

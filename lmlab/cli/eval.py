@@ -11,7 +11,7 @@ from rich.console import Console
 from lmlab.cli.common import add_json, save_json
 from lmlab.errors import LmlabError
 from lmlab.evaluate import evaluate_run
-from lmlab.evaluate.compare import compare_runs, comparison_table, write_comparison
+from lmlab.evaluate.compare import compare_runs, comparison_table, count_notes, write_comparison
 from lmlab.evaluate.harness import bundled_tasks
 from lmlab.evaluate.human import (
     export_rating_sheet,
@@ -38,14 +38,17 @@ def _perplexity(args: argparse.Namespace) -> None:
     if len(args.targets) > 1:
         raise LmlabError("eval: one run at a time; to put several on one table use `lmlab eval compare RUN...`")
     result = evaluate_run(args.targets[0], args.split)
-    print(f"{args.split}: perplexity {result['perplexity']:.2f}, bits per byte {result['bits_per_byte']:.4f} "
-          f"(unigram baseline: {result['unigram_bits_per_byte']:.4f})")
+    print(f"{args.split}: perplexity {result['perplexity']:.2f} {result['counts']}")
+    print(f"{args.split}: bits per byte {result['bits_per_byte']:.4f} (unigram baseline: "
+          f"{result['unigram_bits_per_byte']:.4f}, perplexity {result['unigram_perplexity']:.2f} "
+          "per packed token incl. document ends)")
     save_json(args.json, result)
 
 
 def _compare(args: argparse.Namespace) -> None:
     rows = compare_runs(args.targets[1:], data=args.data, split=args.split, max_documents=args.max_documents)
     Console().print(comparison_table(rows))
+    print("\n".join(count_notes(rows)))
     out = write_comparison(rows, args.out or "runs/compare")
     print(f"wrote {out}/compare.md, compare.json, compare.png")
     save_json(args.json, [row.to_dict() for row in rows])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import fields
 
 from lmlab.cli.common import add_json, add_words, config_and_overrides, save_json
@@ -26,7 +27,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     result = train_run(cfg, resume=args.resume)
     kind = open_run(result.run_dir).family_class.kind
     if isinstance(cfg, TrainConfig):
-        val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
+        val = "" if result.val_loss is None else (
+            f", val loss {result.val_loss:.4f}, val perplexity {math.exp(result.val_loss):.2f}"
+            + (f" {result.val_counts}" if result.val_counts else ""))
         print(f"trained {result.steps} steps ({result.tokens_seen:,} tokens) in {result.seconds:.1f}s: "
               f"train loss {result.train_loss:.4f}{val}")
         print(f"wrote {result.run_dir}/ (model.safetensors, metrics.jsonl, checkpoints/)")

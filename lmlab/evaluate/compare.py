@@ -18,6 +18,7 @@ from rich.table import Table
 
 from lmlab.data.packing import TokenShards, split_documents
 from lmlab.errors import LmlabError
+from lmlab.evaluate.held_out import held_out_score
 from lmlab.files import atomic_path, write_json, write_text
 from lmlab.runs import open_run
 from lmlab.tokenizers import Tokenizer
@@ -32,6 +33,7 @@ class ComparisonRow:
     units: int  # predictions made: tokens, characters or words, plus one end per document
     nll: float  # total negative log-likelihood, nats
     bytes: int
+    counts: str  # what the perplexity counts (`lmlab.evaluate.held_out.describe_count`)
 
     @property
     def perplexity(self) -> float:
@@ -68,18 +70,18 @@ def compare_runs(
     if data is None and "data" not in runs[0].config:
         raise LmlabError(f"{runs[0].path}: no config.yaml naming its data; give the data to compare on")
     texts = held_out_texts(data or runs[0].config["data"], split, max_documents)
-    total_bytes = sum(len(text.encode("utf-8")) for text in texts)
     rows = []
     for run in runs:
-        lm = run.language_model(predict_end=True)
+        score, counts = held_out_score(run, texts, split)
         rows.append(ComparisonRow(
             run=run.path.name,
             model=run.describe(),
             parameters=run.parameters(),
             train_seconds=run.summary.get("train_seconds"),
-            units=sum(lm.predicted_units(text) for text in texts),
-            nll=-math.fsum(lm.loglikelihood_rolling(texts)),
-            bytes=total_bytes,
+            units=score.tokens,
+            nll=score.nll,
+            bytes=score.bytes,
+            counts=counts,
         ))
     return sorted(rows, key=lambda row: row.bits_per_byte)
 
@@ -93,7 +95,13 @@ def _cells(row: ComparisonRow) -> list[str]:
 HEADERS = ["run", "model", "parameters", "train s", "units", "ppl/unit", "bits/byte"]
 
 
+def count_notes(rows: Sequence[ComparisonRow]) -> list[str]:
+    """One line per run saying what its ppl/unit counts."""
+    return [f"{row.run}: ppl/unit {row.perplexity:,.2f} {row.counts}" for row in rows]
+
+
 def comparison_table(rows: Sequence[ComparisonRow]) -> Table:
+    """The rows as a table; `count_notes` are the lines to print under it."""
     table = Table(*HEADERS, title="same held-out text, ranked by bits per byte")
     for row in rows:
         table.add_row(*_cells(row))
@@ -103,6 +111,7 @@ def comparison_table(rows: Sequence[ComparisonRow]) -> Table:
 def comparison_markdown(rows: Sequence[ComparisonRow]) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    lines += ["", *(f"- {note}" for note in count_notes(rows))]
     return "\n".join(lines) + "\n"
 
 

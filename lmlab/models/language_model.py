@@ -9,7 +9,8 @@ harnesses and (to come) a server's ``logprobs`` are written once for n-grams, RN
   longer than the model's context; the basis of perplexity and bits per byte;
 - ``generate(prompts, params)`` -> continuations;
 - ``predicted_units(text)`` -> how many predictions scoring `text` makes (tokens, words, characters,
-  plus its end when scored), the denominator of perplexity per unit.
+  plus its end when scored), the denominator of perplexity per unit; ``unit`` names them and
+  ``context_note()`` says how much each prediction sees, so a printed perplexity can say what it counts.
 """
 
 from __future__ import annotations
@@ -32,8 +33,14 @@ class LanguageModel(Protocol):
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[str]: ...
 
+    unit: str  # what `predicted_units` counts: "token", "character" or "word"
+
     def predicted_units(self, text: str) -> int:
         """How many predictions `loglikelihood_rolling` makes on `text`: its units (and its end, if scored)."""
+        ...
+
+    def context_note(self) -> str:
+        """How much of the text before it each prediction of `loglikelihood_rolling` sees, in a few words."""
         ...
 
 
@@ -66,8 +73,10 @@ class CausalLanguageModel:
 
     ``predict_end`` makes `loglikelihood_rolling` also score the end-of-text token after each text,
     as an n-gram model scores ``</s>``: then every generation predicts the same units, the text and
-    its end, and bits per byte compare fairly (`lmlab eval compare` turns it on).
+    its end, and bits per byte compare fairly (`lmlab eval` and `lmlab eval compare` turn it on).
     """
+
+    unit = "token"
 
     def __init__(self, model: nn.Module, tokenizer: Tokenizer, max_length: int | None = None,
                  predict_end: bool = False, batch_size: int = 16):
@@ -246,3 +255,9 @@ class CausalLanguageModel:
 
     def predicted_units(self, text: str) -> int:
         return len(self.tokenizer.encode(text)) + int(self.predict_end)
+
+    def context_note(self) -> str:
+        if self.carries_state:
+            return f"read in windows of {self.max_length} tokens, the state carried from one to the next"
+        return (f"in windows of {self.max_length} tokens, stride {self.max_length}: the first prediction of a "
+                "window sees one token, the last sees the window")

@@ -53,4 +53,4 @@ def train_counting_run(cfg: CountingTrainConfig, console: Console | None = None)
             "family": model.family, "steps": 1, "tokens_seen": model.units_counted, "train_seconds": seconds,
             "parameters": model.parameter_count(),
         })
-    return TrainResult(run_dir, 1, model.units_counted, seconds, float("nan"), None)
+    return TrainResult(run_dir, 1, model.units_counted, seconds, float("nan"), None, None)

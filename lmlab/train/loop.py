@@ -91,6 +91,7 @@ class TrainResult:
     seconds: float  # wall time spent training, summed over every session of a resumed run
     train_loss: float
     val_loss: float | None
+    val_counts: str | None  # what val_loss averages over (`Objective.evaluation_note`)
 
 
 def build_model(cfg: TrainConfig, vocab_size: int) -> nn.Module:
@@ -302,6 +303,8 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
                     console.print(f"step {state.step:>6}  train loss {train_loss:.4f}  " + "  ".join(
                         f"{name.replace('_', ' ')} {value:.4f}" for name, value in evaluation.items()))
                 stop = best.update(model, evaluation, state.step, writes=runtime.is_main)
+                if metrics and (last_step or stop) and (note := objective.evaluation_note()):
+                    console.print(f"  (val loss and perplexity {note})")
             if runtime.is_main and (state.step % loop.checkpoint_every == 0 or last_step or stop):
                 state.train_seconds = seconds_before + time.perf_counter() - start
                 state.carried = objective.state()
@@ -328,4 +331,5 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
             "val_loss": val_loss,
             **kept_best,
         })
-    return TrainResult(run_dir, state.step, state.tokens_seen, seconds, train_loss, val_loss)
+    return TrainResult(run_dir, state.step, state.tokens_seen, seconds, train_loss, val_loss,
+                       objective.evaluation_note() if evaluation else None)

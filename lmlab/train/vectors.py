@@ -86,4 +86,4 @@ def train_vectors_run(cfg: VectorsTrainConfig, console: Console | None = None) -
             "family": vectors.family, "epochs": len(epochs), "words_seen": words_seen, "train_seconds": seconds,
             "parameters": vectors.parameter_count(), "vocabulary": len(vectors), "train_loss": loss,
         })
-    return VectorsResult(run_dir, len(epochs), words_seen, seconds, loss, None, vectors)
+    return VectorsResult(run_dir, len(epochs), words_seen, seconds, loss, None, None, vectors)

@@ -143,8 +143,15 @@ class NgramLanguageModel:
         with np.errstate(divide="ignore"):
             return [float(scores.sum()) for scores in self.model.score_ids(sequences, first=self.pads)]
 
+    @property
+    def unit(self) -> str:
+        return self.splitter.unit
+
     def predicted_units(self, text: str) -> int:
         return len(self.splitter.split(text)) + 1  # its units and the </s> after them
+
+    def context_note(self) -> str:
+        return f"each {self.unit} seeing the {self.model.order - 1} before it"
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[str]:
         """Sample each continuation word by word from p(w | last n-1 words), until ``</s>`` or the limit.

@@ -55,6 +55,12 @@ class Objective:
     `eval_batches`; it overrides `loss`, `evaluate` or the state methods where it differs."""
 
     eval_tokens: int | None = None  # what the default evaluation reads of `eval_batches`
+    eval_targets: int = 0  # the targets the last `validation_loss` averaged over
+
+    def evaluation_note(self) -> str | None:
+        """What val_loss and val_perplexity average over, in one clause (unit, how many, what context),
+        printed with the final evaluation; None where the objective has nothing to add."""
+        return None
 
     def training_batch(self, step: int, micro_step: int) -> Batch:
         raise NotImplementedError
@@ -76,6 +82,7 @@ class Objective:
                 count += targets
         if count == 0:
             raise LmlabError("the validation split has no complete window to evaluate on")
+        self.eval_targets = count
         return total / count
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:

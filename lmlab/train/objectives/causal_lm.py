@@ -31,6 +31,13 @@ class CarriedState(Protocol):
     def load_tensors(self, tensors: dict[str, Tensor]) -> None: ...
 
 
+def _targets_of_split(shards: TokenShards, targets: int) -> str:
+    """"N targets of the packed val split", and whether they are a sample of it (`eval_tokens`)."""
+    whole = shards.num_tokens("val") - 1  # every token but the first is a target once
+    sample = "" if targets >= whole else f" (a sample spread over its {whole:,}: train.eval_tokens)"
+    return f"{targets:,} targets of the packed val split{sample}"
+
+
 class CausalLM(Objective):
     """Next-token prediction on random windows of packed token shards (GPT pretraining)."""
 
@@ -54,6 +61,11 @@ class CausalLM(Objective):
         generator = batch_generator(self.seed, step, micro_step)
         inputs, targets = self.shards.sample_batch("train", self.batch_size, self.block_size, generator)
         return {"input_ids": inputs, "labels": targets}
+
+    def evaluation_note(self) -> str:
+        return (f"per token: {_targets_of_split(self.shards, self.eval_targets)}, document ends included, the "
+                f"split read as one stream in consecutive windows of {self.block_size} tokens, each from its start "
+                "(a window runs across document ends, and its first prediction sees one token)")
 
     def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:
         """Validation windows: the whole split, or `max_tokens` targets' worth spread evenly over it."""
@@ -153,7 +165,13 @@ class StreamingCausalLM(Objective):
                 targets = batch["labels"].numel()
                 total += float(out.loss) * targets
                 count += targets
+        self.eval_targets = count
         return total / count
+
+    def evaluation_note(self) -> str:
+        return (f"per token: {_targets_of_split(self.shards, self.eval_targets)}, document ends included, the "
+                f"split read as {min(self.batch_size, self.shards.num_tokens('val') - 1)} streams in windows of "
+                f"{self.block_size} tokens, the state carried from one window to the next")
 
     def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:
         """The validation split read as streams, window after window, for `validation_loss` to carry the

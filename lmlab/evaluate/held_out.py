@@ -7,7 +7,9 @@ tokenizer-independent: it is the figure to compare across tokenizers and model g
 
 Scoring goes through `LanguageModel.loglikelihood_rolling`, so the same code scores an n-gram, an
 RNN or a Transformer: each document is scored whole, every token once, with as much context as the
-model can hold.
+model can hold, and then the document's end (end-of-text, an n-gram's ``</s>``), so `lmlab eval`
+and `eval compare` count the same predictions. Training's validation figure counts other ones: it
+reads the packed split as one stream in windows that run across documents (see the train log's note).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import numpy as np
 from lmlab.data.packing import TokenShards, split_documents
 from lmlab.errors import LmlabError
 from lmlab.files import write_json
-from lmlab.metrics.likelihood import bits_per_byte, perplexity
+from lmlab.metrics import likelihood
 from lmlab.models.language_model import LanguageModel
-from lmlab.runs import open_run
+from lmlab.runs import Run, open_run
 from lmlab.tokenizers import Tokenizer
 
 
@@ -42,11 +44,11 @@ class SplitScore:
 
     @property
     def perplexity(self) -> float:
-        return perplexity(self.nll, self.tokens)
+        return likelihood.perplexity(self.nll, self.tokens)
 
     @property
     def bits_per_byte(self) -> float:
-        return bits_per_byte(self.nll, self.bytes)
+        return likelihood.bits_per_byte(self.nll, self.bytes)
 
     def to_dict(self) -> dict[str, float | int | str]:
         return {**asdict(self), "loss": self.loss, "perplexity": self.perplexity, "bits_per_byte": self.bits_per_byte}
@@ -76,35 +78,64 @@ def unigram_baseline(shards: TokenShards, split: str = "val", chunk: int = 1 << 
     for start in range(0, len(train), chunk):
         counts += np.bincount(np.asarray(train[start : start + chunk]), minlength=vocab)[:vocab]
     logprob = np.log(counts) - np.log(counts.sum())
-    # The tokens a rolling scorer predicts: every token of every document, not the end-of-text marks.
+    # What `evaluate_run` predicts: every token of every document and each document's end-of-text.
     scored = shards.tokens(split)
-    nll, count = 0.0, 0
+    nll = 0.0
     for start in range(0, len(scored), chunk):
-        ids = np.asarray(scored[start : start + chunk])
-        ids = ids[ids != shards.meta.eos_id]
-        nll -= float(logprob[ids].sum())
-        count += len(ids)
-    return SplitScore(split, count, shards.meta.splits[split].bytes, nll)
+        nll -= float(logprob[np.asarray(scored[start : start + chunk])].sum())
+    return SplitScore(split, len(scored), shards.meta.splits[split].bytes, nll)
+
+
+def describe_count(lm: LanguageModel, units: int, documents: int, split: str) -> str:
+    """What a held-out perplexity counts, in one clause: its unit, how many, which split, what context.
+
+    `lmlab eval`, `eval compare` and the quickstart print it beside the figure, so two figures that
+    differ show why (another unit, split or context) and two that say the same words are equal.
+    """
+    return (f"per {lm.unit}: {units:,} {lm.unit}s incl. {documents:,} document ends, {documents:,} {split} "
+            f"documents each scored from its start, {lm.context_note()}")
+
+
+def held_out_score(run: Run, texts: Sequence[str], split: str = "val") -> tuple[SplitScore, str]:
+    """The run's model on `texts`, predicting each text and then its end, and what the figure counts."""
+    lm = run.language_model(predict_end=True)
+    score = score_texts(lm, texts, lm.predicted_units, split)
+    return score, describe_count(lm, score.tokens, len(texts), split)
+
+
+def perplexity(run: str | Path | Run, texts: Sequence[str] | None = None, split: str = "val") -> float:
+    """Perplexity of a run (a directory, a name, or an open `Run`) on `texts`, default its data's `split`.
+
+    Per unit of the model (a token, or an n-gram's word or character), each text's end included, as
+    `lmlab eval` prints it.
+    """
+    run = run if isinstance(run, Run) else open_run(run)
+    return held_out_score(run, _split_texts(run, split) if texts is None else texts, split)[0].perplexity
+
+
+def _split_texts(run: Run, split: str) -> list[str]:
+    if "data" not in run.config:
+        raise LmlabError(f"{run.path}: no config.yaml naming its data; is it a run directory?")
+    return split_documents(TokenShards(run.config["data"]), Tokenizer.load(run.path / "tokenizer.json"), split)
 
 
 def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
     """Perplexity and bits per byte of the run's model on its data split, beside the unigram baseline.
 
-    The result is also written to ``eval.json`` in the run directory, where `lmlab report` finds it.
+    Every document is predicted and then its end, as `eval compare` scores it, so the two print the
+    same figure for the same run and split. The result is also written to ``eval.json`` in the run
+    directory, where `lmlab report` finds it.
     """
     run = open_run(run_dir)
     run.family_class.check_scores_text()
-    if "data" not in run.config:
-        raise LmlabError(f"{run.path}: no config.yaml naming its data; is it a run directory?")
-    lm = run.language_model()
-    shards = TokenShards(run.config["data"])
-    texts = split_documents(shards, Tokenizer.load(run.path / "tokenizer.json"), split)
-    score = score_texts(lm, texts, lm.predicted_units, split)
-    baseline = unigram_baseline(shards, split)
+    texts = _split_texts(run, split)
+    score, counts = held_out_score(run, texts, split)
+    baseline = unigram_baseline(TokenShards(run.config["data"]), split)
     result = {
         "split": split,
         "documents": len(texts),
-        "tokens": score.tokens,
+        "units": score.tokens,
+        "counts": counts,
         "bytes": score.bytes,
         "perplexity": score.perplexity,
         "bits_per_byte": score.bits_per_byte,
