@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import warnings
 
 import pytest
@@ -146,17 +147,41 @@ def _token_corpus(seed: int, n: int, refs_per_segment: int, vocab_size: int = 6)
     return [[tokens() for _ in range(refs_per_segment)] for _ in range(n)], hyps
 
 
+def _overlap_warnings(caught: list[warnings.WarningMessage]) -> list[int]:
+    """The n-gram orders that NLTK's or lmlab's zero-overlap warnings name, in order."""
+    return [int(re.search(r"(\d+)-gram overlap", str(w.message)).group(1)) for w in caught
+            if re.search(r"\d+-gram overlap", str(w.message))]
+
+
 def _assert_same_as_nltk(nltk_name: str, ours, refs, hyps, method: str, **kwargs) -> float | None:
-    """Run NLTK and lmlab on the same input; where NLTK's method6 asserts a trigram match, we must raise instead."""
-    try:
-        theirs = _nltk(nltk_name, refs, hyps, smoothing_function=_nltk_smoothing(method), **kwargs)
-    except AssertionError:
-        assert method == "method6"
-        with pytest.raises(LmlabError, match="method6"):
-            ours(refs, hyps, smoothing=method, **kwargs)
-        return None
-    assert ours(refs, hyps, smoothing=method, **kwargs) == pytest.approx(theirs, abs=1e-9)
+    """Run NLTK and lmlab on the same input: equal scores, and a warning for the same zero-overlap orders.
+    Where NLTK's method6 asserts a trigram match, we must raise instead."""
+    import nltk.translate.bleu_score as nltk_bleu
+
+    with warnings.catch_warnings(record=True) as nltk_caught:
+        warnings.simplefilter("always")
+        try:
+            theirs = getattr(nltk_bleu, nltk_name)(refs, hyps, smoothing_function=_nltk_smoothing(method), **kwargs)
+        except AssertionError:
+            assert method == "method6"
+            with pytest.raises(LmlabError, match="method6"):
+                ours(refs, hyps, smoothing=method, **kwargs)
+            return None
+    with warnings.catch_warnings(record=True) as our_caught:
+        warnings.simplefilter("always")
+        assert ours(refs, hyps, smoothing=method, **kwargs) == pytest.approx(theirs, abs=1e-9)
+    assert _overlap_warnings(our_caught) == _overlap_warnings(nltk_caught)
     return theirs
+
+
+def test_nltk_sentence_bleu_without_a_4gram_match_warns_as_nltk_does() -> None:
+    refs, hyp = [["the", "cat", "sat", "on", "the", "mat"]], ["the", "mat", "sat", "on", "cat"]
+    with pytest.warns(UserWarning, match=r"no 4-gram overlap .* smoothing='method1'"):
+        ours = nltk_sentence_bleu(refs, hyp)
+    assert ours < 1e-70 and ours == pytest.approx(_nltk("sentence_bleu", refs, hyp), abs=1e-300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # smoothing takes the warning's advice: no warning
+        assert nltk_sentence_bleu(refs, hyp, smoothing="method1") > 0.1
 
 
 @pytest.mark.parametrize("method", NLTK_METHODS)

@@ -122,12 +122,17 @@ def test_plot_confusion_matrix_writes_a_png(tmp_path):
     y_true, y_pred = ["cat", "dog", "cat", "eel"], ["cat", "cat", "cat", "eel"]
     labels = ["cat", "dog", "eel"]
     path = tmp_path / "figs" / "confusion.png"
-    plot_confusion_matrix(confusion_matrix(y_true, y_pred, labels=labels), labels, path)
+    # the documented call is scikit-learn's: truth, predictions, then where to draw
+    drawn = plot_confusion_matrix(y_true, y_pred, path)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
     assert [p.name for p in path.parent.iterdir()] == ["confusion.png"]  # no temporary file left behind
-    with pytest.raises(LmlabError, match="2 labels"):
-        plot_confusion_matrix(np.zeros((3, 3), dtype=int), ["a", "b"], tmp_path / "bad.png")
+    assert (drawn == sk.confusion_matrix(y_true, y_pred, labels=labels)).all()
+    reordered = plot_confusion_matrix(y_true, y_pred, tmp_path / "eel-first.png", labels=["eel", "cat"])
+    assert (reordered == sk.confusion_matrix(y_true, y_pred, labels=["eel", "cat"])).all()
+    with pytest.raises(LmlabError, match="4 labels but y_pred has 3"):
+        plot_confusion_matrix(y_true, y_pred[:3], tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
 
 
 @pytest.mark.parametrize(("call", "message"), [

@@ -31,6 +31,7 @@ import math
 import re
 import sys
 import unicodedata
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -308,6 +309,13 @@ Precision = Fraction | float
 
 def _nltk_method0(p: list[Precision], corpus: _NltkCorpus, epsilon: float, alpha: float, k: float) -> list[Precision]:
     # No smoothing, but log(0) is avoided: the smallest positive float makes the score tiny, not 0.
+    # NLTK warns at each order with no match, since the score is then ~0 whatever the lower orders
+    # match; so does lmlab, on the same inputs.
+    for order, p_n in enumerate(p, start=1):
+        if p_n.numerator == 0:
+            warnings.warn(f"NLTK BLEU: the hypothesis has no {order}-gram overlap with its references, so BLEU is "
+                          f"about 0 however many lower-order n-grams match; use smoothing='method1' (or another "
+                          f"method), or fewer orders in weights", UserWarning, stacklevel=4)
     return [p_n if p_n.numerator != 0 else sys.float_info.min for p_n in p]
 
 

@@ -231,26 +231,35 @@ def majority_baseline(train_labels: np.ndarray, test_labels: np.ndarray, num_lab
     return {"accuracy": accuracy(test_labels, predictions), "macro_f1": float(macro.f)}
 
 
-def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[Label], path: str | Path) -> None:
-    """A heat map of `matrix` (true on the rows, predicted on the columns) with each count written in, as PNG."""
-    matrix = np.asarray(matrix)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(labels):
-        raise LmlabError(f"plot_confusion_matrix: a matrix of shape {matrix.shape} does not fit "
-                         f"{len(labels)} labels; it must be square with one row per label")
+def plot_confusion_matrix(
+    y_true: Sequence[Label] | np.ndarray,
+    y_pred: Sequence[Label] | np.ndarray,
+    path: str | Path,
+    labels: Sequence[Label] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Draw the confusion matrix of `y_pred` against `y_true` as a PNG heat map at `path`; return it.
+
+    The call is scikit-learn's ``confusion_matrix(y_true, y_pred, labels=...)`` plus where to draw:
+    truth on the rows, prediction on the columns, each count written in its cell, the labels in the
+    order of `labels` (default: every one seen, sorted).
+    """
+    true, pred = _pair(y_true, y_pred)
+    names = _chosen_labels(labels, np.unique(np.concatenate([true, pred])))
+    matrix = confusion_matrix(true, pred, labels=names)
     # matplotlib is slow to import and only drawing needs it, so it is imported here, not with the module.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(labels)
+    n = len(names)
     side = max(3.0, 0.5 * n + 2.0)
     fig, ax = plt.subplots(figsize=(side + 1.0, side))
     image = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(image, ax=ax)
-    names = [str(label) for label in labels]
-    ax.set_xticks(range(n), names, rotation=45, ha="right")
-    ax.set_yticks(range(n), names)
+    ticks = [str(label) for label in names]
+    ax.set_xticks(range(n), ticks, rotation=45, ha="right")
+    ax.set_yticks(range(n), ticks)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     # dark text on pale cells, white on dark ones, so every count stays readable
@@ -258,9 +267,9 @@ def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[Label], path: str
     for i in range(n):
         for j in range(n):
             value = matrix[i, j]
-            text = f"{value:.2f}" if np.issubdtype(matrix.dtype, np.floating) else f"{value:,}"
-            ax.text(j, i, text, ha="center", va="center", color="white" if value > threshold else "black")
+            ax.text(j, i, f"{value:,}", ha="center", va="center", color="white" if value > threshold else "black")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
+    return matrix
