@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from lmlab import __version__
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, LmlabWarning
 
 # verb: ("module:function" adding the verb's arguments, its line in `lmlab --help`). Names only, so that
 # `lmlab --help` lists every verb without importing torch and the rest of the library.
@@ -55,6 +57,15 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """A `LmlabWarning` as one ``warning: ...`` line on stderr; any other warning as Python prints it."""
+    if issubclass(category, LmlabWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # The top level takes no option but --help, so the first other word is the verb.
@@ -67,7 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if left_over:
         args.words = [*args.words, *left_over]
     try:
-        args.handler(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", LmlabWarning)  # each one said, even when repeated
+            warnings.showwarning = _show_warning
+            args.handler(args)
     except LmlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

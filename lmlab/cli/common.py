@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lmlab.datasets import CORPORA, load_corpus
 from lmlab.errors import LmlabError
 from lmlab.files import write_json
 
@@ -31,8 +32,8 @@ def add_words(command: argparse.ArgumentParser, nargs: str, metavar: str, help_t
 
 def add_corpus_and_overrides(command: argparse.ArgumentParser, example: str) -> None:
     """Corpus paths mixed with dotted overrides (split by `corpus_and_overrides`); `example` shows some."""
-    add_words(command, "+", "PATH|key=value", "corpus files, directories or globs (.txt .jsonl .csv .parquet) "
-              f"and dotted config overrides: {example}")
+    add_words(command, "+", "PATH|NAME|key=value", "corpus files, directories or globs (.txt .jsonl .csv .parquet), "
+              f"named corpora ({', '.join(CORPORA)}) and dotted config overrides: {example}")
 
 
 def add_text_field(command: argparse.ArgumentParser) -> None:
@@ -59,11 +60,25 @@ def split_overrides(words: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def corpus_and_overrides(words: Sequence[str], command: str) -> tuple[list[str], list[str]]:
-    """Corpus paths (at least one) and dotted overrides, in any order."""
+    """Corpus paths (at least one) and dotted overrides, in any order.
+
+    A word that is no file but the name of a corpus (`lmlab datasets list`) is that corpus, fetched
+    on first use: ``lmlab data prepare shakespeare`` as ``lmlab tune data=sentiment-en`` takes a named set.
+    """
     paths, overrides = split_overrides(words)
     if not paths:
-        raise LmlabError(f"{command}: give at least one corpus file, directory or glob besides the key=value overrides")
-    return paths, overrides
+        raise LmlabError(f"{command}: give at least one corpus file, directory, glob or named corpus besides the "
+                         "key=value overrides")
+    return [_corpus_path(path) for path in paths], overrides
+
+
+def _corpus_path(word: str) -> str:
+    """A corpus word as a path: itself if it is a file, directory or glob, else the named corpus's file."""
+    if Path(word).exists() or any(mark in word for mark in "*?["):
+        return word
+    if word not in CORPORA:
+        raise LmlabError(f"{word}: no such file or directory, nor a named corpus ({', '.join(CORPORA)})")
+    return str(load_corpus(word).path)
 
 
 def config_and_overrides(words: Sequence[str], command: str) -> tuple[str | None, list[str]]:

@@ -20,6 +20,7 @@ from lmlab.config import Config
 from lmlab.data.packing import PackMeta, pack_corpus
 from lmlab.data.pipeline import DataConfig, PrepareReport, prepare_documents
 from lmlab.data.readers import PathsLike, read_documents
+from lmlab.errors import warn
 from lmlab.files import atomic_path
 from lmlab.tokenizers import Tokenizer, TokenizerConfig, train_tokenizer
 
@@ -65,4 +66,18 @@ def prepare_corpus(
         for item in packed.iterdir():  # the shards sit beside the tokenizer, so `data: DIR` is all a run needs
             item.rename(staging / item.name)
         packed.rmdir()
+    for name, split in meta.splits.items():
+        if split.documents < MIN_SPLIT_DOCUMENTS or split.tokens < MIN_SPLIT_TOKENS:
+            warn(f"{out / 'meta.json'}: the {name} split holds {split.documents:,} document"
+                 f"{'' if split.documents == 1 else 's'} and {split.tokens:,} tokens, too few for its figures "
+                 f"to mean much (at least {MIN_SPLIT_DOCUMENTS} documents and {MIN_SPLIT_TOKENS:,} tokens); "
+                 "give it more text" + (", or a larger val_fraction" if name == "val" else ""))
     return PreparedCorpus(out, report, tokenizer, meta)
+
+
+# A split below either floor gets a warning. One document is one text's style and subject, so a
+# split needs two at least to say anything of the corpus. A token's loss spreads by about 2 nats,
+# so over N tokens the mean loss is known to about 2/sqrt(N) nats, fewer if the tokens are
+# correlated, as neighbours are: 2,000 tokens pin the perplexity to about ±5%, and fewer make it noise.
+MIN_SPLIT_DOCUMENTS = 2
+MIN_SPLIT_TOKENS = 2_000

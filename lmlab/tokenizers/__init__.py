@@ -24,7 +24,7 @@ import tokenizers
 from pydantic import Field, model_validator
 
 from lmlab.config import Config
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, warn
 from lmlab.tokenizers.bpe import load_gpt2_tokenizer, train_bpe
 from lmlab.tokenizers.char import train_char
 from lmlab.tokenizers.tokenizer import Tokenizer
@@ -94,4 +94,17 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, *, show_progress
     )
     if characters_seen == 0:
         raise LmlabError("train_tokenizer: the training texts are empty, so there is nothing to learn from")
-    return Tokenizer(backend)
+    tokenizer = Tokenizer(backend)
+    if tokenizer.vocab_size < cfg.vocab_size:
+        warn(f"tokenizer.vocab_size: asked for {cfg.vocab_size:,} but the {cfg.kind} tokenizer reached "
+             f"{tokenizer.vocab_size:,}, because {SHORT_OF_VOCABULARY[cfg.kind].format(cfg=cfg)} in the "
+             f"{characters_seen:,} characters it was trained on; give it more text, or a smaller vocab_size")
+    return tokenizer
+
+
+# Why each kind can stop short of the vocabulary asked for: it has nothing more to add.
+SHORT_OF_VOCABULARY = {
+    "char": "that text holds no more distinct characters seen at least min_frequency={cfg.min_frequency} times",
+    "bpe": "no pair of adjacent tokens left to merge occurs at least min_frequency={cfg.min_frequency} times",
+    "wordpiece": "no more words or word pieces occur at least min_frequency={cfg.min_frequency} times",
+}
