@@ -79,18 +79,27 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    vectors, result = open_vectors(args.vectors), {}
-    if args.analogies:
-        analogies = vectors.analogies(args.analogies)
-        result["analogy_accuracy"] = analogies.accuracy
-        print(f"analogies: accuracy {analogies.accuracy:.3f} ({analogies.skipped:,} questions skipped: unknown words)")
-    if args.pairs:
-        pairs = vectors.word_pairs(args.pairs)
-        result.update(spearman=pairs.spearman, pearson=pairs.pearson)
-        print(f"word pairs: Spearman {pairs.spearman:.3f}, Pearson {pairs.pearson:.3f} "
-              f"({pairs.pairs} pairs, {pairs.skipped} skipped)")
-    if not result:
-        raise LmlabError("vectors evaluate: give --analogies FILE and/or --pairs FILE")
+    vectors = open_vectors(args.vectors)
+    analogies, pairs = args.analogies or [], args.pairs or []
+    if not analogies and not pairs:  # the bundled sets of the languages the vocabulary holds
+        analogies = pairs = vectors.bundled_sets()
+        if not analogies:
+            raise LmlabError(f"{args.vectors}: no English or Chinese word among the most frequent, so no bundled set "
+                             "fits; give --analogies FILE and/or --pairs FILE")
+    result: dict[str, dict[str, Any]] = {"analogies": {}, "pairs": {}}
+    for name in analogies:
+        found = vectors.analogies(name)
+        answered = sum(n for _, n in found.sections.values())
+        result["analogies"][name] = {"accuracy": found.accuracy, "answered": answered, "skipped": found.skipped,
+                                     "sections": found.sections}
+        print(f"analogies {name}: accuracy {found.accuracy:.3f} on {answered:,} questions "
+              f"({found.skipped:,} skipped: a word outside the vocabulary)")
+    for name in pairs:
+        found = vectors.word_pairs(name)
+        result["pairs"][name] = {"spearman": found.spearman, "pearson": found.pearson, "pairs": found.pairs,
+                                 "skipped": found.skipped}
+        print(f"word pairs {name}: Spearman {found.spearman:.3f}, Pearson {found.pearson:.3f} "
+              f"({found.pairs} pairs, {found.skipped} skipped: a word outside the vocabulary)")
     save_json(args.json, result)
 
 
@@ -132,6 +141,9 @@ def add_vectors(parser: argparse.ArgumentParser) -> None:
 
     evaluate = add_command(actions, "evaluate", cmd_evaluate, "analogy accuracy and word-pair correlation")
     evaluate.add_argument("vectors")
-    evaluate.add_argument("--analogies", help="a questions-words.txt style file")
-    evaluate.add_argument("--pairs", help="a WordSim-353 / SimLex-999 style TSV")
+    evaluate.add_argument("--analogies", action="append", metavar="en|zh|FILE",
+                          help="a bundled analogy set (en, zh) or a questions-words.txt style file; repeatable")
+    evaluate.add_argument("--pairs", action="append", metavar="en|zh|FILE",
+                          help="a bundled word-similarity set (en, zh) or a WordSim-353 / SimLex-999 style TSV; "
+                               "repeatable. With neither option: the bundled sets of the vocabulary's languages")
     add_json(evaluate, "the figures")

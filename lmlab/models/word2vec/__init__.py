@@ -28,12 +28,15 @@ The trained vectors are a `WordVectors`: cosine neighbours (`most_similar`), ana
 arithmetic (king - man + woman ~ queen), the word2vec text and binary formats that word2vec.c and
 gensim read, lmlab's own safetensors + JSON directory, a PCA map of chosen words as PNG, and the
 two standard evaluations: analogy accuracy on a ``questions-words.txt`` file and Spearman
-correlation with human similarity judgements (WordSim-353, SimLex-999).
+correlation with human similarity judgements (WordSim-353, SimLex-999), with small English and
+Chinese sets of both bundled in ``sets/`` (`evaluation_set("analogies", "en")`; ``lmlab vectors
+evaluate RUN`` uses them when given no file).
 
     >>> vectors = train_word2vec([text.split() for text in lines], Word2VecConfig(epochs=5))
     >>> vectors.most_similar("king", topn=3)
     >>> vectors.analogy("king", "man", "woman")        # king - man + woman
     >>> vectors.save_word2vec_format("vectors.bin", binary=True)
+    >>> evaluate_analogies(vectors, evaluation_set("analogies", "en")).accuracy
 
 One module per concern, in the order the data flows:
 
@@ -56,6 +59,7 @@ from lmlab.models.word2vec.evaluation import (
     PairResult,
     evaluate_analogies,
     evaluate_word_pairs,
+    evaluation_set,
     spearman,
 )
 from lmlab.models.word2vec.sampling import keep_probabilities, noise_table
@@ -64,6 +68,6 @@ from lmlab.models.word2vec.vectors import WordVectors
 
 __all__ = [
     "AnalogyResult", "Corpus", "EpochStats", "PairResult", "Word2VecConfig", "WordVectors", "evaluate_analogies",
-    "evaluate_word_pairs", "keep_probabilities", "noise_table", "read_corpus", "spearman", "text_sentences",
-    "train_word2vec",
+    "evaluate_word_pairs", "evaluation_set", "keep_probabilities", "noise_table", "read_corpus", "spearman",
+    "text_sentences", "train_word2vec",
 ]

@@ -2,20 +2,48 @@
 
 Both fold case by default and search only the most frequent words, as word2vec's compute-accuracy
 and gensim's evaluations do, so their figures compare with theirs.
+
+Small English and Chinese sets written for lmlab ship in ``sets/`` (its README.md says how they were
+made): `evaluation_set("analogies", "en")` is the path of one, and any other name is taken as a file.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from lmlab.errors import LmlabError
 from lmlab.files import read_text
 from lmlab.models.word2vec.vectors import WordVectors
+
+SetKind = Literal["analogies", "pairs"]
+BUNDLED_SETS: dict[str, dict[str, str]] = {
+    "analogies": {"en": "analogies-en.txt", "zh": "analogies-zh.txt"},
+    "pairs": {"en": "similarity-en.tsv", "zh": "similarity-zh.tsv"},
+}
+_LANGUAGE_OF_WORDS = {"en": re.compile(r"[A-Za-z]"), "zh": re.compile(r"[\u3400-\u9fff]")}
+
+
+def evaluation_set(kind: SetKind, name_or_path: str | os.PathLike[str]) -> Path:
+    """The bundled set `name_or_path` names (``en``, ``zh``) for `kind`, or else the path itself."""
+    name = str(name_or_path)
+    if name in BUNDLED_SETS[kind]:
+        return Path(str(resources.files(__package__) / "sets" / BUNDLED_SETS[kind][name]))
+    return Path(name)
+
+
+def bundled_languages(vectors: WordVectors, sample: int = 1000) -> list[str]:
+    """The bundled sets' languages the vocabulary holds words of (among its `sample` most frequent)."""
+    words = vectors.words[:sample]
+    return [language for language, letters in _LANGUAGE_OF_WORDS.items() if any(letters.search(w) for w in words)]
 
 
 def _folded_vocabulary(vectors: WordVectors, restrict_vocab: int, case_insensitive: bool) -> dict[str, int]:

@@ -17,7 +17,14 @@ from pydantic import Field
 from lmlab.models.base import ModelFamily
 from lmlab.models.word2vec.config import Word2VecConfig
 from lmlab.models.word2vec.corpus import text_sentences
-from lmlab.models.word2vec.evaluation import AnalogyResult, PairResult, evaluate_analogies, evaluate_word_pairs
+from lmlab.models.word2vec.evaluation import (
+    AnalogyResult,
+    PairResult,
+    bundled_languages,
+    evaluate_analogies,
+    evaluate_word_pairs,
+    evaluation_set,
+)
 from lmlab.models.word2vec.training import EpochStats, train_word2vec
 from lmlab.models.word2vec.vectors import WordVectors
 
@@ -53,10 +60,14 @@ class Word2Vec(WordVectors, ModelFamily):
         # Both matrices are learned, the input vectors kept and the output vectors dropped at the end.
         return 2 * len(self) * self.dim
 
-    def analogies(self, path: str | os.PathLike[str]) -> AnalogyResult:
-        """Accuracy on a questions-words.txt style file (`evaluate_analogies`)."""
-        return evaluate_analogies(self, path)
+    def analogies(self, set_or_path: str | os.PathLike[str]) -> AnalogyResult:
+        """Accuracy on a bundled analogy set (``en``, ``zh``) or a questions-words.txt style file."""
+        return evaluate_analogies(self, evaluation_set("analogies", set_or_path))
 
-    def word_pairs(self, path: str | os.PathLike[str]) -> PairResult:
-        """Spearman and Pearson against human similarity ratings (`evaluate_word_pairs`)."""
-        return evaluate_word_pairs(self, path)
+    def word_pairs(self, set_or_path: str | os.PathLike[str]) -> PairResult:
+        """Spearman and Pearson against human similarity scores: a bundled set (``en``, ``zh``) or a TSV file."""
+        return evaluate_word_pairs(self, evaluation_set("pairs", set_or_path))
+
+    def bundled_sets(self) -> list[str]:
+        """The bundled evaluation sets (``en``, ``zh``) of the languages among this vocabulary's words."""
+        return bundled_languages(self)
