@@ -5,6 +5,15 @@
         ...
 
 (`lmlab.data.packing` turns tokenized documents into training shards.)
+
+What a user types first, for the whole stage (clean, deduplicate, train a tokenizer, pack):
+
+    from lmlab.data.prepare import PrepareConfig, prepare_corpus
+    prepared = prepare_corpus(["corpus/"], "data/mine", PrepareConfig())
+    prepared.meta.splits["val"].tokens
+
+A split of fewer than 2 documents or 2,000 tokens is written but warned of (`LmlabWarning`), since
+its figures would be noise; `lmlab.data.prepare` says why those floors.
 """
 
 from lmlab.data.clean import CleanConfig, DropReason, clean_text, clean_text_with_reason

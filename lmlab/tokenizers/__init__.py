@@ -13,6 +13,16 @@ entries are offered, each one file, all built on Hugging Face `tokenizers` and s
 
 `load_gpt2_tokenizer` builds the real GPT-2 tokenizer from OpenAI's ``encoder.json`` and
 ``vocab.bpe``.
+
+What a user types first:
+
+    from lmlab.tokenizers import TokenizerConfig, train_tokenizer, Tokenizer
+    tokenizer = train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=8000))
+    tokenizer.encode("To be, or not"), tokenizer.decode(ids), tokenizer.save("tokenizer.json")
+    Tokenizer.load("tokenizer.json")
+
+A text too small to fill `vocab_size` gives a smaller vocabulary and a `lmlab.errors.LmlabWarning`
+saying what it reached and why (the CLI prints it as one ``warning:`` line).
 """
 
 from __future__ import annotations
