@@ -100,3 +100,15 @@ def test_quickstart_stages_show_one_figure_per_model(trained, tmp_path):
     assert f"ppl/unit {rows[0].perplexity:,.2f} {figures['counts']}" in text
     assert f"{rows[0].perplexity:,.2f}" == f"{figures['perplexity']:,.2f}"
     assert "training's val perplexity counts other predictions" in text
+
+
+def test_a_streamed_validation_says_it_carries_the_state(packed_dir, tmp_path, capsys):
+    """The quickstart's LSTM recipe evaluates as streams; its final line says so, and how many it read."""
+    lstm = "model={family: rnn, cell: lstm, n_embd: 16, hidden: 16, n_layer: 1, block_size: 32}"
+    base = [o for o in tiny_train_overrides(packed_dir, tmp_path / "lstm", 2)
+            if not o.startswith(("model=", "train.eval_tokens", "train.grad_accum"))]
+    assert main(["train", *base, lstm, "objective=causal_lm_stream", "train.batch_size=4"]) == 0
+    final = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("trained "))
+    length = (TokenShards(packed_dir).num_tokens("val") - 1) // 4
+    assert f"per token: {4 * length:,} targets of the packed val split, document ends" in final
+    assert "4 streams in windows of 32 tokens, the state carried from one window to the next" in final

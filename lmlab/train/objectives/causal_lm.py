@@ -31,11 +31,12 @@ class CarriedState(Protocol):
     def load_tensors(self, tensors: dict[str, Tensor]) -> None: ...
 
 
-def _targets_of_split(shards: TokenShards, targets: int) -> str:
+def _targets_of_split(shards: TokenShards, targets: int, eval_tokens: int | None) -> str:
     """"N targets of the packed val split", and whether they are a sample of it (`eval_tokens`)."""
     whole = shards.num_tokens("val") - 1  # every token but the first is a target once
-    sample = "" if targets >= whole else f" (a sample spread over its {whole:,}: train.eval_tokens)"
-    return f"{targets:,} targets of the packed val split{sample}"
+    sampled = eval_tokens is not None and eval_tokens < whole
+    return f"{targets:,} targets of the packed val split" + (
+        f" (a sample spread over its {whole:,}: train.eval_tokens)" if sampled else "")
 
 
 class CausalLM(Objective):
@@ -63,9 +64,10 @@ class CausalLM(Objective):
         return {"input_ids": inputs, "labels": targets}
 
     def evaluation_note(self) -> str:
-        return (f"per token: {_targets_of_split(self.shards, self.eval_targets)}, document ends included, the "
-                f"split read as one stream in consecutive windows of {self.block_size} tokens, each from its start "
-                "(a window runs across document ends, and its first prediction sees one token)")
+        targets = _targets_of_split(self.shards, self.eval_targets, self.eval_tokens)
+        return (f"per token: {targets}, document ends included, the split read as one stream in consecutive "
+                f"windows of {self.block_size} tokens, each from its start (a window runs across document ends, "
+                "and its first prediction sees one token)")
 
     def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:
         """Validation windows: the whole split, or `max_tokens` targets' worth spread evenly over it."""
@@ -169,8 +171,9 @@ class StreamingCausalLM(Objective):
         return total / count
 
     def evaluation_note(self) -> str:
-        return (f"per token: {_targets_of_split(self.shards, self.eval_targets)}, document ends included, the "
-                f"split read as {min(self.batch_size, self.shards.num_tokens('val') - 1)} streams in windows of "
+        targets = _targets_of_split(self.shards, self.eval_targets, self.eval_tokens)
+        streams = min(self.batch_size, self.shards.num_tokens("val") - 1)
+        return (f"per token: {targets}, document ends included, the split read as {streams} streams in windows of "
                 f"{self.block_size} tokens, the state carried from one window to the next")
 
     def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:

@@ -146,6 +146,11 @@ class MaskedLM(Objective):
         input_ids, labels = mask_tokens(self.frame(text), self.vocab, generator)
         return {"input_ids": input_ids, "labels": labels}
 
+    def evaluation_note(self) -> str:
+        return (f"per masked token: {self.eval_targets:,} tokens (about {MASK_PROB:.0%} of those read) of the packed "
+                f"val split, masked alike at every evaluation, in consecutive windows of {self.text_length} tokens "
+                "framed [CLS] ... [SEP]; a pseudo-perplexity, not comparable with a causal model's")
+
     def eval_batches(self, max_tokens: int | None) -> Iterator[Batch]:
         """Consecutive windows of the validation split (`max_tokens` tokens' worth spread over it), masked
         the same way every time; about MASK_PROB of those tokens are the targets."""
