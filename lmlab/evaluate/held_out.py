@@ -92,8 +92,9 @@ def describe_count(lm: LanguageModel, units: int, documents: int, split: str) ->
     `lmlab eval`, `eval compare` and the quickstart print it beside the figure, so two figures that
     differ show why (another unit, split or context) and two that say the same words are equal.
     """
-    return (f"per {lm.unit}: {units:,} {lm.unit}s incl. {documents:,} document ends, {documents:,} {split} "
-            f"documents each scored from its start, {lm.context_note()}")
+    ends, docs = ("document end", "document") if documents == 1 else ("document ends", "documents")
+    return (f"per {lm.unit}: {units:,} {lm.unit}s incl. {documents:,} {ends}, {documents:,} {split} {docs} "
+            f"each scored from its start, {lm.context_note()}")
 
 
 def held_out_score(run: Run, texts: Sequence[str], split: str = "val") -> tuple[SplitScore, str]:
