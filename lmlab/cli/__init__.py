@@ -8,7 +8,9 @@
 
 A verb module defines its arguments and handlers; a handler parses nothing more, calls the library and
 prints what was done, the figures, where files went and what to run next. Config overrides are bare
-dotted `key=value` words, and every command that prints figures takes `--json PATH`.
+dotted `key=value` words, and every command that prints figures takes `--json PATH`. A user's mistake
+(`LmlabError`) ends the command with one ``error: ...`` line and status 2; what lmlab did but the user
+should know (`LmlabWarning`: a vocabulary short of its size, a tiny split) is one ``warning: ...`` line.
 """
 
 from __future__ import annotations
