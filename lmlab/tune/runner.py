@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from lmlab.config import Config, build_config, read_config_data, registered
+from lmlab.config import Config, InputPath, build_config, read_config_data, registered
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json, write_text
 from lmlab.modes import pick_device
@@ -52,8 +52,8 @@ DEFAULT_BEST_METRIC = "val_macro_f1"
 
 class TuneConfig(Config):
     run_dir: str = "runs/tune"
-    base: str = Field(description="an lmlab run directory, a Hugging Face BERT directory, or all-MiniLM-L6-v2")
-    data: str = Field(description="a named labelled set (sentiment-en, sentiment-zh, ...), a .jsonl/.csv file "
+    base: InputPath = Field(description="an lmlab run directory, a Hugging Face BERT directory, or all-MiniLM-L6-v2")
+    data: InputPath = Field(description="a named labelled set (sentiment-en, sentiment-zh, ...), a .jsonl/.csv file "
                       "(split for you) or a directory of train/validation/test files")
     task: Annotated[str, registered(TASKS, "task")] = Field(
         "classification", description="classification, or tagging {tokens, tags}, qa {question, "
@@ -78,7 +78,7 @@ class TuneConfig(Config):
 
 
 def read_tune_config(path: str | Path | None, overrides: list[str]) -> TuneConfig:
-    data = read_config_data(path, overrides)
+    data = read_config_data(path, overrides, TuneConfig)
     return build_config(TuneConfig, data, source=str(path) if path else "config")
 
 
