@@ -1,7 +1,7 @@
 """`lmlab tune`: fine-tune a pretrained model for a task, and compare methods on one split.
 
     base (an lmlab run, a Hugging Face BERT directory, or named weights such as all-MiniLM-L6-v2)
-      + method (full, features, lora, adapters, prompt) [+ adversarial: fgm, pgd]
+      + method (full, features, lora, adapters, prompt, or several: lora+adapters) [+ adversarial: fgm, pgd]
       + the task's head ──> the one training loop (early stopping on validation, best weights kept)
       ──> run directory: model.safetensors + model.json (family "tuned"), tokenizer.json, config.yaml,
           metrics.jsonl, summary.json (the task's test figures, trainable parameters, time, memory)
