@@ -117,7 +117,7 @@ def perplexity(run: str | Path | Run, texts: Sequence[str] | None = None, split:
 def _split_texts(run: Run, split: str) -> list[str]:
     if "data" not in run.config:
         raise LmlabError(f"{run.path}: no config.yaml naming its data; is it a run directory?")
-    return split_documents(TokenShards(run.config["data"]), Tokenizer.load(run.path / "tokenizer.json"), split)
+    return split_documents(TokenShards(run.input_path("data")), Tokenizer.load(run.path / "tokenizer.json"), split)
 
 
 def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
@@ -131,7 +131,7 @@ def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
     run.family_class.check_scores_text()
     texts = _split_texts(run, split)
     score, counts = held_out_score(run, texts, split)
-    baseline = unigram_baseline(TokenShards(run.config["data"]), split)
+    baseline = unigram_baseline(TokenShards(run.input_path("data")), split)
     result = {
         "split": split,
         "documents": len(texts),
