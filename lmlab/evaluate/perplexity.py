@@ -93,7 +93,7 @@ def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
     The result is also written to ``eval.json`` in the run directory, where `lmlab report` finds it.
     """
     run = open_run(run_dir)
-    run.family_class.check_scores_text()
+    run.check_scores_text()
     if "data" not in run.config:
         raise LmlabError(f"{run.path}: no config.yaml naming its data; is it a run directory?")
     lm = run.language_model()

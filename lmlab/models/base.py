@@ -11,6 +11,7 @@ pipelines ask the model instead of checking its name:
     lora_fan_in_fan_out  True when the Hugging Face twin stores these weights (in, out) (GPT-2's Conv1D)
     exporter           "module:function" that writes the model as a Hugging Face directory
     describe(config)   the model in a few words, for tables: "GPT 4x128"
+    uses(config)       what it does and a command to try, for refusals that point the way
     language_model()   the model behind the LanguageModel interface (check_scores_text: whether it has one)
 
 A family (GPT today, LLaMA-style tomorrow) is one file under ``lmlab/models``; generation, evaluation
@@ -43,6 +44,19 @@ from lmlab.tokenizers import Tokenizer
 Kind = Literal["decoder", "encoder", "encoder-decoder", "count-based", "word-vectors", "task"]
 Pooling = Literal["first", "last", "mean"]
 
+# What a model of each kind is, what it does, and a command that puts one to use ({run}: its directory),
+# so that a command refusing a run can say what the run is for instead.
+KINDS: dict[str, tuple[str, str, str]] = {
+    "decoder": ("a causal language model", "continues text", 'lmlab generate {run} "Once upon a time"'),
+    "encoder": ("an encoder", "fills masks and gives features",
+                'lmlab pipeline fill-mask --model {run} "The [MASK] is here."   lmlab tune base={run} data=...'),
+    "encoder-decoder": ("an encoder-decoder", "maps text to text", "lmlab pipeline --help"),
+    "count-based": ("a count-based language model", "scores and continues text",
+                    'lmlab generate {run} "Once upon a time"'),
+    "word-vectors": ("a table of word vectors", "maps words to vectors", "lmlab vectors similar {run} WORD"),
+    "task": ("a fine-tuned model", "labels text", 'lmlab pipeline sentiment-analysis --model {run} "TEXT"'),
+}
+
 
 class ModelFamily:
     """The capabilities a model family declares; every family's model class derives from it.
@@ -74,11 +88,17 @@ class ModelFamily:
         return self.config.model_dump() if hasattr(self.config, "model_dump") else dataclasses.asdict(self.config)
 
     @classmethod
+    def uses(cls, config: dict[str, Any]) -> tuple[str, str]:
+        """What a model of this family does, and a command to try it (``{run}`` stands for its directory)."""
+        _, does, command = KINDS[cls.kind]
+        return does, command
+
+    @classmethod
     def check_scores_text(cls) -> None:
         """Refuse, saying why, where the family gives no probabilities of text (so no `LanguageModel`)."""
         if cls.kind != "decoder":
             raise LmlabError(f"a {cls.family} model ({cls.kind}) gives no next-token probabilities, so it cannot "
-                             "score or generate text; use a decoder (a causal language model)")
+                             "score or generate text")
 
     def language_model(self, tokenizer: Tokenizer, max_length: int | None = None,
                        predict_end: bool = False) -> LanguageModel:

@@ -34,9 +34,7 @@ class Pipeline:
     def check_model(cls, task: str, run: Run) -> None:
         """Refuse, before loading it, a model that cannot do `task`; by default any neural network can."""
         if not issubclass(run.family_class, nn.Module):
-            does = " (it does text-generation)" if run.family_class.kind == "count-based" else ""
-            raise LmlabError(f"{run.path}: {task} needs a neural network, and a {run.describe()} model is not "
-                             f"one{does}")
+            raise run.refusal(f"{task} needs a neural network, and a {run.describe()} model is not one")
 
     @classmethod
     def from_run(cls, task: str, run: Run, device: torch.device, batch_size: int) -> Pipeline:

@@ -27,7 +27,7 @@ class FillMaskPipeline(Pipeline):
     def check_model(cls, task: str, run: Run) -> None:
         super().check_model(task, run)
         if run.family_class.kind != "encoder":
-            raise LmlabError(f"{run.path}: fill-mask needs a BERT (a masked language model), not a {run.family} model")
+            raise run.refusal(f"fill-mask needs a BERT (a masked language model), not a {run.family} model")
         folder = run.path
         if not (folder / "model.json").exists() and not _has_mlm_head(folder):  # a Hugging Face directory
             raise LmlabError(f"{folder}: this BERT directory has no masked-LM head (cls.predictions), so it cannot "

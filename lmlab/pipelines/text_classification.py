@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmlab.errors import LmlabError
 from lmlab.pipelines.base import Pipeline, check_top_k
 from lmlab.runs import Run
 from lmlab.tune.encoding import frame_text
@@ -19,8 +18,8 @@ class TextClassificationPipeline(Pipeline):
     def check_model(cls, task: str, run: Run) -> None:
         super().check_model(task, run)
         if run.family_class.kind != "task":
-            raise LmlabError(f"{run.path}: {task} needs a classifier fine-tuned with `lmlab tune` (model.json family "
-                             f"'tuned'), not a {run.family} model")
+            raise run.refusal(f"{task} needs a classifier fine-tuned with `lmlab tune` (model.json family 'tuned'), "
+                              f"not a {run.family} model")
 
     @staticmethod
     def format_answer(text: str, answer: Any) -> str:

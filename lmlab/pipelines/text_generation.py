@@ -26,8 +26,8 @@ class TextGenerationPipeline(Pipeline):
         try:
             run.family_class.check_scores_text()
         except LmlabError:
-            raise LmlabError(f"{folder}: text-generation needs a causal language model, not a {run.family} model "
-                             f"({run.family_class.kind})") from None
+            raise run.refusal(f"text-generation needs a causal language model, not a {run.family} model "
+                              f"({run.family_class.kind})") from None
         if not issubclass(run.family_class, nn.Module):
             return cls(task, run.language_model(), None, device, batch_size, folder)
         net, tokenizer = run.model(device), run.tokenizer()

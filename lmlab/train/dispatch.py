@@ -19,6 +19,7 @@ from rich.console import Console
 from lmlab.config import Config, build_config, read_config_data
 from lmlab.errors import LmlabError
 from lmlab.models.registry import DEFAULT_FAMILY, family_class
+from lmlab.runs import open_run
 from lmlab.train.counting import CountingTrainConfig, train_counting_run
 from lmlab.train.loop import TrainConfig, TrainResult, train
 from lmlab.train.vectors import VectorsTrainConfig, train_vectors_run
@@ -60,6 +61,11 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
         if key not in RESUMABLE:
             raise LmlabError(f"--resume {override}: {key} would change what the run already trained with; a "
                              f"resumed run may change only {', '.join(RESUMABLE)}")
+    if (Path(run_dir) / "model.json").exists():
+        run = open_run(run_dir)
+        if run.family_class.kind == "task":
+            raise run.refusal("`lmlab tune` trained it, and a tuned run is not resumed: tune it afresh with more "
+                              "train.max_steps")
     data = read_config_data(path, overrides)
     return build_config(_config_class(data, str(path)), data, source=str(path))
 
