@@ -12,6 +12,7 @@ pipelines ask the model instead of checking its name:
     exporter           "module:function" that writes the model as a Hugging Face directory
     describe(config)   the model in a few words, for tables: "GPT 4x128"
     uses(config)       what it does and a command to try, for refusals that point the way
+    attention_maps(ids)  a Transformer's attention weights over one text (layers, heads, T, T), for reports
     language_model()   the model behind the LanguageModel interface (check_scores_text: whether it has one)
 
 A family (GPT today, LLaMA-style tomorrow) is one file under ``lmlab/models``; generation, evaluation
@@ -31,11 +32,13 @@ and values of every past position are kept per layer, and each new token only co
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
 from lmlab.models.language_model import CausalLanguageModel, LanguageModel
@@ -93,6 +96,11 @@ class ModelFamily:
         _, does, command = KINDS[cls.kind]
         return does, command
 
+    def attention_maps(self, input_ids: Tensor) -> Tensor | None:
+        """Attention weights over one text's tokens `input_ids` (T,): (layers, heads, T, T), each row a
+        distribution over the keys; None where the family has no attention."""
+        return None
+
     @classmethod
     def check_scores_text(cls) -> None:
         """Refuse, saying why, where the family gives no probabilities of text (so no `LanguageModel`)."""
@@ -105,6 +113,31 @@ class ModelFamily:
         """This model behind the `LanguageModel` interface, if it gives next-token probabilities."""
         self.check_scores_text()
         return CausalLanguageModel(self, tokenizer, max_length=max_length, predict_end=predict_end)  # type: ignore[arg-type]
+
+
+def attention_weights(queries: Tensor, keys: Tensor, causal: bool) -> Tensor:
+    """softmax(q k^T / sqrt(d)) over (..., T, hs) queries and keys: (..., T, T); a decoder's future masked out.
+
+    What scaled_dot_product_attention computes inside and does not return: families call it in
+    `attention_maps` only, so their ordinary forward keeps its fused kernel.
+    """
+    scores = queries.float() @ keys.float().transpose(-2, -1) / math.sqrt(queries.size(-1))
+    if causal:
+        T = scores.size(-1)
+        scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=scores.device).triu(1), float("-inf"))
+    return scores.softmax(dim=-1)
+
+
+def inputs_of(modules: Sequence[nn.Module], run: Callable[[], object]) -> list[Tensor]:
+    """The first input each of `modules` receives while `run()` runs (hooks added for that call only)."""
+    seen: list[Tensor] = []
+    hooks = [module.register_forward_pre_hook(lambda _, args: seen.append(args[0])) for module in modules]
+    try:
+        run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
 
 
 @dataclass
