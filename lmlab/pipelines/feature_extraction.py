@@ -26,6 +26,7 @@ class FeatureExtractionPipeline(Pipeline):
     whose normalised mean pooling is its sentence embedding), off otherwise.
     """
 
+    kinds = ("encoder", "decoder")
     options = ("pooling", "normalize")
 
     def __init__(self, *args: Any, max_length: int, normalize: bool, **kwargs: Any):

@@ -15,6 +15,8 @@ from lmlab.runs import Run
 class FillMaskPipeline(Pipeline):
     """A BERT's masked-LM head: the likeliest tokens for each ``[MASK]``, as transformers' fill-mask reports them."""
 
+    kinds = ("encoder",)
+    needs_head = True
     options = ("top_k",)
 
     def __init__(self, *args: Any, **kwargs: Any):

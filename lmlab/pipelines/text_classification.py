@@ -12,6 +12,7 @@ from lmlab.tune.encoding import frame_text
 class TextClassificationPipeline(Pipeline):
     """A fine-tuned classifier: the probability of each label, from a softmax over the head's logits."""
 
+    kinds = ("task",)
     options = ("top_k",)
 
     @classmethod

@@ -17,6 +17,8 @@ from lmlab.runs import Run
 class TextGenerationPipeline(Pipeline):
     """Continue each prompt; the options are `GenerationParams`' (max_new_tokens, temperature, top_k, ...)."""
 
+    kinds = ("decoder", "count-based")
+    needs_head = True
     options = tuple(GenerationParams.model_fields)
 
     @classmethod
