@@ -95,7 +95,8 @@ def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
     run = open_run(run_dir)
     run.check_scores_text()
     if "data" not in run.config:
-        raise LmlabError(f"{run.path}: no config.yaml naming its data; is it a run directory?")
+        raise LmlabError(f"{run.path}: no config.yaml naming its data, so no validation split of its own; score it "
+                         f"on prepared data with lmlab eval compare {run.path} --data DIR")
     lm = run.language_model()
     shards = TokenShards(run.config["data"])
     texts = split_documents(shards, Tokenizer.load(run.path / "tokenizer.json"), split)

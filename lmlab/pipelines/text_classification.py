@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmlab.pipelines.base import Pipeline, check_top_k
+from lmlab.pipelines.checks import check_tuned_task
 from lmlab.runs import Run
 from lmlab.tune.encoding import frame_text
 
@@ -21,6 +22,7 @@ class TextClassificationPipeline(Pipeline):
         if run.family_class.kind != "task":
             raise run.refusal(f"{task} needs a classifier fine-tuned with `lmlab tune` (model.json family 'tuned'), "
                               f"not a {run.family} model")
+        check_tuned_task(task, run, "classification")  # not a tagger's or a reader's head
 
     @staticmethod
     def format_answer(text: str, answer: Any) -> str:

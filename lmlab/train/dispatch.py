@@ -78,5 +78,5 @@ def train_run(cfg: Config, resume: bool = False, console: Console | None = None)
     if trainer is None:
         raise LmlabError(f"a {type(cfg).__name__} is no train config: read one with read_train_config")
     if resume:
-        raise LmlabError("--resume: this run is built in one pass and has nothing to resume")
+        raise LmlabError(f"{cfg.run_dir}: --resume: this run is built in one pass and has nothing to resume")
     return trainer(cfg, console)
