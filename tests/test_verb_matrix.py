@@ -10,13 +10,16 @@ the run, and no traceback.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 from conftest import tiny_documents
+from png_checks import drawn_png
 
 from lmlab.cli import main
 from lmlab.data.packing import pack_corpus
+from lmlab.runs import open_run
 from lmlab.tokenizers import TokenizerConfig, train_tokenizer
 
 STEPS = ["train.max_steps=4", "train.batch_size=4", "train.eval_every=2", "train.eval_tokens=128",
@@ -220,3 +223,44 @@ def test_a_finished_neural_run_resumes_longer(world, name, tmp_path, capsys):
     assert code == 0, err
     assert out.startswith("trained 6 steps")
     assert json.loads((run / "summary.json").read_text())["steps"] == 6
+
+
+def figure_lines(out: str) -> dict[str, str]:
+    """`lmlab report`'s figures as printed: one `name   value` line each, before `wrote ...`."""
+    lines = out.split("\nwrote ")[0].splitlines()
+    return {line[:24].strip(): line[24:].strip() for line in lines}
+
+
+@pytest.mark.parametrize("name", ["gpt", "bert", "lstm", "ngram", "vectors", "classifier", "hf"])
+def test_report_shows_what_each_kind_of_run_has(world, name, capsys):
+    run = world[name]
+    code, out, err = call(capsys, ["report", run])
+    assert code == 0, err
+    figures, page = figure_lines(out), (run / "report.html").read_text(encoding="utf-8")
+    opened = open_run(run)
+    assert figures["model"] == opened.describe() and figures["parameters"] == f"{opened.parameters():,}"
+    summary = opened.summary
+    if name == "hf":  # a directory of weights alone: no training to report
+        assert "steps" not in figures and "wall time" not in figures
+    else:
+        assert figures["epochs" if name == "vectors" else "steps"] == f"{summary.get('steps', summary.get('epochs'))}"
+        assert figures["wall time"] == f"{summary.get('wall_seconds', summary['train_seconds']):.3g} s"
+    if name in ("gpt", "bert", "lstm"):
+        assert figures["val loss"] == f"{summary['val_loss']:.4g}"
+        assert figures["val perplexity"] == f"{math.exp(summary['val_loss']):.4g}"
+    if name == "classifier":
+        assert figures["test accuracy"] == f"{summary['test_accuracy']:.4g}"
+        assert figures["test macro-F1"] == f"{summary['test_macro_f1']:.4g}"
+        assert "val perplexity" not in figures  # a classifier's loss is no perplexity of text
+    for value in figures.values():
+        assert value in page
+    assert out.rstrip().endswith(opened.family_class.uses(opened.model_config)[1].format(run=run))
+    curves = {"loss.png", "lr.png"} & {p.name for p in run.iterdir()}
+    assert (curves == set()) == (name in ("ngram", "hf"))
+    for png in curves:
+        drawn_png(run / png)
+    attention = run / "attention.png"
+    assert attention.exists() == (name in ("gpt", "bert", "hf"))
+    if attention.exists():
+        drawn_png(attention)
+        assert "attention.png" in page
