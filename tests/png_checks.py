@@ -18,3 +18,18 @@ def drawn_png(path: Path, min_width: int = 200, min_height: int = 150) -> np.nda
     colours = np.unique((image.reshape(-1, image.shape[2]) * 255).round(), axis=0)
     assert len(colours) > 16, f"{path}: only {len(colours)} colours; nothing drawn?"
     return image
+
+
+def saved_figures(monkeypatch) -> list:
+    """Every matplotlib Figure saved from now on in the test, so that it can count what a plot function drew."""
+    from matplotlib.figure import Figure
+
+    saved = []
+    save = Figure.savefig
+
+    def keep(figure: Figure, *args, **kwargs):
+        saved.append(figure)
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return saved
