@@ -2,14 +2,20 @@
 
 Every config class derives from `Config`, which forbids unknown keys, so a typo such as
 ``optimizer.lr_mx=3e-4`` is an error naming the key instead of a silently ignored setting.
+
+Paths to inputs (a field typed `InputPath`) follow one rule, so that a run folder can be moved with
+its data and used from anywhere: a relative path written in a config file names what sits next to
+that file (when something is there), a path given on the command line is relative to the working
+directory, and `save_config` writes input paths relative to the folder it writes into.
 """
 
 from __future__ import annotations
 
+import glob
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
@@ -24,6 +30,46 @@ class Config(BaseModel):
     """Base of every lmlab config: strict about keys, tolerant of YAML's natural types."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class _InputPathMarker:
+    """Marks a config field that names an input file or directory (or a list of them)."""
+
+
+INPUT_PATH = _InputPathMarker()
+InputPath = Annotated[str, INPUT_PATH]
+
+
+def _names_input_paths(annotation: Any, metadata: list[Any]) -> bool:
+    return INPUT_PATH in metadata or any(INPUT_PATH in getattr(arg, "__metadata__", ()) for arg in get_args(annotation))
+
+
+def input_path_fields(cls: type[BaseModel]) -> list[str]:
+    """The top-level fields of `cls` that hold input paths (`InputPath` or a list of them)."""
+    return [name for name, info in cls.model_fields.items() if _names_input_paths(info.annotation, info.metadata)]
+
+
+def resolve_beside(value: Any, folder: Path) -> Any:
+    """`value` read from a file in `folder`: a relative path that names something there is taken from there;
+    any other value (a name such as ``sentiment-en``, an absolute path) is left as it is."""
+    if isinstance(value, list):
+        return [resolve_beside(item, folder) for item in value]
+    if not isinstance(value, str) or not value or Path(value).is_absolute():
+        return value
+    candidate = os.path.normpath(folder / value)
+    return candidate if os.path.exists(candidate) or glob.glob(candidate) else value
+
+
+def _relative_to(value: Any, folder: Path) -> Any:
+    """`value` as written into a file in `folder`: an existing path, relative to `folder`."""
+    if isinstance(value, list):
+        return [_relative_to(item, folder) for item in value]
+    if not isinstance(value, str) or not value or not Path(value).exists():
+        return value
+    try:  # lexically, as `resolve_beside` reads it back
+        return os.path.relpath(os.path.abspath(value), os.path.abspath(folder))
+    except ValueError:  # another drive (Windows): no relative path exists
+        return os.path.abspath(value)
 
 
 def registered(names: Mapping[str, Any], what: str) -> AfterValidator:
@@ -124,14 +170,33 @@ def load_config(
     cls: type[C], path: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
 ) -> C:
     """Read `path` (optional), apply dotted `overrides`, validate as `cls`."""
-    return build_config(cls, read_config_data(path, overrides), source=str(path) if path else "config")
+    return build_config(cls, read_config_data(path, overrides, cls), source=str(path) if path else "config")
 
 
-def read_config_data(path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """The plain dict of `path` (optional) with dotted `overrides` applied, before validation."""
-    return _merge(read_yaml(path) if path else {}, parse_overrides(overrides or []))
+ConfigClass = type[BaseModel] | Callable[[dict[str, Any]], type[BaseModel]]
+
+
+def read_config_data(path: str | os.PathLike[str] | None, overrides: list[str] | None = None,
+                     config_class: ConfigClass | None = None) -> dict[str, Any]:
+    """The plain dict of `path` (optional) with dotted `overrides` applied, before validation.
+
+    With `config_class` (the class, or a function choosing it from the file's data), the file's relative
+    input paths are taken from beside the file.
+    """
+    data, extra = (read_yaml(path) if path else {}), parse_overrides(overrides or [])
+    if path and config_class is not None:
+        cls = config_class if isinstance(config_class, type) else config_class(_merge(data, extra))
+        folder = Path(path).parent
+        data = {key: resolve_beside(value, folder) if key in input_path_fields(cls) else value
+                for key, value in data.items()}
+    return _merge(data, extra)
 
 
 def save_config(config: Config, path: str | os.PathLike[str]) -> None:
-    """Write the resolved config as YAML, so the run can be reproduced from its folder alone."""
-    write_text(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+    """Write the resolved config as YAML, so the run can be reproduced from its folder alone; input paths are
+    written relative to that folder, so it can move together with its data."""
+    data = config.model_dump(mode="json")
+    folder = Path(path).parent
+    for key in input_path_fields(type(config)):
+        data[key] = _relative_to(data[key], folder)
+    write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmlab.config import Config, read_yaml, save_config
+from lmlab.config import Config, read_yaml, resolve_beside, save_config
 from lmlab.datasets.weights import WEIGHTS, pretrained_directory
 from lmlab.errors import LmlabError
 from lmlab.files import read_json
@@ -56,6 +56,12 @@ class Run:
         """The resolved config the run was trained with (config.yaml), or {} for a bare model directory."""
         path = self.path / "config.yaml"
         return read_yaml(path) if path.exists() else {}
+
+    def input_path(self, key: str) -> str | None:
+        """An input the run was trained from (its ``data``, its ``base``), found from where the run is now: the
+        run's config.yaml writes input paths relative to the run's folder, so a run moved with its data works."""
+        value = self.config.get(key)
+        return None if value is None else resolve_beside(value, self.path)
 
     @cached_property
     def summary(self) -> dict[str, Any]:

@@ -253,6 +253,22 @@ def test_tune_compare_puts_methods_on_one_table(workspace, tmp_path, capsys, mon
     assert (out / "lora" / "model.safetensors").exists()
 
 
+def test_tune_compare_runs_composed_methods_beside_presets(workspace, tmp_path):
+    out = tmp_path / "compare"
+    overrides = [o for o in base_overrides(workspace, tmp_path / "unused", base="bert") if not o.startswith("run_dir")]
+    overrides = [o.replace("train.max_steps=60", "train.max_steps=4").replace("eval_every=20", "eval_every=2")
+                 for o in overrides]
+    assert main(["tune", "compare", *overrides, "--methods", "lora+adapters,prompt+lora", "--out", str(out)]) == 0
+    rows = {row["name"]: row for row in json.loads((out / "compare.json").read_text())}
+    assert [rows[name]["method"] for name in rows] == ["lora+adapters", "lora+prompt"]
+    for name, row in rows.items():  # each run trained what the combination trains, the head included
+        backbone = load_model(workspace / "bert")
+        model = TunedModel(tuned_config_from(backbone, row["labels"], HeadConfig(), MethodConfig(method=name), 48),
+                           backbone=backbone)
+        assert row["trainable_parameters"] == trainable_parameters(model)[0]
+    assert (out / "prompt-lora" / "model.safetensors").exists()
+
+
 def test_tune_mistakes_are_one_line_errors(workspace, tmp_path, capsys):
     assert main(["tune", *base_overrides(workspace, tmp_path / "r"), "method.method=lora", "method.lora.rank=4"]) == 2
     assert "rank" in capsys.readouterr().err

@@ -20,8 +20,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     if exporter is None:
         raise run.refusal(f"a {run.family} model has no Hugging Face counterpart to export to")
     tokenizer = run.path / "tokenizer.json"
-    resolve(exporter)(run.model("cpu"), args.out, tokenizer_json=tokenizer if tokenizer.exists() else None)
-    print(f"wrote a Hugging Face directory of the {run.describe()} model to {args.out}")
+    # An exporter may say what it wrote (a tuned run's: a base and a PEFT adapter); a family's says nothing.
+    said = resolve(exporter)(run.model("cpu"), args.out, tokenizer_json=tokenizer if tokenizer.exists() else None)
+    print(said or f"wrote a Hugging Face directory of the {run.describe()} model to {args.out}")
 
 
 def cmd_import(args: argparse.Namespace) -> None:

@@ -67,7 +67,7 @@ def compare_runs(
     runs = [open_run(run_dir) for run_dir in run_dirs]
     if data is None and "data" not in runs[0].config:
         raise LmlabError(f"{runs[0].path}: no config.yaml naming its data; give the data to compare on")
-    texts = held_out_texts(data or runs[0].config["data"], split, max_documents)
+    texts = held_out_texts(data or runs[0].input_path("data"), split, max_documents)
     total_bytes = sum(len(text.encode("utf-8")) for text in texts)
     rows = []
     for run in runs:

@@ -98,7 +98,7 @@ def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
         raise LmlabError(f"{run.path}: no config.yaml naming its data, so no validation split of its own; score it "
                          f"on prepared data with lmlab eval compare {run.path} --data DIR")
     lm = run.language_model()
-    shards = TokenShards(run.config["data"])
+    shards = TokenShards(run.input_path("data"))
     texts = split_documents(shards, Tokenizer.load(run.path / "tokenizer.json"), split)
     score = score_texts(lm, texts, lm.predicted_units, split)
     baseline = unigram_baseline(shards, split)

@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import Field
 from rich.console import Console
 
-from lmlab.config import save_config
+from lmlab.config import InputPath, save_config
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, write_json
@@ -33,7 +33,7 @@ from lmlab.train.loop import TrainResult
 
 class CountingTrainConfig(FamilyRunConfig):
     run_dir: str = "runs/counted"
-    data: str = Field(description="a packed directory (train.bin, val.bin, meta.json, tokenizer.json)")
+    data: InputPath = Field(description="a packed directory (train.bin, val.bin, meta.json, tokenizer.json)")
 
 
 def train_counting_run(cfg: CountingTrainConfig, console: Console | None = None) -> TrainResult:

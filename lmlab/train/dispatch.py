@@ -40,8 +40,8 @@ def _config_class(data: dict[str, Any], source: str) -> type[Config]:
 
 def read_train_config(path: str | Path | None, overrides: list[str]) -> Config:
     """A train config from YAML and dotted overrides, validated as the trainer of its ``model.family`` needs."""
-    data = read_config_data(path, overrides)
     source = str(path) if path else "config"
+    data = read_config_data(path, overrides, lambda data: _config_class(data, source))
     return build_config(_config_class(data, source), data, source=source)
 
 
@@ -66,7 +66,8 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
         if run.family_class.kind == "task":
             raise run.refusal("`lmlab tune` trained it, and a tuned run is not resumed: tune it afresh with more "
                               "train.max_steps")
-    data = read_config_data(path, overrides)
+    # The run's own folder is where it is now, wherever it was trained.
+    data = {**read_config_data(path, overrides, lambda data: _config_class(data, str(path))), "run_dir": str(run_dir)}
     return build_config(_config_class(data, str(path)), data, source=str(path))
 
 

@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from lmlab.config import Config, registered
+from lmlab.config import Config, InputPath, registered
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
 from lmlab.files import read_json, write_json, write_text
@@ -72,7 +72,7 @@ class LoopConfig(Config):
 
 class TrainConfig(Config):
     run_dir: str = "runs/gpt"
-    data: str = Field(description="a packed directory (train.bin, val.bin, meta.json)")
+    data: InputPath = Field(description="a packed directory (train.bin, val.bin, meta.json)")
     objective: Annotated[str, registered(OBJECTIVES, "objective")] = Field(
         "causal_lm", description="causal_lm: random windows; causal_lm_stream: the text in order, the state carried "
         "from window to window (truncated BPTT, for recurrent models); masked_lm: fill in masked tokens (BERT, "

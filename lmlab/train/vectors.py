@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import Field, field_validator
 from rich.console import Console
 
-from lmlab.config import save_config
+from lmlab.config import InputPath, save_config
 from lmlab.data import read_documents
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, write_json
@@ -36,7 +36,8 @@ from lmlab.train.loop import TrainResult
 
 class VectorsTrainConfig(FamilyRunConfig):
     run_dir: str = "runs/vectors"
-    paths: list[str] = Field(min_length=1, description="corpus files, directories or globs (.txt .jsonl .csv .parquet)")
+    paths: list[InputPath] = Field(min_length=1,
+                                   description="corpus files, directories or globs (.txt .jsonl .csv .parquet)")
     text_field: str = Field("text", description="JSONL field / CSV or Parquet column")
 
     @field_validator("paths", mode="before")

@@ -21,7 +21,7 @@ its gradient still says where the loss rises, and the adapters learn to resist).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -31,9 +31,12 @@ from torch import Tensor, nn
 from lmlab.config import Config
 from lmlab.modes import evaluating
 
+AdversaryName = Literal["none", "fgm", "pgd"]
+ADVERSARIES: tuple[str, ...] = tuple(name for name in get_args(AdversaryName) if name != "none")
+
 
 class AdversarialConfig(Config):
-    method: Literal["none", "fgm", "pgd"] = "none"
+    method: AdversaryName = "none"
     epsilon: float = Field(0.03, gt=0, description="the perturbation's size relative to the token vectors it moves")
     alpha: float = Field(0.012, gt=0, description="PGD: the size of each step, relative as epsilon")
     steps: int = Field(3, ge=1, description="PGD: the number of steps")

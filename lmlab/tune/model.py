@@ -59,6 +59,7 @@ class TunedModel(ModelFamily, nn.Module):
     family = "tuned"
     config_class = TunedConfig
     kind = "task"
+    exporter = "lmlab.tune.export:export_tuned"  # the base for transformers, the method's weights for PEFT
 
     @classmethod
     def describe(cls, config: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """`lmlab tune`: fine-tune a pretrained model for a task, and compare methods on one split.
 
     base (an lmlab run, a Hugging Face BERT directory, or named weights such as all-MiniLM-L6-v2)
-      + method (full, features, lora, adapters, prompt) [+ adversarial: fgm, pgd]
+      + method (full, features, lora, adapters, prompt, or several: lora+adapters) [+ adversarial: fgm, pgd]
       + the task's head ──> the one training loop (early stopping on validation, best weights kept)
       ──> run directory: model.safetensors + model.json (family "tuned"), tokenizer.json, config.yaml,
           metrics.jsonl, summary.json (the task's test figures, trainable parameters, time, memory)
@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from lmlab.config import Config, build_config, read_config_data, registered
+from lmlab.config import Config, InputPath, build_config, read_config_data, registered
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json, write_text
 from lmlab.modes import pick_device
@@ -40,7 +40,7 @@ from lmlab.train.loop import LoopConfig, fit
 from lmlab.train.objectives import Objective
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig
 from lmlab.tune.adversarial import AdversarialConfig, build_adversary
-from lmlab.tune.methods import MethodConfig
+from lmlab.tune.methods import MethodConfig, method_name, split_method
 from lmlab.tune.model import TunedModel, tuned_config_from
 from lmlab.tune.params import trainable_parameters
 from lmlab.tune.tasks import TASKS
@@ -52,8 +52,8 @@ DEFAULT_BEST_METRIC = "val_macro_f1"
 
 class TuneConfig(Config):
     run_dir: str = "runs/tune"
-    base: str = Field(description="an lmlab run directory, a Hugging Face BERT directory, or all-MiniLM-L6-v2")
-    data: str = Field(description="a named labelled set (sentiment-en, sentiment-zh, ...), a .jsonl/.csv file "
+    base: InputPath = Field(description="an lmlab run directory, a Hugging Face BERT directory, or all-MiniLM-L6-v2")
+    data: InputPath = Field(description="a named labelled set (sentiment-en, sentiment-zh, ...), a .jsonl/.csv file "
                       "(split for you) or a directory of train/validation/test files")
     task: Annotated[str, registered(TASKS, "task")] = Field(
         "classification", description="classification, or tagging {tokens, tags}, qa {question, "
@@ -68,17 +68,36 @@ class TuneConfig(Config):
     attack_epsilon: float | None = Field(None, gt=0, description="also score the test split under an FGM attack "
                                          "of this relative size (see lmlab.tune.adversarial)")
     method: MethodConfig = MethodConfig()
-    adversarial: AdversarialConfig = AdversarialConfig()
+    adversarial: AdversarialConfig = Field(AdversarialConfig(), validate_default=True)  # see _one_adversary
     head: HeadConfig = HeadConfig()
     optimizer: OptimizerConfig = OptimizerConfig(lr=2e-5, weight_decay=0.01)
     schedule: ScheduleConfig = ScheduleConfig(kind="linear", warmup_steps=10, min_lr_ratio=0.0)
     train: LoopConfig = LoopConfig(max_steps=300, batch_size=16, eval_every=50, log_every=10, checkpoint_every=100,
                                    best_metric=DEFAULT_BEST_METRIC, early_stopping=3, eval_tokens=None)
 
+    @field_validator("adversarial")
+    @classmethod
+    def _one_adversary(cls, adversarial: AdversarialConfig, info: ValidationInfo) -> AdversarialConfig:
+        """An adversary named in the method (``lora+fgm``) is `adversarial.method`, unless that names another."""
+        method = info.data.get("method")
+        named = method.adversary if method is not None else None
+        if named is None:
+            return adversarial
+        if adversarial.method not in ("none", named):
+            raise ValueError(f"method.method {method.method!r} names {named} but adversarial.method is "
+                             f"{adversarial.method}; name one adversary")
+        return adversarial.model_copy(update={"method": named})
+
+    @model_validator(mode="after")
+    def _adversary_in_one_place(self) -> TuneConfig:
+        # The adversary is `adversarial`'s from here on (config.yaml, the summary, the training step).
+        self.method.method = method_name(self.method.parts)
+        return self
+
 
 
 def read_tune_config(path: str | Path | None, overrides: list[str]) -> TuneConfig:
-    data = read_config_data(path, overrides)
+    data = read_config_data(path, overrides, TuneConfig)
     return build_config(TuneConfig, data, source=str(path) if path else "config")
 
 
@@ -148,7 +167,7 @@ def start_run(cfg: TuneConfig, labels: list[str], console: Console | None = None
     torch.manual_seed(cfg.train.seed)
     backbone, tokenizer = load_base(cfg.base)
     block_size = min(cfg.block_size, backbone.config.block_size)
-    if cfg.method.method == "prompt":  # the virtual tokens take positions too
+    if "prompt" in cfg.method.parts:  # the virtual tokens take positions too
         block_size -= int(cfg.method.prompt.get("num_virtual_tokens", 20))
     model = TunedModel(tuned_config_from(backbone, labels, cfg.head, cfg.method, block_size, task=cfg.task),
                        backbone=backbone)
@@ -195,20 +214,31 @@ METHOD_PRESETS: dict[str, list[str]] = {
 }
 
 
+def method_overrides(method: str) -> list[str]:
+    """What runs `method` in `tune compare`: its preset, or for another combination its name alone (the
+    optimizer's settings are then the config's)."""
+    if method in METHOD_PRESETS:
+        return METHOD_PRESETS[method]
+    try:
+        split_method(method)
+    except ValueError as exc:
+        raise LmlabError(f"tune compare: {exc}; presets: {', '.join(METHOD_PRESETS)}") from None
+    return [f"method.method={method}"]
+
+
 def compare_methods(config: str | Path | None, overrides: list[str], methods: list[str],
                     out: str | Path) -> list[dict[str, Any]]:
-    """Run each method (a `METHOD_PRESETS` name) as its own `lmlab tune` process; one summary each."""
-    unknown = [m for m in methods if m not in METHOD_PRESETS]
-    if unknown:
-        raise LmlabError(f"tune compare: unknown method {unknown[0]!r}; known: {', '.join(METHOD_PRESETS)}")
+    """Run each method (a `METHOD_PRESETS` name or any valid combination such as ``lora+adapters``) as its
+    own `lmlab tune` process; one summary each."""
+    for method in methods:  # a mistake is found before any run starts
+        read_tune_config(config, [*overrides, *method_overrides(method)])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    read_tune_config(config, overrides)  # a mistake is found before any run starts
     rows = []
     for method in methods:
         run_dir = out / method.replace("+", "-")
         command = [sys.executable, "-m", "lmlab.cli", "tune", *([str(config)] if config else []),
-                   *overrides, *METHOD_PRESETS[method], f"run_dir={run_dir}"]
+                   *overrides, *method_overrides(method), f"run_dir={run_dir}"]
         done = subprocess.run(command, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
         if done.returncode != 0:
             raise LmlabError(f"tune compare: the {method} run failed (exit status {done.returncode}); "
