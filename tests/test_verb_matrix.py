@@ -121,6 +121,7 @@ def cells(world: dict[str, Path], name: str) -> dict[str, list]:
 LANGUAGE_MODELS = {"gpt", "lstm", "mlp", "ngram", "hf"}
 NEURAL_DECODERS = {"gpt", "lstm", "mlp", "hf"}
 TRANSFORMERS = {"gpt", "bert", "hf"}
+TUNED = {"classifier", "tagger", "reader"}
 # verb -> the runs it must work on; on every other run it must refuse.
 WORKS = {
     "eval": LANGUAGE_MODELS - {"hf"},  # a Hugging Face directory has no validation split of its own
@@ -136,7 +137,7 @@ WORKS = {
     "token-classification": {"tagger"},
     "question-answering": {"reader"},
     "report": set(RUNS),
-    "export": TRANSFORMERS,
+    "export": TRANSFORMERS | TUNED,  # a tuned run: its backbone (full tuning) or a PEFT adapter
     "train --resume": set(),  # every run here is finished; a longer resume is tested below
     "tune": TRANSFORMERS,
     "vectors similar": {"vectors"},
