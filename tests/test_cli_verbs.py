@@ -1,5 +1,6 @@
 """The verbs no other test runs through the command line: quickstart (on a corpus of your own), data
-stats, eval ratings, vectors evaluate. Each checks what the verb printed and wrote, not only its exit."""
+stats, eval ratings, vectors evaluate, and what each pipeline's --help offers. Each checks what the verb
+printed and wrote, not only its exit."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from conftest import CHINESE, ENGLISH
 from png_checks import drawn_png
 
 from lmlab.cli import main
 from lmlab.data import corpus_stats
+from lmlab.datasets.weights import WEIGHTS
 from lmlab.evaluate.human import rating_report, read_rating_sheets
 from lmlab.runs import open_run
 
@@ -114,3 +117,15 @@ def test_vectors_analogy_and_evaluate_print_the_library_figures(tmp_path, capsys
     assert capsys.readouterr().out == "dog - cat + stock = " + ", ".join(f"{w} {s:.3f}" for w, s in answers) + "\n"
     assert main(["vectors", "evaluate", str(run)]) == 2
     assert capsys.readouterr().err == "error: vectors evaluate: give --analogies FILE and/or --pairs FILE\n"
+
+
+def test_each_pipeline_offers_only_weights_that_can_do_its_task(capsys):
+    offered = {}
+    for task in ("text-generation", "fill-mask", "feature-extraction", "sentiment-analysis", "question-answering"):
+        with pytest.raises(SystemExit):
+            main(["pipeline", task, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        offered[task] = {name for name in WEIGHTS if name in text}
+    # all-MiniLM-L6-v2 is a BERT encoder without a masked-LM head: it gives features, and nothing else
+    assert offered == {"text-generation": set(), "fill-mask": set(), "feature-extraction": {"all-MiniLM-L6-v2"},
+                       "sentiment-analysis": set(), "question-answering": set()}
