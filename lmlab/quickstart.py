@@ -47,6 +47,7 @@ RECIPES = resources.files("lmlab") / "recipes"  # the three models' configs, as 
 class QuickstartOptions:
     out: Path = Path("runs/quickstart")
     steps: int | None = None
+    corpora: tuple[Path, ...] = ()  # your own corpus files instead of the two named corpora (a quick tour)
 
 
 def _run_dir(options: QuickstartOptions, recipe: str) -> Path:
@@ -86,13 +87,19 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
     started = time.perf_counter()
     steps = options.steps or DEMO_STEPS
 
-    _stage(console, 1, "Data: two real corpora, fetched once and cached")
-    corpora = [load_corpus("shakespeare"), load_corpus("peoples-daily")]
-    for corpus in corpora:
-        size = corpus.card["size"]
-        console.print(f"  {corpus.name:<14} {size['documents']:>6,} documents {size['characters']:>11,} characters"
-                      f"   licence: {corpus.card.get('licence', '?')}")
-    console.print(f"  cached at {corpora[0].path.parent.parent}")
+    if options.corpora:
+        _stage(console, 1, "Data: your corpus files")
+        paths = list(options.corpora)
+        console.print("  " + ", ".join(map(str, paths)))
+    else:
+        _stage(console, 1, "Data: two real corpora, fetched once and cached")
+        corpora = [load_corpus("shakespeare"), load_corpus("peoples-daily")]
+        for corpus in corpora:
+            size = corpus.card["size"]
+            console.print(f"  {corpus.name:<14} {size['documents']:>6,} documents {size['characters']:>11,} "
+                          f"characters   licence: {corpus.card.get('licence', '?')}")
+        console.print(f"  cached at {corpora[0].path.parent.parent}")
+        paths = [c.path for c in corpora]
 
     _stage(console, 2, "Prepare: clean, deduplicate, train a tokenizer, pack token shards")
     prepare_cfg = PrepareConfig(
@@ -102,7 +109,7 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
         seed=2,  # this split holds out two whole plays (Henry VI part 3, Timon of Athens) and ~5% of the news
     )
     data_dir = options.out / "data"
-    prepared = prepare_corpus([c.path for c in corpora], data_dir, prepare_cfg)
+    prepared = prepare_corpus(paths, data_dir, prepare_cfg)
     report = prepared.report
     splits = prepared.meta.splits
     console.print(f"  read {report.documents_read:,} documents; removed {report.exact_duplicates:,} exact and "
@@ -133,8 +140,10 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
         f"run_dir={_run_dir(options, 'quickstart-lstm.yaml')}", f"data={data_dir}", f"train.max_steps={lstm_steps}",
         f"schedule.warmup_steps={min(20, lstm_steps // 10)}", f"train.eval_every={lstm_steps}",
         f"train.checkpoint_every={lstm_steps}"]), console=console)
+    # A corpus of your own may be too small to estimate every Kneser-Ney discount; the named two are not.
+    fallback = ["model.discount_fallback=true"] if options.corpora else []
     ngram = train_run(read_train_config(RECIPES / "quickstart-kn5.yaml", [
-        f"run_dir={_run_dir(options, 'quickstart-kn5.yaml')}", f"data={data_dir}"]))
+        f"run_dir={_run_dir(options, 'quickstart-kn5.yaml')}", f"data={data_dir}", *fallback]))
     console.print(f"  LSTM: {lstm.steps} steps in {lstm.seconds:.0f}s;  5-gram: {ngram.tokens_seen:,} tokens "
                   f"counted in {ngram.seconds:.1f}s")
     show_comparison(console, compare_runs([result.run_dir, lstm.run_dir, ngram.run_dir]), options.out / "compare",

@@ -31,6 +31,7 @@ from lmlab.datasets.weights import WEIGHTS, pretrained_directory
 from lmlab.errors import LmlabError
 from lmlab.files import read_json
 from lmlab.models import LanguageModel, load_model, read_model_json
+from lmlab.models.base import KINDS
 from lmlab.models.registry import family_class, hf_directory_reader
 from lmlab.modes import pick_device
 from lmlab.tokenizers import Tokenizer
@@ -98,9 +99,25 @@ class Run:
         ``predict_end``: neural models also score end-of-text after each text, as n-gram models
         always score ``</s>``, so that models of different generations predict the same units.
         """
-        self.family_class.check_scores_text()
+        self.check_scores_text()
         return self.model(device).language_model(self.tokenizer(), max_length=self.block_size,
                                                  predict_end=predict_end)
+
+    def refusal(self, cannot: str) -> LmlabError:
+        """The error for a command this run cannot serve: why, then what the run is and a command it can serve.
+
+        "runs/bert: <cannot>; it is an encoder (BERT 2x128) that fills masks and gives features: try ..."
+        """
+        does, command = self.family_class.uses(self.model_config)
+        return LmlabError(f"{self.path}: {cannot}; it is {KINDS[self.family_class.kind][0]} ({self.describe()}) "
+                          f"that {does}: try {command.format(run=self.path)}")
+
+    def check_scores_text(self) -> None:
+        """Refuse, saying what the run is for, a model that gives no probabilities of text."""
+        try:
+            self.family_class.check_scores_text()
+        except LmlabError as exc:
+            raise self.refusal(str(exc)) from None
 
     def parameters(self) -> int:
         """Trained numbers: weights (tied ones once), or what a count-based model stores."""

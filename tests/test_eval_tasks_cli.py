@@ -6,6 +6,7 @@ import json
 
 import pytest
 from conftest import tiny_train_overrides
+from png_checks import drawn_png, saved_figures
 
 from lmlab.cli import main
 from lmlab.config import load_config
@@ -28,7 +29,8 @@ def three_runs(packed_dir, tmp_path_factory):
     return [gpt.run_dir, lstm.run_dir, ngram.run_dir]
 
 
-def test_eval_tasks_puts_every_generation_on_one_table(three_runs, tmp_path, capsys):
+def test_eval_tasks_puts_every_generation_on_one_table(three_runs, tmp_path, capsys, monkeypatch):
+    saved = saved_figures(monkeypatch)
     tasks = "arc_easy_mini,truthfulqa_mc2_mini,ppl_zh_mini,closedqa_mini"
     out = tmp_path / "eval"
     assert main(["eval", *map(str, three_runs), "--tasks", tasks, "--tasks", "crows_pairs_mini", "--limit", "5",
@@ -51,6 +53,10 @@ def test_eval_tasks_puts_every_generation_on_one_table(three_runs, tmp_path, cap
         assert by_task["arc_easy_mini"]["metrics"] == direct.metrics
         assert 0 < by_task["ppl_zh_mini"]["metrics"]["bits_per_byte"] < 20
     assert (out / "results.png").stat().st_size > 0
+    drawn_png(out / "results.png", min_width=600)
+    (figure,) = saved  # a panel per task, a bar per run in each
+    panels = [ax for ax in figure.axes if ax.patches]
+    assert len(panels) == 5 and all(len(ax.patches) == len(three_runs) for ax in panels)
     assert "| arc_easy_mini (0-shot, 5) | acc ↑ |" in markdown
     # One run into the same folder: no chart, and the three runs' chart is not left behind as if it were its.
     assert main(["eval", str(three_runs[0]), "--tasks", "arc_easy_mini", "--limit", "2", "--out", str(out)]) == 0

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from png_checks import drawn_png, saved_figures
 from sklearn import metrics as sk
 
 from lmlab.errors import LmlabError
@@ -118,7 +119,8 @@ def test_micro_average_over_all_labels_is_accuracy():
     assert result.precision == result.recall == pytest.approx(accuracy(y_true, y_pred))
 
 
-def test_plot_confusion_matrix_writes_a_png(tmp_path):
+def test_plot_confusion_matrix_writes_a_png(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
     y_true, y_pred = ["cat", "dog", "cat", "eel"], ["cat", "cat", "cat", "eel"]
     labels = ["cat", "dog", "eel"]
     path = tmp_path / "figs" / "confusion.png"
@@ -126,6 +128,11 @@ def test_plot_confusion_matrix_writes_a_png(tmp_path):
     drawn = plot_confusion_matrix(y_true, y_pred, path)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    drawn_png(path)
+    (figure,) = saved  # a count written in each of the 3 x 3 cells, row by row
+    matrix = confusion_matrix(y_true, y_pred, labels=labels)
+    assert [text.get_text() for text in figure.axes[0].texts] == [f"{v:,}" for v in matrix.flatten()]
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == labels
     assert [p.name for p in path.parent.iterdir()] == ["confusion.png"]  # no temporary file left behind
     assert (drawn == sk.confusion_matrix(y_true, y_pred, labels=labels)).all()
     reordered = plot_confusion_matrix(y_true, y_pred, tmp_path / "eel-first.png", labels=["eel", "cat"])

@@ -242,5 +242,6 @@ def test_text_generation_on_an_n_gram_run_is_its_language_model(packed_dir, tmp_
     expected = open_run(run).language_model().generate(prompts, GenerationParams(max_new_tokens=10, seed=5))
     assert answers == [[{"generated_text": p + e}] for p, e in zip(prompts, expected, strict=True)]
     assert all(e for e in expected)
-    with pytest.raises(LmlabError, match=r"needs a neural network, and a 3-gram .* \(it does text-generation\)"):
+    with pytest.raises(LmlabError, match=r"needs a neural network, and a 3-gram .* is not one; it is a count-based "
+                       r"language model \(3-gram .*\) that scores and continues text: try lmlab generate"):
         pipeline("feature-extraction", model=run)

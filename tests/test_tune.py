@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from png_checks import drawn_png, saved_figures
 
 from lmlab.cli import main
 from lmlab.datasets.labelled import Example
@@ -232,7 +233,8 @@ def test_pgd_restores_the_table_and_changes_the_gradient(workspace):
     assert added.abs().sum() > 0 and not torch.allclose(added, plain)
 
 
-def test_tune_compare_puts_methods_on_one_table(workspace, tmp_path, capsys):
+def test_tune_compare_puts_methods_on_one_table(workspace, tmp_path, capsys, monkeypatch):
+    saved = saved_figures(monkeypatch)
     out = tmp_path / "compare"
     overrides = [o for o in base_overrides(workspace, tmp_path / "unused") if not o.startswith("run_dir")]
     overrides = [o.replace("train.max_steps=60", "train.max_steps=20") for o in overrides]
@@ -244,6 +246,10 @@ def test_tune_compare_puts_methods_on_one_table(workspace, tmp_path, capsys):
         assert row["trainable_share"] == row["trainable_parameters"] / row["total_parameters"]
     assert "| features |" in (out / "compare.md").read_text()
     assert (out / "compare.png").stat().st_size > 0
+    drawn_png(out / "compare.png")
+    (f1, share) = saved[-1].axes  # a bar per method on each side: test macro-F1, trainable share
+    assert [bar.get_width() for bar in f1.patches] == pytest.approx([row["test_macro_f1"] for row in rows][::-1])
+    assert len(share.patches) == len(rows)
     assert (out / "lora" / "model.safetensors").exists()
 
 

@@ -12,6 +12,7 @@ import gensim
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors, Word2Vec
+from png_checks import drawn_png, saved_figures
 from rich.console import Console
 from scipy.stats import spearmanr
 
@@ -316,13 +317,18 @@ def test_skipgram_quality_is_within_a_few_points_of_gensim() -> None:
     assert abs(np.mean(ours) - np.mean(theirs)) < 0.05, (ours, theirs)
 
 
-def test_plot_words_writes_a_png(cased_vectors: WordVectors, tmp_path: Path) -> None:
+def test_plot_words_writes_a_png(cased_vectors: WordVectors, tmp_path: Path, monkeypatch) -> None:
     import matplotlib.image
 
+    saved = saved_figures(monkeypatch)
     path = tmp_path / "map.png"
-    cased_vectors.plot_words(["fire", "fires", "Sydney", "Australia", "government", "police"], path)
+    words = ["fire", "fires", "Sydney", "Australia", "government", "police"]
+    cased_vectors.plot_words(words, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.image.imread(path).ndim == 3
+    drawn_png(path)
+    (plot,) = saved[0].axes  # a point and a label per word
+    assert [text.get_text() for text in plot.texts] == words and len(plot.collections[0].get_offsets()) == 6
     with pytest.raises(LmlabError, match="not in the vocabulary"):
         cased_vectors.plot_words(["fire", "nonexistentword"], tmp_path / "bad.png")
 
@@ -364,6 +370,7 @@ def test_word2vec_cli_trains_queries_and_exports_for_gensim(tmp_path: Path, caps
     assert np.array_equal(loaded["bank"], WordVectors.load(out)["bank"])
     assert main(["vectors", "map", str(out), "cat", "dog", "bank", "--out", str(tmp_path / "m.png")]) == 0
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    drawn_png(tmp_path / "m.png")
     assert main(["vectors", "train", str(corpus), "--out", str(tmp_path / "x"), "dimm=3"]) == 2
     assert "dimm" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert main(["vectors", "similar", str(out), "unicorn"]) == 2

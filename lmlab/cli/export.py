@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lmlab.errors import LmlabError
 from lmlab.models import save_model
 from lmlab.models.registry import resolve
 from lmlab.runs import open_run
@@ -19,7 +18,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     run = open_run(args.run)
     exporter = run.family_class.exporter
     if exporter is None:
-        raise LmlabError(f"{args.run}: a {run.family} model has no Hugging Face counterpart to export to")
+        raise run.refusal(f"a {run.family} model has no Hugging Face counterpart to export to")
     tokenizer = run.path / "tokenizer.json"
     # An exporter may say what it wrote (a tuned run's: a base and a PEFT adapter); a family's says nothing.
     said = resolve(exporter)(run.model("cpu"), args.out, tokenizer_json=tokenizer if tokenizer.exists() else None)

@@ -30,7 +30,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
                               stop=args.stop or [], seed=args.seed, compile=args.compile)
     if args.stream:
         run = open_run(args.run)
-        run.family_class.check_scores_text()
+        run.check_scores_text()
         if not issubclass(run.family_class, nn.Module):
             raise LmlabError(f"{args.run}: --stream prints a neural model's tokens as they come; a "
                              f"{run.describe()} model generates whole texts, so leave --stream out")

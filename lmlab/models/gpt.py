@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.models.base import KVCache, LMOutput, ModelFamily
+from lmlab.models.base import KVCache, LMOutput, ModelFamily, attention_weights, inputs_of
 
 
 @dataclass
@@ -235,6 +235,18 @@ class GPT(ModelFamily, nn.Module):
         if token_type_ids is not None:
             raise LmlabError("a GPT has no segment embeddings: token_type_ids are for BERT-style encoders")
         return self._hidden_states(input_ids, attention_mask, None, inputs_embeds)
+
+    def attention_maps(self, input_ids: Tensor) -> Tensor:
+        """Every head's causal attention weights over the tokens `input_ids` (T,): (n_layer, n_head, T, T)."""
+        layers = [block.attn for block in self.transformer.h]
+        with torch.no_grad():
+            inputs = inputs_of(layers, lambda: self.features(input_ids.view(1, -1)))  # each (1, T, C)
+            maps = []
+            for attention, x in zip(layers, inputs, strict=True):
+                q, k, _ = attention.c_attn(x).split(self.config.n_embd, dim=-1)
+                heads = [t.view(x.size(1), self.config.n_head, -1).transpose(0, 1) for t in (q, k)]  # (nh, T, hs)
+                maps.append(attention_weights(*heads, causal=True))
+        return torch.stack(maps)
 
     def _hidden_states(self, input_ids: Tensor | None, attention_mask: Tensor | None, cache: KVCache | None,
                        inputs_embeds: Tensor | None) -> Tensor:

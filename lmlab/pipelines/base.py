@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lmlab.datasets.weights import WeightsSpec
 from lmlab.errors import LmlabError
 from lmlab.runs import Run
 from lmlab.tokenizers import Tokenizer
@@ -24,6 +25,8 @@ class Pipeline:
     """Text in, answers out. A subclass names its `options` and writes `_run` for one batch of texts."""
 
     options: tuple[str, ...] = ()  # the keyword arguments a call accepts
+    kinds: tuple[str, ...] = ()  # the kinds of model (lmlab.models.base.Kind) it takes
+    needs_head = False  # it reads a head the backbone alone lacks (a masked-LM head, an LM head)
 
     def __init__(self, task: str, model: Any, tokenizer: Tokenizer | None, device: torch.device, batch_size: int,
                  source: Path):
@@ -34,9 +37,12 @@ class Pipeline:
     def check_model(cls, task: str, run: Run) -> None:
         """Refuse, before loading it, a model that cannot do `task`; by default any neural network can."""
         if not issubclass(run.family_class, nn.Module):
-            does = " (it does text-generation)" if run.family_class.kind == "count-based" else ""
-            raise LmlabError(f"{run.path}: {task} needs a neural network, and a {run.describe()} model is not "
-                             f"one{does}")
+            raise run.refusal(f"{task} needs a neural network, and a {run.describe()} model is not one")
+
+    @classmethod
+    def takes_weights(cls, spec: WeightsSpec) -> bool:
+        """Whether the named pretrained weights `spec` can do this task (so `--help` offers them)."""
+        return spec.kind in cls.kinds and not (cls.needs_head and spec.backbone_only)
 
     @classmethod
     def from_run(cls, task: str, run: Run, device: torch.device, batch_size: int) -> Pipeline:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from lmlab.errors import LmlabError
 from lmlab.runs import Run
 
 
@@ -11,4 +10,4 @@ def check_tuned_task(task: str, run: Run, wanted: str) -> None:
     trained = run.model_config.get("task", "classification") if run.family_class.kind == "task" else None
     if trained != wanted:
         what = f"a tuned {trained} model" if trained else f"a {run.family} model"
-        raise LmlabError(f"{run.path}: {task} needs a run of `lmlab tune task={wanted}`, not {what}")
+        raise run.refusal(f"{task} needs a run of `lmlab tune task={wanted}`, not {what}")

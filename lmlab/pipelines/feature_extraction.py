@@ -26,6 +26,7 @@ class FeatureExtractionPipeline(Pipeline):
     whose normalised mean pooling is its sentence embedding), off otherwise.
     """
 
+    kinds = ("encoder", "decoder")
     options = ("pooling", "normalize")
 
     def __init__(self, *args: Any, max_length: int, normalize: bool, **kwargs: Any):
@@ -37,8 +38,8 @@ class FeatureExtractionPipeline(Pipeline):
     def from_run(cls, task: str, run: Run, device: torch.device, batch_size: int) -> FeatureExtractionPipeline:
         cls.check_model(task, run)
         if run.family_class.default_pooling is None:
-            raise LmlabError(f"{run.path}: feature-extraction needs a backbone with hidden states to read (an "
-                             f"encoder or a Transformer decoder), not a {run.family} model")
+            raise run.refusal("feature-extraction needs a backbone with hidden states to read (an encoder or a "
+                              f"Transformer decoder), not a {run.family} model")
         net, folder = run.model(device), run.path
         return cls(task, net, run.tokenizer(), device, batch_size, folder, max_length=_max_length(folder, net),
                    normalize=_sentence_transformers_normalizes(folder))

@@ -15,6 +15,8 @@ from lmlab.runs import Run
 class FillMaskPipeline(Pipeline):
     """A BERT's masked-LM head: the likeliest tokens for each ``[MASK]``, as transformers' fill-mask reports them."""
 
+    kinds = ("encoder",)
+    needs_head = True
     options = ("top_k",)
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -27,7 +29,7 @@ class FillMaskPipeline(Pipeline):
     def check_model(cls, task: str, run: Run) -> None:
         super().check_model(task, run)
         if run.family_class.kind != "encoder":
-            raise LmlabError(f"{run.path}: fill-mask needs a BERT (a masked language model), not a {run.family} model")
+            raise run.refusal(f"fill-mask needs a BERT (a masked language model), not a {run.family} model")
         folder = run.path
         if not (folder / "model.json").exists() and not _has_mlm_head(folder):  # a Hugging Face directory
             raise LmlabError(f"{folder}: this BERT directory has no masked-LM head (cls.predictions), so it cannot "

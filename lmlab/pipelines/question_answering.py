@@ -21,6 +21,7 @@ class QuestionAnsweringPipeline(Pipeline):
     the answer is the legal span (inside the context, at most max_answer_len tokens) of highest
     probability p(start) x p(end), each a softmax over its window's context tokens."""
 
+    kinds = ("task",)
     options = ("doc_stride", "max_answer_len")
 
     @classmethod

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmlab.errors import LmlabError
 from lmlab.pipelines.base import Pipeline, check_top_k
+from lmlab.pipelines.checks import check_tuned_task
 from lmlab.runs import Run
 from lmlab.tune.encoding import frame_text
 
@@ -13,14 +13,16 @@ from lmlab.tune.encoding import frame_text
 class TextClassificationPipeline(Pipeline):
     """A fine-tuned classifier: the probability of each label, from a softmax over the head's logits."""
 
+    kinds = ("task",)
     options = ("top_k",)
 
     @classmethod
     def check_model(cls, task: str, run: Run) -> None:
         super().check_model(task, run)
         if run.family_class.kind != "task":
-            raise LmlabError(f"{run.path}: {task} needs a classifier fine-tuned with `lmlab tune` (model.json family "
-                             f"'tuned'), not a {run.family} model")
+            raise run.refusal(f"{task} needs a classifier fine-tuned with `lmlab tune` (model.json family 'tuned'), "
+                              f"not a {run.family} model")
+        check_tuned_task(task, run, "classification")  # not a tagger's or a reader's head
 
     @staticmethod
     def format_answer(text: str, answer: Any) -> str:

@@ -17,6 +17,8 @@ from lmlab.runs import Run
 class TextGenerationPipeline(Pipeline):
     """Continue each prompt; the options are `GenerationParams`' (max_new_tokens, temperature, top_k, ...)."""
 
+    kinds = ("decoder", "count-based")
+    needs_head = True
     options = tuple(GenerationParams.model_fields)
 
     @classmethod
@@ -26,8 +28,8 @@ class TextGenerationPipeline(Pipeline):
         try:
             run.family_class.check_scores_text()
         except LmlabError:
-            raise LmlabError(f"{folder}: text-generation needs a causal language model, not a {run.family} model "
-                             f"({run.family_class.kind})") from None
+            raise run.refusal(f"text-generation needs a causal language model, not a {run.family} model "
+                              f"({run.family_class.kind})") from None
         if not issubclass(run.family_class, nn.Module):
             return cls(task, run.language_model(), None, device, batch_size, folder)
         net, tokenizer = run.model(device), run.tokenizer()

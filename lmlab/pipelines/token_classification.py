@@ -24,6 +24,8 @@ class TokenClassificationPipeline(Pipeline):
     the mean of its words' tag probabilities, its text and its character span.
     """
 
+    kinds = ("task",)
+
     @classmethod
     def check_model(cls, task: str, run: Run) -> None:
         check_tuned_task(task, run, "tagging")

@@ -19,6 +19,7 @@ from rich.console import Console
 from lmlab.config import Config, build_config, read_config_data
 from lmlab.errors import LmlabError
 from lmlab.models.registry import DEFAULT_FAMILY, family_class
+from lmlab.runs import open_run
 from lmlab.train.counting import CountingTrainConfig, train_counting_run
 from lmlab.train.loop import TrainConfig, TrainResult, train
 from lmlab.train.vectors import VectorsTrainConfig, train_vectors_run
@@ -60,6 +61,11 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
         if key not in RESUMABLE:
             raise LmlabError(f"--resume {override}: {key} would change what the run already trained with; a "
                              f"resumed run may change only {', '.join(RESUMABLE)}")
+    if (Path(run_dir) / "model.json").exists():
+        run = open_run(run_dir)
+        if run.family_class.kind == "task":
+            raise run.refusal("`lmlab tune` trained it, and a tuned run is not resumed: tune it afresh with more "
+                              "train.max_steps")
     # The run's own folder is where it is now, wherever it was trained.
     data = {**read_config_data(path, overrides, lambda data: _config_class(data, str(path))), "run_dir": str(run_dir)}
     return build_config(_config_class(data, str(path)), data, source=str(path))
@@ -73,5 +79,5 @@ def train_run(cfg: Config, resume: bool = False, console: Console | None = None)
     if trainer is None:
         raise LmlabError(f"a {type(cfg).__name__} is no train config: read one with read_train_config")
     if resume:
-        raise LmlabError("--resume: this run is built in one pass and has nothing to resume")
+        raise LmlabError(f"{cfg.run_dir}: --resume: this run is built in one pass and has nothing to resume")
     return trainer(cfg, console)

@@ -47,6 +47,14 @@ class TunedConfig:
             raise LmlabError(f"a {self.task} model needs at least {fewest} labels, got {self.labels}")
 
 
+# What a model tuned for each task does, and the pipeline that puts it to use ({run}: its directory).
+USES = {
+    "classification": ("labels texts", 'lmlab pipeline sentiment-analysis --model {run} "TEXT"'),
+    "tagging": ("tags the words of texts", 'lmlab pipeline token-classification --model {run} "TEXT"'),
+    "qa": ("finds answers in texts", 'lmlab pipeline question-answering --model {run} --question "Q?" "CONTEXT"'),
+}
+
+
 class TunedModel(ModelFamily, nn.Module):
     family = "tuned"
     config_class = TunedConfig
@@ -56,6 +64,10 @@ class TunedModel(ModelFamily, nn.Module):
     @classmethod
     def describe(cls, config: dict[str, Any]) -> str:
         return f"{config.get('base_family')} tuned for {config.get('task', 'classification')}"
+
+    @classmethod
+    def uses(cls, config: dict[str, Any]) -> tuple[str, str]:
+        return USES.get(config.get("task", "classification"), ("answers its task", "lmlab report {run}"))
 
     def __init__(self, config: TunedConfig, backbone: nn.Module | None = None):
         """A fresh model from `config`; pass a pretrained `backbone` to start from its weights."""
