@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
@@ -47,7 +47,7 @@ from lmlab.models.registry import DEFAULT_FAMILY
 from lmlab.runs import start_run_dir
 from lmlab.train.checkpoint import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
 from lmlab.train.objectives import OBJECTIVES, Batch, Objective, ObjectiveSettings, on_device
-from lmlab.train.optim import OptimizerConfig, ScheduleConfig, build_optimizer, lr_at, penalty
+from lmlab.train.optim import OptimizerConfig, ScheduleConfig, build_optimizer, check_warmup, lr_at, penalty
 from lmlab.train.runtime import Runtime
 
 
@@ -70,7 +70,17 @@ class LoopConfig(Config):
                                        "better best_metric")
 
 
-class TrainConfig(Config):
+class LoopSectionsConfig(Config):
+    """Base of a config with optimizer, schedule and train sections (a train or a tune config): checks what
+    spans them, so a schedule that cannot fit the run is refused when the config is read."""
+
+    @model_validator(mode="after")
+    def _warmup_within_run(self) -> LoopSectionsConfig:
+        check_warmup(self.schedule, self.train.max_steps)  # type: ignore[attr-defined]
+        return self
+
+
+class TrainConfig(LoopSectionsConfig):
     run_dir: str = "runs/gpt"
     data: InputPath = Field(description="a packed directory (train.bin, val.bin, meta.json)")
     objective: Annotated[str, registered(OBJECTIVES, "objective")] = Field(
@@ -99,7 +109,7 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> nn.Module:
     spec.setdefault("vocab_size", vocab_size)
     if spec["vocab_size"] < vocab_size:
         raise LmlabError(f"model.vocab_size: {spec['vocab_size']} is smaller than the data's {vocab_size}")
-    return model_from_config(family, spec)
+    return model_from_config(family, spec, source="config", section="model")
 
 
 def build_objective(cfg: TrainConfig, model: nn.Module, shards: TokenShards, block_size: int) -> Objective:
