@@ -23,7 +23,8 @@ Beta = Annotated[float, Field(ge=0.0, lt=1.0)]  # a moment's decay: 1 would neve
 
 
 class OptimizerConfig(Config):
-    lr: float = Field(3e-4, gt=0.0)
+    lr: float = Field(3e-4, ge=0.0, description="the peak learning rate; 0 runs the loop with the weights held "
+                      "still, to measure what a fixed model scores on the training batches")
     weight_decay: float = Field(0.1, ge=0.0)
     betas: tuple[Beta, Beta] = (0.9, 0.95)
     eps: float = Field(1e-8, gt=0.0)
