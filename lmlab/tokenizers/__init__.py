@@ -23,7 +23,7 @@ from typing import Literal
 import tokenizers
 from pydantic import Field, model_validator
 
-from lmlab.config import Config, FieldError
+from lmlab.config import Config
 from lmlab.errors import LmlabError
 from lmlab.tokenizers.bpe import load_gpt2_tokenizer, train_bpe
 from lmlab.tokenizers.char import train_char
@@ -66,20 +66,17 @@ class TokenizerConfig(Config):
                 data = {**data, "special_tokens": DEFAULT_SPECIAL_TOKENS[kind]}
         return data
 
-    @model_validator(mode="after")
-    def _room_for_tokens(self) -> TokenizerConfig:
-        # Byte-level BPE starts from all 256 bytes; every kind needs room beyond its special tokens.
-        floor = (256 if self.kind == "bpe" else 1) + len(self.special_tokens)
-        if self.vocab_size < floor:
-            needs = f"256 bytes + {len(self.special_tokens)} special tokens" if self.kind == "bpe" else (
-                f"{len(self.special_tokens)} special tokens + 1")
-            raise FieldError("vocab_size", f"a {self.kind} tokenizer needs at least {needs} = {floor} entries",
-                             self.vocab_size)
-        return self
-
 
 def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, *, show_progress: bool = False) -> Tokenizer:
     """Train a tokenizer of kind `cfg.kind` on `texts`, read once as a stream (never held in memory)."""
+    if cfg.kind == "bpe" and cfg.vocab_size < 256 + len(cfg.special_tokens):
+        raise LmlabError(
+            f"tokenizer.vocab_size: byte-level BPE needs at least 256 + {len(cfg.special_tokens)} "
+            f"special tokens = {256 + len(cfg.special_tokens)} entries, got {cfg.vocab_size}"
+        )
+    if cfg.vocab_size <= len(cfg.special_tokens):
+        raise LmlabError(f"tokenizer.vocab_size: {cfg.vocab_size} leaves no room beyond the "
+                         f"{len(cfg.special_tokens)} special tokens")
     characters_seen = 0
 
     def counted(texts: Iterable[str]) -> Iterator[str]:

@@ -35,15 +35,15 @@ class OptimizerConfig(Config):
 
 class ScheduleConfig(Config):
     kind: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_steps: int = Field(0, ge=0, description="steps of linear warmup; fewer than train.max_steps")
+    warmup_steps: int = Field(0, ge=0, description="steps of linear warmup, at most train.max_steps")
     min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0, description="the last learning rate as a share of lr")
 
 
 def check_warmup(schedule: ScheduleConfig, max_steps: int) -> None:
-    """Refuse a warmup that fills the whole run: the learning rate would never reach `lr`, nor decay."""
-    if schedule.warmup_steps and schedule.warmup_steps >= max_steps:
-        raise FieldError("schedule.warmup_steps", f"must be below train.max_steps ({max_steps})",
-                         schedule.warmup_steps)
+    """Refuse a warmup longer than the run: the learning rate would never reach `lr`."""
+    if schedule.warmup_steps > max_steps:
+        raise FieldError("schedule.warmup_steps", f"must not exceed train.max_steps ({max_steps}), or the "
+                         "learning rate never reaches optimizer.lr", schedule.warmup_steps)
 
 
 def parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
