@@ -36,6 +36,7 @@ TRAIN_CASES = [
     ("train.eval_every=0", "train.eval_every"),
     ("train.block_size=0", "train.block_size"),
     ("train.early_stopping=0", "train.early_stopping"),
+    ("train.early_stopping=2", "train.early_stopping"),  # without train.best_metric nothing could stop it
     ("model.dropout=1.0", "model.dropout"),
     ("model.dropout=-0.1", "model.dropout"),
     ("model.n_layer=0", "model.n_layer"),
