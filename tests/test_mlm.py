@@ -211,9 +211,9 @@ def test_resume_after_a_crash_equals_uninterrupted(wordpiece_dir, tmp_path, monk
 
 def test_masked_objectives_need_wordpiece_data_and_an_encoder(packed_dir, wordpiece_dir, tmp_path):
     with pytest.raises(LmlabError, match=r"tokenizer.json: a .* tokenizer without \[CLS\].*tokenizer.kind=wordpiece"):
-        train(_config(packed_dir, tmp_path / "char", "masked_lm", 3))
+        train(_config(packed_dir, tmp_path / "char", "masked_lm", 2))
     gpt = "model={family: gpt, n_layer: 1, n_head: 2, n_embd: 16, block_size: 16}"
     with pytest.raises(LmlabError, match="masked_lm_nsp trains a bidirectional encoder.*gpt"):
-        train(_config(wordpiece_dir, tmp_path / "gpt", "masked_lm_nsp", 3, gpt))
+        train(_config(wordpiece_dir, tmp_path / "gpt", "masked_lm_nsp", 2, gpt))
     with pytest.raises(LmlabError, match="causal_lm predicts the next token, which a bert model can see"):
-        train(_config(wordpiece_dir, tmp_path / "bert", "causal_lm", 3))
+        train(_config(wordpiece_dir, tmp_path / "bert", "causal_lm", 2))

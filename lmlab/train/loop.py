@@ -47,7 +47,7 @@ from lmlab.models.registry import DEFAULT_FAMILY
 from lmlab.runs import start_run_dir
 from lmlab.train.checkpoint import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint
 from lmlab.train.objectives import OBJECTIVES, Batch, Objective, ObjectiveSettings, on_device
-from lmlab.train.optim import OptimizerConfig, ScheduleConfig, build_optimizer, check_warmup, lr_at, penalty
+from lmlab.train.optim import OptimizerConfig, ScheduleConfig, build_optimizer, lr_at, penalty
 from lmlab.train.runtime import Runtime
 
 
@@ -77,17 +77,7 @@ class LoopConfig(Config):
         return self
 
 
-class LoopSectionsConfig(Config):
-    """Base of a config with optimizer, schedule and train sections (a train or a tune config): checks what
-    spans them, so a schedule that cannot fit the run is refused when the config is read."""
-
-    @model_validator(mode="after")
-    def _warmup_within_run(self) -> LoopSectionsConfig:
-        check_warmup(self.schedule, self.train.max_steps)  # type: ignore[attr-defined]
-        return self
-
-
-class TrainConfig(LoopSectionsConfig):
+class TrainConfig(Config):
     run_dir: str = "runs/gpt"
     data: InputPath = Field(description="a packed directory (train.bin, val.bin, meta.json)")
     objective: Annotated[str, registered(OBJECTIVES, "objective")] = Field(

@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from lmlab.config import Config, FieldError
+from lmlab.config import Config
 
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]  # a moment's decay: 1 would never forget its start
 
@@ -35,15 +35,8 @@ class OptimizerConfig(Config):
 
 class ScheduleConfig(Config):
     kind: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_steps: int = Field(0, ge=0, description="steps of linear warmup, at most train.max_steps")
+    warmup_steps: int = Field(0, ge=0, description="steps of linear warmup (a shorter run stops before the peak)")
     min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0, description="the last learning rate as a share of lr")
-
-
-def check_warmup(schedule: ScheduleConfig, max_steps: int) -> None:
-    """Refuse a warmup longer than the run: the learning rate would never reach `lr`."""
-    if schedule.warmup_steps > max_steps:
-        raise FieldError("schedule.warmup_steps", f"must not exceed train.max_steps ({max_steps}), or the "
-                         "learning rate never reaches optimizer.lr", schedule.warmup_steps)
 
 
 def parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

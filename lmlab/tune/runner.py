@@ -30,13 +30,13 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from lmlab.config import InputPath, build_config, read_config_data, registered
+from lmlab.config import Config, InputPath, build_config, read_config_data, registered
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json, write_text
 from lmlab.modes import pick_device
 from lmlab.runs import open_run, start_run_dir
 from lmlab.tokenizers import Tokenizer
-from lmlab.train.loop import LoopConfig, LoopSectionsConfig, fit
+from lmlab.train.loop import LoopConfig, fit
 from lmlab.train.objectives import Objective
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig
 from lmlab.tune.adversarial import AdversarialConfig, build_adversary
@@ -50,7 +50,7 @@ from lmlab.tune.tasks.base import HeadConfig
 DEFAULT_BEST_METRIC = "val_macro_f1"
 
 
-class TuneConfig(LoopSectionsConfig):
+class TuneConfig(Config):
     run_dir: str = "runs/tune"
     base: InputPath = Field(description="an lmlab run directory, a Hugging Face BERT directory, or all-MiniLM-L6-v2")
     data: InputPath = Field(description="a named labelled set (sentiment-en, sentiment-zh, ...), a .jsonl/.csv file "
