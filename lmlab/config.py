@@ -72,6 +72,15 @@ def _relative_to(value: Any, folder: Path) -> Any:
         return os.path.abspath(value)
 
 
+class FieldError(ValueError):
+    """What a model validator raises about one field of its config, so the error names that field
+    (dotted, from the validated config's top) rather than the whole config."""
+
+    def __init__(self, field: str, message: str, value: Any):
+        super().__init__(message)
+        self.field, self.message, self.value = field, message, value
+
+
 def registered(names: Mapping[str, Any], what: str) -> AfterValidator:
     """A field validator: the value must be a key of the registry `names` (looked up when validating, so a
     name registered later counts). Use as ``Annotated[str, registered(OBJECTIVES, "objective")]``."""
@@ -151,6 +160,10 @@ def build_config(cls: type[C], data: dict[str, Any], source: str = "config", sec
             allowed = _allowed_keys(cls, first["loc"][:-1])
             hint = f" (known keys: {', '.join(allowed)})" if allowed else ""
             raise LmlabError(f"{source}: unknown key {key!r}{hint}") from None
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, FieldError):  # a check across fields, about one of them: name it, not the config
+            key = ".".join([*filter(None, [section]), *(str(part) for part in first["loc"]), cause.field])
+            raise LmlabError(f"{source}: {key}: {cause.message} (got {cause.value!r})") from None
         message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
         raise LmlabError(f"{source}: {key}: {message} (got {first.get('input')!r})") from None
 

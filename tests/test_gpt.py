@@ -166,7 +166,7 @@ def test_save_and_load_roundtrip(tmp_path):
     save_model(model, tmp_path / "run")
     spec = json.loads((tmp_path / "run" / "model.json").read_text())
     assert spec["family"] == "gpt"
-    assert spec["config"] == {**TINY, "dropout": 0.0, "bias": False, "layer_norm_eps": 1e-6}
+    assert spec["config"] == {**TINY, "dropout": 0.0, "bias": False, "layer_norm_eps": 1e-6, "init": "gpt2"}
     stored = load_file(tmp_path / "run" / "model.safetensors")
     assert "transformer.wte.weight" in stored and "lm_head.weight" not in stored  # tied: stored once
     loaded = load_model(tmp_path / "run")

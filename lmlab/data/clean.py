@@ -26,9 +26,9 @@ import unicodedata
 from typing import Literal
 
 import emoji
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from lmlab.config import Config
+from lmlab.config import Config, FieldError
 
 DropReason = Literal["empty", "too_short", "too_long", "low_alpha", "blocklist"]
 
@@ -50,6 +50,12 @@ class CleanConfig(Config):
     # Drop documents whose share of letters (any script) among non-space characters is below this,
     # e.g. tables of numbers or markup. None keeps everything.
     min_alpha_share: float | None = Field(None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _length_range(self) -> CleanConfig:
+        if self.max_chars is not None and self.max_chars < self.min_chars:
+            raise FieldError("max_chars", f"must be at least min_chars ({self.min_chars})", self.max_chars)
+        return self
 
     @field_validator("blocklist")
     @classmethod

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, safetensors_errors, write_json
 from lmlab.models.base import CausalLM, KVCache, LMOutput, ModelFamily, Pooling
+from lmlab.models.checks import ModelConfigError
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.language_model import CausalLanguageModel, LanguageModel
 from lmlab.models.registry import FAMILIES, family_class, register_family
@@ -35,10 +36,12 @@ __all__ = [
 ]
 
 
-def model_from_config(family: str, config: dict[str, Any], source: str = "model config") -> nn.Module:
+def model_from_config(family: str, config: dict[str, Any], source: str = "model config",
+                      section: str = "") -> nn.Module:
     """Build a freshly initialised model of `family` from a plain dict of its config fields.
 
-    `source` names where the dict came from (a file, a config section) in error messages.
+    `source` names where the dict came from (a file, a config) in error messages, and `section` where the
+    dict sits in it ("model"), so a field is named in full (``config: model.n_head``).
     """
     model_class = family_class(family, source)
     config_class = model_class.config_class
@@ -48,9 +51,17 @@ def model_from_config(family: str, config: dict[str, Any], source: str = "model 
             known = ", ".join(fields)
             raise LmlabError(f"{source}: {family} has no config key {key!r} (known keys: {known})")
         default = fields[key].default
-        _check_type(source, key, value, type(fields[key].default_factory() if default is dataclasses.MISSING
-                                             else default))
-    return model_class(config_class(**config))
+        _check_type(source, _dotted(section, key), value,
+                    type(fields[key].default_factory() if default is dataclasses.MISSING else default))
+    try:
+        settings = config_class(**config)
+    except ModelConfigError as exc:
+        raise LmlabError(f"{source}: {_dotted(section, exc.field)} {exc.problem}") from None
+    return model_class(settings)
+
+
+def _dotted(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
 
 
 def _check_type(source: str, key: str, value: Any, expected: type) -> None:

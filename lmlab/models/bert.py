@@ -32,6 +32,8 @@ from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
 from lmlab.models.base import ModelFamily, attention_weights, inputs_of
+from lmlab.models.checks import MIN_VOCAB, ModelConfigError, at_least, divisible, init_scheme, positive, rates
+from lmlab.models.init import initialise
 
 
 @dataclass
@@ -48,18 +50,18 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     pad_id: int = 0  # the [PAD] row of the embeddings gets no gradient
 
+    init: str = "normal"  # weight initialisation, a scheme of lmlab.models.init
+
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden_size", "n_layer", "n_head", "intermediate_size", "block_size",
-                     "type_vocab_size"):
-            if getattr(self, name) < 1:
-                raise LmlabError(f"BERT config: {name} must be at least 1 (got {getattr(self, name)})")
-        if self.hidden_size % self.n_head:
-            raise LmlabError(f"BERT config: hidden_size {self.hidden_size} must be divisible by n_head {self.n_head}")
-        for name in ("dropout", "attention_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise LmlabError(f"BERT config: {name} must be in [0, 1) (got {getattr(self, name)})")
+        at_least("BERT", self, ("vocab_size",), MIN_VOCAB)
+        at_least("BERT", self, ("hidden_size", "n_layer", "n_head", "intermediate_size", "block_size",
+                                "type_vocab_size"))
+        divisible("BERT", self, "hidden_size", "n_head")
+        rates("BERT", self, ("dropout", "attention_dropout"))
+        positive("BERT", self, ("layer_norm_eps",))
+        init_scheme("BERT", self)
         if not 0 <= self.pad_id < self.vocab_size:
-            raise LmlabError(f"BERT config: pad_id {self.pad_id} is not an id below vocab_size {self.vocab_size}")
+            raise ModelConfigError("BERT", "pad_id", f"{self.pad_id} is not an id below vocab_size {self.vocab_size}")
 
 
 @dataclass
@@ -197,20 +199,11 @@ class BERT(ModelFamily, nn.Module):
             predictions=MaskedLMHead(config),
             seq_relationship=nn.Linear(config.hidden_size, 2),  # NSP: is B the real next sentence?
         ))
-        self.apply(self._init_weights)
+        # The residual projections: each sublayer's output dense, added onto the stream before its LayerNorm.
+        residual = [module.dense for module in self.modules() if isinstance(module, AddNorm)]
+        initialise(self, config.init, n_layer=config.n_layer, residual=residual, output=self.cls.predictions.decoder)
         # Tied: reading a word and predicting it use one matrix, as in BERT (and GPT-2).
         self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
-
-    def _init_weights(self, module: nn.Module) -> None:
-        # BERT's scheme: N(0, 0.02) weights, zero biases, LayerNorm the identity, a zero [PAD] vector.
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.padding_idx is not None:
-                nn.init.zeros_(module.weight[module.padding_idx])
 
     @property
     def hidden_size(self) -> int:

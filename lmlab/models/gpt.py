@@ -18,7 +18,6 @@ Two things beyond training matter for generation (see `lmlab.models.base`):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +27,8 @@ from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
 from lmlab.models.base import KVCache, LMOutput, ModelFamily, attention_weights, inputs_of
+from lmlab.models.checks import MIN_VOCAB, at_least, divisible, init_scheme, positive, rates
+from lmlab.models.init import initialise
 
 
 @dataclass
@@ -41,14 +42,15 @@ class GPTConfig:
     bias: bool = True  # biases in Linear and LayerNorm; False is a little faster and as good
     layer_norm_eps: float = 1e-5
 
+    init: str = "gpt2"  # weight initialisation, a scheme of lmlab.models.init
+
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if getattr(self, name) < 1:
-                raise LmlabError(f"GPT config: {name} must be at least 1 (got {getattr(self, name)})")
-        if self.n_embd % self.n_head:
-            raise LmlabError(f"GPT config: n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise LmlabError(f"GPT config: dropout must be in [0, 1) (got {self.dropout})")
+        at_least("GPT", self, ("vocab_size",), MIN_VOCAB)
+        at_least("GPT", self, ("block_size", "n_layer", "n_head", "n_embd"))
+        divisible("GPT", self, "n_embd", "n_head")
+        rates("GPT", self, ("dropout",))
+        positive("GPT", self, ("layer_norm_eps",))
+        init_scheme("GPT", self)
 
 
 class CausalSelfAttention(nn.Module):
@@ -136,21 +138,8 @@ class GPT(ModelFamily, nn.Module):
         # Tied embeddings: reading a token and predicting it use one matrix, which saves V x d
         # parameters and helps small models (Press & Wolf, 2017).
         self.transformer.wte.weight = self.lm_head.weight
-        self.apply(self._init_weights)
-        # GPT-2's scheme: each block adds two projections onto the residual stream, so their
-        # weights shrink with depth to keep the stream's variance from growing with n_layer.
-        for name, param in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        initialise(self, config.init, n_layer=config.n_layer, output=self.lm_head,
+                   residual=[module for name, module in self.named_modules() if name.endswith("c_proj")])
 
     def num_parameters(self, non_embedding: bool = True) -> int:
         """Parameter count, tied weights once.

@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmlab.errors import LmlabError
 from lmlab.models.base import LMOutput, ModelFamily
+from lmlab.models.checks import MIN_VOCAB, at_least, init_scheme, rates
+from lmlab.models.init import initialise
 
 
 @dataclass
@@ -46,12 +47,13 @@ class MLPConfig:
     direct: bool = True  # W: a linear path from the embeddings straight to the output
     dropout: float = 0.0
 
+    init: str = "torch"  # weight initialisation, a scheme of lmlab.models.init
+
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "block_size", "context", "n_embd", "hidden"):
-            if getattr(self, name) < 1:
-                raise LmlabError(f"MLP config: {name} must be at least 1 (got {getattr(self, name)})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise LmlabError(f"MLP config: dropout must be in [0, 1) (got {self.dropout})")
+        at_least("MLP", self, ("vocab_size",), MIN_VOCAB)
+        at_least("MLP", self, ("block_size", "context", "n_embd", "hidden"))
+        rates("MLP", self, ("dropout",))
+        init_scheme("MLP", self)
 
 
 class TokenWindow:
@@ -92,6 +94,7 @@ class BengioMLP(ModelFamily, nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.hidden, config.vocab_size)  # U and b
         self.direct = nn.Linear(window, config.vocab_size, bias=False) if config.direct else None  # W
+        initialise(self, config.init, output=self.output)
 
     def num_parameters(self, non_embedding: bool = True) -> int:
         """Parameter count. As for GPT, ``non_embedding`` would leave out position embeddings; there

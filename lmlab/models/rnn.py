@@ -51,6 +51,8 @@ from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
 from lmlab.models.base import LMOutput, ModelFamily
+from lmlab.models.checks import MIN_VOCAB, at_least, init_scheme, one_of, rates
+from lmlab.models.init import initialise
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -68,14 +70,14 @@ class RNNConfig:
     dropout: float = 0.0  # on the embeddings, between layers and before the decoder
     tie_embeddings: bool = True
 
+    init: str = "uniform"  # weight initialisation, a scheme of lmlab.models.init
+
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise LmlabError(f"RNN config: cell must be one of {', '.join(CELLS)} (got {self.cell!r})")
-        for name in ("vocab_size", "block_size", "n_embd", "hidden", "n_layer"):
-            if getattr(self, name) < 1:
-                raise LmlabError(f"RNN config: {name} must be at least 1 (got {getattr(self, name)})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise LmlabError(f"RNN config: dropout must be in [0, 1) (got {self.dropout})")
+        one_of("RNN", self, "cell", CELLS)
+        at_least("RNN", self, ("vocab_size",), MIN_VOCAB)
+        at_least("RNN", self, ("block_size", "n_embd", "hidden", "n_layer"))
+        rates("RNN", self, ("dropout",))
+        init_scheme("RNN", self)
 
 
 class RecurrentState:
@@ -149,13 +151,9 @@ class RNNLanguageModel(ModelFamily, nn.Module):
         needs_proj = tie and config.hidden != config.n_embd
         self.proj = nn.Linear(config.hidden, config.n_embd, bias=False) if needs_proj else None
         self.decoder = nn.Linear(config.n_embd if tie else config.hidden, config.vocab_size)
-        # Small uniform embeddings and a zero output bias, as in PyTorch's word_language_model.
-        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
         if tie:
             self.decoder.weight = self.encoder.weight
-        else:
-            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        initialise(self, config.init, n_layer=config.n_layer, output=self.decoder)
 
     def num_parameters(self, non_embedding: bool = True) -> int:
         """Parameter count, tied weights once. As for GPT, ``non_embedding`` would leave out position

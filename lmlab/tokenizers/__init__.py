@@ -84,6 +84,9 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, *, show_progress
             f"tokenizer.vocab_size: byte-level BPE needs at least 256 + {len(cfg.special_tokens)} "
             f"special tokens = {256 + len(cfg.special_tokens)} entries, got {cfg.vocab_size}"
         )
+    if cfg.vocab_size <= len(cfg.special_tokens):
+        raise LmlabError(f"tokenizer.vocab_size: {cfg.vocab_size} leaves no room beyond the "
+                         f"{len(cfg.special_tokens)} special tokens")
     characters_seen = 0
 
     def counted(texts: Iterable[str]) -> Iterator[str]:

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from lmlab.config import Config, InputPath, registered
+from lmlab.config import Config, FieldError, InputPath, registered
 from lmlab.data.packing import TokenShards
 from lmlab.errors import LmlabError
 from lmlab.files import read_json, write_json, write_text
@@ -68,6 +68,13 @@ class LoopConfig(Config):
                                     "(e.g. val_loss, lower is better; val_accuracy, higher is better)")
     early_stopping: int | None = Field(None, ge=1, description="stop after this many evaluations without a "
                                        "better best_metric")
+
+    @model_validator(mode="after")
+    def _early_stopping_has_a_metric(self) -> LoopConfig:
+        if self.early_stopping is not None and self.best_metric is None:
+            raise FieldError("early_stopping", "needs train.best_metric, the figure that must stop improving",
+                             self.early_stopping)
+        return self
 
 
 class TrainConfig(Config):
@@ -100,7 +107,7 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> nn.Module:
     spec.setdefault("vocab_size", vocab_size)
     if spec["vocab_size"] < vocab_size:
         raise LmlabError(f"model.vocab_size: {spec['vocab_size']} is smaller than the data's {vocab_size}")
-    return model_from_config(family, spec)
+    return model_from_config(family, spec, source="config", section="model")
 
 
 def build_objective(cfg: TrainConfig, model: nn.Module, shards: TokenShards, block_size: int) -> Objective:

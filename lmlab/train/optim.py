@@ -11,28 +11,32 @@ with decoupled decay on the same run.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from lmlab.config import Config
 
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]  # a moment's decay: 1 would never forget its start
+
 
 class OptimizerConfig(Config):
-    lr: float = 3e-4
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
-    grad_clip: float | None = 1.0
-    l1: float = 0.0
-    l2: float = 0.0
+    lr: float = Field(3e-4, ge=0.0, description="the peak learning rate; 0 runs the loop with the weights held "
+                      "still, to measure what a fixed model scores on the training batches")
+    weight_decay: float = Field(0.1, ge=0.0)
+    betas: tuple[Beta, Beta] = (0.9, 0.95)
+    eps: float = Field(1e-8, gt=0.0)
+    grad_clip: float | None = Field(1.0, gt=0.0, description="the largest gradient norm; None: no clipping")
+    l1: float = Field(0.0, ge=0.0, description="added to the loss: l1 * sum |w| over the decayed matrices")
+    l2: float = Field(0.0, ge=0.0, description="added to the loss: l2 * sum w^2 over the decayed matrices")
 
 
 class ScheduleConfig(Config):
     kind: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.1
+    warmup_steps: int = Field(0, ge=0, description="steps of linear warmup (a shorter run stops before the peak)")
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0, description="the last learning rate as a share of lr")
 
 
 def parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from lmlab.config import Config
+from lmlab.config import Config, FieldError
 
 
 class Word2VecConfig(Config):
@@ -25,3 +25,10 @@ class Word2VecConfig(Config):
     seed: int = 1
     workers: int = Field(1, ge=1, description="training threads; with 1 a seed reproduces a run exactly")
     batch_words: int = Field(10_000, ge=1, description="words per chunk handed to a thread; longer sentences split")
+
+    @model_validator(mode="after")
+    def _rate_falls(self) -> Word2VecConfig:
+        if self.min_alpha > self.alpha:
+            raise FieldError("min_alpha", f"must not exceed alpha ({self.alpha}): the rate falls from alpha to it",
+                             self.min_alpha)
+        return self

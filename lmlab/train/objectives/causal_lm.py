@@ -40,12 +40,18 @@ def _targets_of_split(shards: TokenShards, targets: int, eval_tokens: int | None
 
 
 class CausalLM(Objective):
-    """Next-token prediction on random windows of packed token shards (GPT pretraining)."""
+    """Next-token prediction on random windows of packed token shards (GPT pretraining).
+
+    The micro-batches of one optimizer step are the consecutive slices of one draw of
+    ``batch_size * grad_accum`` windows, so accumulating gradients over them is exactly training on
+    that larger batch (every window has the same number of targets, so the mean of the micro-batches'
+    mean losses is the large batch's mean). With ``grad_accum`` 1 the draw is what it always was.
+    """
 
     def __init__(self, shards: TokenShards, batch_size: int, block_size: int, seed: int,
-                 eval_tokens: int | None = None):
+                 eval_tokens: int | None = None, grad_accum: int = 1):
         self.shards, self.batch_size, self.block_size, self.seed = shards, batch_size, block_size, seed
-        self.eval_tokens = eval_tokens
+        self.eval_tokens, self.grad_accum = eval_tokens, grad_accum
 
     @classmethod
     def build(cls, model: nn.Module, shards: TokenShards, settings: ObjectiveSettings) -> CausalLM:
@@ -56,12 +62,17 @@ class CausalLM(Objective):
                              "use masked_lm or masked_lm_nsp")
         if kind != "decoder":
             raise LmlabError(f"objective: causal_lm trains a decoder, and a {model.family} model is a {kind}")
-        return cls(shards, settings.batch_size, settings.block_size, settings.seed, settings.eval_tokens)
+        return cls(shards, settings.batch_size, settings.block_size, settings.seed, settings.eval_tokens,
+                   settings.grad_accum)
 
     def training_batch(self, step: int, micro_step: int) -> Batch:
-        generator = batch_generator(self.seed, step, micro_step)
-        inputs, targets = self.shards.sample_batch("train", self.batch_size, self.block_size, generator)
-        return {"input_ids": inputs, "labels": targets}
+        # The step's whole draw is repeated for each micro-step (the batch is a pure function of the step),
+        # then sliced: reading the windows costs far less than the forward and backward over them.
+        generator = batch_generator(self.seed, step, 0)
+        inputs, targets = self.shards.sample_batch("train", self.batch_size * self.grad_accum, self.block_size,
+                                                   generator)
+        rows = slice(micro_step * self.batch_size, (micro_step + 1) * self.batch_size)
+        return {"input_ids": inputs[rows], "labels": targets[rows]}
 
     def evaluation_note(self) -> str:
         targets = _targets_of_split(self.shards, self.eval_targets, self.eval_tokens)

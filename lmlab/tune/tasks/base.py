@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from lmlab.config import Config
@@ -54,8 +55,8 @@ class TaskSettings(Protocol):
 
 
 class HeadConfig(Config):
-    hidden: int | None = None  # None: one linear layer; a size: linear -> ReLU -> dropout -> linear
-    dropout: float = 0.1
+    hidden: int | None = Field(None, ge=1)  # None: one linear layer; a size: linear -> ReLU -> dropout -> linear
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
     pooling: Pooling | None = None  # default: first for encoders, last for decoders
 
 
