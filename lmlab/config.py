@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 
 from lmlab.errors import LmlabError
 from lmlab.files import write_text
@@ -30,6 +30,23 @@ class Config(BaseModel):
     """Base of every lmlab config: strict about keys, tolerant of YAML's natural types."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_section_defaults(cls, data: Any) -> Any:
+        """A section given as a mapping starts from the field's default, not the section class's.
+
+        ``train: LoopConfig = LoopConfig(max_steps=300, ...)`` with an override ``train.max_steps=40``
+        would otherwise validate ``{max_steps: 40}`` alone and drop every other value that default set.
+        """
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, field in cls.model_fields.items():
+            given = data.get(name)
+            if isinstance(field.default, BaseModel) and isinstance(given, dict):
+                merged[name] = _merge(field.default.model_dump(exclude_unset=True), given)
+        return merged
 
 
 class _InputPathMarker:
