@@ -7,15 +7,34 @@ import argparse
 from rich.console import Console
 
 from lmlab.cli.common import add_json, add_words, config_and_overrides, save_json
-from lmlab.tune.runner import compare_methods, comparison_table, read_tune_config, tune
+from lmlab.errors import LmlabError
+from lmlab.tune.runner import (
+    TuneConfig,
+    compare_methods,
+    comparison_table,
+    load_tune_run_config,
+    read_tune_config,
+    tune,
+)
+
+
+def _run_config(args: argparse.Namespace) -> TuneConfig:
+    config, overrides = config_and_overrides(args.words, "tune")
+    if not args.resume:
+        return read_tune_config(config, overrides)
+    if config is None:
+        raise LmlabError("--resume continues a run with its saved config: give its run directory")
+    return load_tune_run_config(config, overrides)
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
     if args.words and args.words[0] == "compare":
+        if args.resume:
+            raise LmlabError("tune compare --resume: resume one run at a time (lmlab tune RUN_DIR --resume)")
         _compare(args)
         return
-    cfg = read_tune_config(*config_and_overrides(args.words, "tune"))
-    summary = tune(cfg)
+    cfg = _run_config(args)
+    summary = tune(cfg, resume=args.resume)
     figures = ", ".join(f"{name[len('test_'):].replace('_', ' ')} {value:.3f}" for name, value in summary.items()
                         if name.startswith("test_") and name != "test_examples" and isinstance(value, float))
     baseline = summary.get("majority_baseline")
@@ -47,7 +66,10 @@ def _compare(args: argparse.Namespace) -> None:
 def add_tune(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=cmd_tune)
     add_words(parser, "*", "[compare] [CONFIG] key=value",
-              "a YAML tune config and/or dotted overrides: base=... data=... method.method=lora")
+              "a YAML tune config and/or dotted overrides: base=... data=... method.method=lora; "
+              "with --resume the run directory")
+    parser.add_argument("--resume", action="store_true", help="continue the run in CONFIG (a run directory) from "
+                        "its newest checkpoint")
     parser.add_argument("--methods", default="features,full,adapters,lora,prompt,lora+fgm",
                         help="compare: the methods to run, comma-separated")
     parser.add_argument("--out", default="runs/tune-compare",

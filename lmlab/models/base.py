@@ -7,6 +7,7 @@ pipelines ask the model instead of checking its name:
     kind               decoder | encoder | encoder-decoder | count-based | word-vectors | task (a tuned head)
     default_pooling    where a task head reads one vector per text (None: no features(), so no
                        fine-tuning task can put a head on it)
+    segments           whether features() reads token_type_ids (segment embeddings: which text of a pair)
     lora_targets       the modules LoRA adapts unless told otherwise (PEFT's defaults)
     lora_fan_in_fan_out  True when the Hugging Face twin stores these weights (in, out) (GPT-2's Conv1D)
     exporter           "module:function" that writes the model as a Hugging Face directory
@@ -73,6 +74,7 @@ class ModelFamily:
     config_class: ClassVar[type]
     kind: ClassVar[Kind]
     default_pooling: ClassVar[Pooling | None] = None
+    segments: ClassVar[bool] = False
     lora_targets: ClassVar[tuple[str, ...]] = ()
     lora_fan_in_fan_out: ClassVar[bool] = False
     exporter: ClassVar[str | None] = None

@@ -180,6 +180,7 @@ class BERT(ModelFamily, nn.Module):
     config_class = BertConfig
     kind = "encoder"
     default_pooling = "first"  # [CLS], put there for this purpose
+    segments = True  # token type embeddings: sentence A and sentence B
     lora_targets = ("query", "value")  # PEFT's default for BERT
     exporter = "lmlab.models.hf_bert:export_bert"
 

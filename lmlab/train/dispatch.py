@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from lmlab.config import Config, build_config, read_config_data
+from lmlab.config import Config, ConfigClass, build_config, read_config_data
 from lmlab.errors import LmlabError
 from lmlab.models.registry import DEFAULT_FAMILY, family_class
 from lmlab.runs import open_run
@@ -51,8 +51,13 @@ RESUMABLE = ("train.max_steps", "train.eval_every", "train.log_every", "train.ch
              "train.keep_checkpoints", "train.device", "train.compile")
 
 
-def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
-    """The resolved config a run saved, for resuming or inspecting it, with `overrides` of `RESUMABLE` keys."""
+def resumed_config_data(run_dir: str | Path, overrides: list[str] | None,
+                        config_class: ConfigClass) -> tuple[dict[str, Any], Path]:
+    """The config a run saved (and its path), with `overrides` of `RESUMABLE` keys, before validation as
+    `config_class` (the class, or a function choosing it from the data).
+
+    Its run_dir is the run's own folder where it is now, wherever it was trained.
+    """
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
         raise LmlabError(f"{path}: missing; is {run_dir} a run directory?")
@@ -61,13 +66,17 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
         if key not in RESUMABLE:
             raise LmlabError(f"--resume {override}: {key} would change what the run already trained with; a "
                              f"resumed run may change only {', '.join(RESUMABLE)}")
+    return {**read_config_data(path, overrides, config_class), "run_dir": str(run_dir)}, path
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
+    """The resolved config a run saved, for resuming or inspecting it, with `overrides` of `RESUMABLE` keys."""
     if (Path(run_dir) / "model.json").exists():
         run = open_run(run_dir)
         if run.family_class.kind == "task":
-            raise run.refusal("`lmlab tune` trained it, and a tuned run is not resumed: tune it afresh with more "
-                              "train.max_steps")
-    # The run's own folder is where it is now, wherever it was trained.
-    data = {**read_config_data(path, overrides, lambda data: _config_class(data, str(path))), "run_dir": str(run_dir)}
+            raise run.refusal(f"`lmlab tune` trained it, and resumes it: lmlab tune {run_dir} --resume")
+    source = str(Path(run_dir) / "config.yaml")
+    data, path = resumed_config_data(run_dir, overrides, lambda data: _config_class(data, source))
     return build_config(_config_class(data, str(path)), data, source=str(path))
 
 

@@ -180,12 +180,25 @@ class BestWeights:
     """Keeps the weights of the best evaluation by `metric` (lower is better for a loss, higher otherwise)
     in ``run_dir/best``, and counts the evaluations since, for early stopping."""
 
-    def __init__(self, run_dir: Path, metric: str | None, patience: int | None, resume: bool):
+    def __init__(self, run_dir: Path, metric: str | None, patience: int | None, resumed_at: int | None):
         self.directory, self.record = run_dir / "best", run_dir / "best.json"
         self.metric, self.patience = metric, patience
-        resumed = resume and metric is not None and self.record.exists()
-        self.value: float | None = read_json(self.record)["value"] if resumed else None
+        self.value: float | None = None
         self.stale = 0  # evaluations since the best one
+        metrics = run_dir / "metrics.jsonl"
+        if metric and resumed_at is not None and metrics.exists():
+            # Counted again from the evaluations up to the checkpoint, as the run had counted them when it
+            # wrote it; a best.json from a later step is one the resumed run reaches again.
+            for line in metrics.read_text(encoding="utf-8").splitlines():
+                record = json.loads(line) if line.strip() else {}
+                if metric in record and record["step"] <= resumed_at:
+                    self._count(record[metric])
+
+    def _count(self, value: float) -> bool:
+        """Count one evaluation; True when it is the best so far."""
+        better = self.value is None or (value < self.value if self.metric.endswith("loss") else value > self.value)
+        self.value, self.stale = (value, 0) if better else (self.value, self.stale + 1)
+        return better
 
     def update(self, model: nn.Module, evaluation: dict[str, float], step: int, writes: bool) -> bool:
         """Record an evaluation; True when training should stop early."""
@@ -195,14 +208,11 @@ class BestWeights:
             raise LmlabError(f"train.best_metric: {self.metric!r} is not evaluated here; "
                              f"choose one of {', '.join(evaluation)}")
         value = evaluation[self.metric]
-        better = self.value is None or (value < self.value if self.metric.endswith("loss") else value > self.value)
-        if better:
-            self.value, self.stale = value, 0
+        if self._count(value):
             if writes:
                 save_model(model, self.directory)
                 write_json(self.record, {"step": step, "metric": self.metric, "value": value})
             return False
-        self.stale += 1
         return self.patience is not None and self.stale >= self.patience
 
     def restore(self, model: nn.Module) -> dict[str, Any]:
@@ -254,7 +264,7 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
         objective.load_state(state.carried, model, runtime.device)
         console.print(f"resumed from {checkpoints[-1]} (step {state.step})")
     metrics = MetricsLog(run_dir / "metrics.jsonl", state.step if resume else None) if runtime.is_main else None
-    best = BestWeights(run_dir, loop.best_metric, loop.early_stopping, resume)
+    best = BestWeights(run_dir, loop.best_metric, loop.early_stopping, state.step if resume else None)
 
     forward = runtime.wrap(model)
     train_loss, evaluation = math.nan, {}

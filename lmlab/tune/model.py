@@ -79,6 +79,8 @@ class TunedModel(ModelFamily, nn.Module):
             raise LmlabError(f"a {config.base_family} model has no features() to put a task head on")
         head = build_config(HeadConfig, config.head, source="head")
         self.pooling: Pooling = head.pooling or self.backbone.default_pooling
+        # Asked before a method wraps the backbone: a pair's segments reach only a backbone that reads them.
+        self.segments: bool = getattr(self.backbone, "segments", False)
         self.method = build_config(MethodConfig, config.method, source="method")
         # The method goes on before the head exists, so that the head always trains.
         self.backbone = apply_method(self.backbone, self.method)
@@ -89,9 +91,11 @@ class TunedModel(ModelFamily, nn.Module):
         """The task head's logits for a right-padded batch (a classifier's: (B, K)); with `labels`, its loss too.
 
         A grouped head's batch (multiple choice) is (B, N, T): every (question, choice) pair is a row
-        for the backbone.
+        for the backbone. `token_type_ids` are dropped for a backbone without segment embeddings.
         """
         rows = len(input_ids if input_ids is not None else inputs_embeds)
+        if not self.segments:  # a decoder reads a pair as one text, in order
+            token_type_ids = None
         if self.head.grouped:
             input_ids, attention_mask, token_type_ids, inputs_embeds = (
                 None if t is None else t.flatten(0, 1) for t in (input_ids, attention_mask, token_type_ids,

@@ -30,12 +30,13 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from lmlab.config import Config, InputPath, build_config, read_config_data, registered
+from lmlab.config import Config, InputPath, build_config, read_config_data, read_yaml, registered
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json, write_text
 from lmlab.modes import pick_device
 from lmlab.runs import open_run, start_run_dir
 from lmlab.tokenizers import Tokenizer
+from lmlab.train.dispatch import resumed_config_data
 from lmlab.train.loop import LoopConfig, fit
 from lmlab.train.objectives import Objective
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig
@@ -48,6 +49,17 @@ from lmlab.tune.tasks.base import HeadConfig
 
 # Classification's validation figure: the loop's default, which another task replaces by its own.
 DEFAULT_BEST_METRIC = "val_macro_f1"
+
+# What each method trains well with, as sections of TuneConfig: laid under whatever the run gives, so a
+# key the config file or an override sets always wins. `tune` and `tune compare` both get them here,
+# and config.yaml records the values resolved. A method without an entry takes the sections' defaults.
+METHOD_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "full": {"optimizer": {"lr": 5e-5}},
+    "features": {"optimizer": {"lr": 1e-3}, "head": {"hidden": 512}},  # a frozen backbone: a larger head, faster
+    "lora": {"optimizer": {"lr": 1e-3}},
+    "adapters": {"optimizer": {"lr": 1e-3}},
+    "prompt": {"optimizer": {"lr": 3e-2}},
+}
 
 
 class TuneConfig(Config):
@@ -70,10 +82,33 @@ class TuneConfig(Config):
     method: MethodConfig = MethodConfig()
     adversarial: AdversarialConfig = Field(AdversarialConfig(), validate_default=True)  # see _one_adversary
     head: HeadConfig = HeadConfig()
-    optimizer: OptimizerConfig = OptimizerConfig(lr=2e-5, weight_decay=0.01)
+    optimizer: OptimizerConfig = OptimizerConfig(weight_decay=0.01)  # lr: the method's (METHOD_DEFAULTS)
     schedule: ScheduleConfig = ScheduleConfig(kind="linear", warmup_steps=10, min_lr_ratio=0.0)
     train: LoopConfig = LoopConfig(max_steps=300, batch_size=16, eval_every=50, log_every=10, checkpoint_every=100,
                                    best_metric=DEFAULT_BEST_METRIC, early_stopping=3, eval_tokens=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_defaults(cls, data: Any) -> Any:
+        """The method's defaults (METHOD_DEFAULTS) under the sections the run gave; a combination's parts' in
+        `METHODS` order, the first one's winning where they differ (lora+prompt: LoRA's learning rate)."""
+        if not isinstance(data, dict):
+            return data
+        method = data.get("method", {})
+        name = method.method if isinstance(method, MethodConfig) else (
+            method.get("method", MethodConfig.model_fields["method"].default) if isinstance(method, dict) else None)
+        try:
+            parts = split_method(name)[0] if isinstance(name, (str, list)) else []
+        except ValueError:  # MethodConfig's own validation names what is wrong
+            parts = []
+        defaults: dict[str, dict[str, Any]] = {}
+        for part in reversed(parts):
+            for section, values in METHOD_DEFAULTS.get(part, {}).items():
+                defaults[section] = {**defaults.get(section, {}), **values}
+        given = {section: data.get(section, {}) for section in defaults}
+        # A section given as a config object was set whole: it keeps its own values.
+        return {**data, **{section: {**defaults[section], **values} for section, values in given.items()
+                           if isinstance(values, dict)}}
 
     @field_validator("adversarial")
     @classmethod
@@ -95,10 +130,30 @@ class TuneConfig(Config):
         return self
 
 
-
 def read_tune_config(path: str | Path | None, overrides: list[str]) -> TuneConfig:
     data = read_config_data(path, overrides, TuneConfig)
     return build_config(TuneConfig, data, source=str(path) if path else "config")
+
+
+def load_tune_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> TuneConfig:
+    """The config a tune run saved, to resume it, with overrides of the keys a resumed run may change."""
+    data, path = resumed_config_data(run_dir, overrides, TuneConfig)
+    return build_config(TuneConfig, data, source=str(path))
+
+
+def check_resumable(cfg: TuneConfig) -> None:
+    """Refuse, before anything is written, to resume a run that is done: resuming must never change it."""
+    run_dir = Path(cfg.run_dir)
+    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    if "test_examples" not in summary:  # the test figures come last: without them the run is not done
+        return
+    steps, planned = summary["steps"], read_yaml(run_dir / "config.yaml")["train"]["max_steps"]
+    if steps < planned:
+        raise LmlabError(f"{run_dir}: stopped early at step {steps} of {planned} ({cfg.train.best_metric} did not "
+                         f"improve in {cfg.train.early_stopping} evaluations); there is nothing to resume")
+    if cfg.train.max_steps <= steps:
+        raise LmlabError(f"{run_dir}: finished at step {steps} of train.max_steps={cfg.train.max_steps}; to train "
+                         f"it longer: lmlab tune {run_dir} --resume train.max_steps=N (N > {steps})")
 
 
 def load_base(base: str) -> tuple[nn.Module, Tokenizer]:
@@ -131,11 +186,17 @@ class TuneRun:
     started: float
     console: Console
 
-    def fit(self, objective: Objective) -> torch.device:
-        """The one training loop on `objective` (with the configured adversary); the device the model is on."""
-        fit(self.model, objective, self.cfg, self.run_dir, console=self.console,
-            adversary=build_adversary(self.cfg.adversarial))
-        return pick_device(self.cfg.train.device, "train.device")
+    def fit(self, objective: Objective, resume: bool = False) -> torch.device:
+        """Write the run directory, then the one training loop on `objective` (with the configured adversary),
+        from the newest checkpoint when resuming; the device the model is on."""
+        cfg = self.cfg
+        adversary = f" + {cfg.adversarial.method}" if cfg.adversarial.method != "none" else ""
+        self.console.print(f"{cfg.task}, {cfg.method.method}{adversary}: {self.trainable:,} of {self.total:,} "
+                           f"parameters train ({100 * self.trainable / self.total:.2f}%)")
+        start_run_dir(self.run_dir, cfg, self.tokenizer)
+        fit(self.model, objective, cfg, self.run_dir, resume=resume, console=self.console,
+            adversary=build_adversary(cfg.adversarial))
+        return pick_device(cfg.train.device, "train.device")
 
     def finish(self, figures: dict[str, Any], labels: list[str], train_examples: int, test_examples: int,
                device: torch.device) -> dict[str, Any]:
@@ -160,8 +221,8 @@ class TuneRun:
         return summary
 
 
-def start_run(cfg: TuneConfig, labels: list[str], console: Console | None = None) -> TuneRun:
-    """Load the base, put the method and the task's head on it, and open the run directory."""
+def start_run(cfg: TuneConfig, labels: list[str], console: Console | None = None, resume: bool = False) -> TuneRun:
+    """Load the base and put the method and the task's head on it; the run directory is written by `fit`."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
     torch.manual_seed(cfg.train.seed)
@@ -172,51 +233,53 @@ def start_run(cfg: TuneConfig, labels: list[str], console: Console | None = None
     model = TunedModel(tuned_config_from(backbone, labels, cfg.head, cfg.method, block_size, task=cfg.task),
                        backbone=backbone)
     run_dir = Path(cfg.run_dir)
-    if (run_dir / "checkpoints").exists():
-        raise LmlabError(f"{run_dir}: already holds a run; choose another run_dir")
-    start_run_dir(run_dir, cfg, tokenizer)
+    if not resume and (run_dir / "checkpoints").exists():
+        raise LmlabError(f"{run_dir}: already holds a run; resume it with --resume or choose another run_dir")
     trainable, total = trainable_parameters(model)
-    adversary = f" + {cfg.adversarial.method}" if cfg.adversarial.method != "none" else ""
-    console.print(f"{cfg.task}, {cfg.method.method}{adversary}: {trainable:,} of {total:,} parameters train "
-                  f"({100 * trainable / total:.2f}%)")
     pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else 0
     return TuneRun(cfg, model, tokenizer, block_size, pad_id, run_dir, trainable, total, started, console)
 
 
-def tune(cfg: TuneConfig, console: Console | None = None) -> dict[str, Any]:
-    """Fine-tune `cfg.base` for `cfg.task` on `cfg.data` with `cfg.method`; returns (and writes) the run's summary."""
+def tune(cfg: TuneConfig, console: Console | None = None, resume: bool = False) -> dict[str, Any]:
+    """Fine-tune `cfg.base` for `cfg.task` on `cfg.data` with `cfg.method`; returns (and writes) the run's summary.
+
+    With `resume`, the run in `cfg.run_dir` goes on from its newest checkpoint, as if never stopped.
+    """
     task = TASKS[cfg.task]
     if cfg.train.best_metric == DEFAULT_BEST_METRIC:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"best_metric": task.best_metric})})
+    if resume:
+        check_resumable(cfg)
     data = task.read(cfg)
-    run = start_run(cfg, data.labels, console)
-
-    def encoded(split: str) -> Any:
-        return task.encode(data.splits[split], data.labels, run.tokenizer, run.block_size, cfg)
-
-    objective = task.objective(encoded("train"), encoded("validation"), data.labels, cfg, run.pad_id)
-    device = run.fit(objective)
-    figures = task.test_figures(run.model, objective, encoded("test"), data.labels, cfg, device)
+    run = start_run(cfg, data.labels, console, resume)
+    # Every split is encoded before the run directory is written: a record the task refuses leaves nothing behind.
+    train, validation, test = (task.encode(data.splits[split], data.labels, run.tokenizer, run.block_size, cfg)
+                               for split in ("train", "validation", "test"))
+    objective = task.objective(train, validation, data.labels, cfg, run.pad_id)
+    device = run.fit(objective, resume)
+    figures = task.test_figures(run.model, objective, test, data.labels, cfg, device)
     return run.finish(figures, data.labels, len(data.splits["train"]), len(data.splits["test"]), device)
 
 
 # ---- several methods on one task ------------------------------------------------------------------
 
+# The runs `tune compare` can name: a method and what it is combined with. Each takes its method's
+# defaults (METHOD_DEFAULTS) as `lmlab tune` does, and the overrides given to compare over them.
 METHOD_PRESETS: dict[str, list[str]] = {
-    "features": ["method.method=features", "head.hidden=512", "optimizer.lr=1e-3"],
-    "full": ["method.method=full", "optimizer.lr=5e-5"],
-    "adapters": ["method.method=adapters", "optimizer.lr=1e-3"],
-    "lora": ["method.method=lora", "optimizer.lr=1e-3"],
-    "prompt": ["method.method=prompt", "optimizer.lr=3e-2"],
-    "lora+fgm": ["method.method=lora", "optimizer.lr=1e-3", "adversarial.method=fgm"],
-    "full+fgm": ["method.method=full", "optimizer.lr=5e-5", "adversarial.method=fgm"],
-    "lora+pgd": ["method.method=lora", "optimizer.lr=1e-3", "adversarial.method=pgd"],
+    "features": ["method.method=features"],
+    "full": ["method.method=full"],
+    "adapters": ["method.method=adapters"],
+    "lora": ["method.method=lora"],
+    "prompt": ["method.method=prompt"],
+    "lora+fgm": ["method.method=lora", "adversarial.method=fgm"],
+    "full+fgm": ["method.method=full", "adversarial.method=fgm"],
+    "lora+pgd": ["method.method=lora", "adversarial.method=pgd"],
 }
 
 
 def method_overrides(method: str) -> list[str]:
-    """What runs `method` in `tune compare`: its preset, or for another combination its name alone (the
-    optimizer's settings are then the config's)."""
+    """What runs `method` in `tune compare`: its preset, or for another combination its name alone; either
+    way its settings come from METHOD_DEFAULTS and the overrides, as in `lmlab tune`."""
     if method in METHOD_PRESETS:
         return METHOD_PRESETS[method]
     try:
