@@ -293,3 +293,23 @@ def test_attacked_logits_move_against_the_true_label_and_restore_the_table(works
     assert np.allclose(tiny, model(batches[0]["input_ids"]).logits.detach().numpy(), atol=1e-5)
     rows = torch.arange(2)
     assert (strong[rows, batches[0]["labels"]] < clean[rows, batches[0]["labels"]]).all()  # the truth got less likely
+
+
+def test_a_resumed_run_counts_the_evaluations_since_its_best_as_the_interrupted_one_had(workspace, tmp_path):
+    """Stopped at step 6 (one evaluation without improvement since step 4), then resumed: the stop comes at
+    step 8, as in the uninterrupted run above, and not two evaluations later."""
+    model = tuned(workspace / "gpt", "full")
+    tokenizer = Tokenizer.load(workspace / "gpt" / "tokenizer.json")
+    rows = keyword_examples(64)
+    data = encode_examples([r["text"] for r in rows], [r["label"] for r in rows], ["neg", "pos"], tokenizer, 48)
+    loop = LoopConfig(max_steps=6, batch_size=8, eval_every=2, checkpoint_every=50, log_every=2, device="cpu",
+                      best_metric="val_macro_f1", early_stopping=2)
+    script = [0.5, 0.7, 0.6, 0.65, 0.9, 0.95]
+    assert fit(model, ScriptedObjective(SequenceClassification(data, data, 8, 1, 0, 0), script[:3]), Settings(loop),
+               tmp_path).steps == 6
+    longer = loop.model_copy(update={"max_steps": 100})
+    result = fit(tuned(workspace / "gpt", "full"), ScriptedObjective(SequenceClassification(data, data, 8, 1, 0, 0),
+                                                                     script[3:]), Settings(longer), tmp_path,
+                 resume=True)
+    assert result.steps == 8
+    assert json.loads((tmp_path / "best.json").read_text()) == {"step": 4, "metric": "val_macro_f1", "value": 0.7}

@@ -144,16 +144,17 @@ def test_overrides_may_follow_options_for_tune_and_tune_compare(workspace, tmp_p
 # ---- resuming -----------------------------------------------------------------------------------
 
 def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(workspace, tmp_path):
-    """With tune's own early stopping and best weights in play: evaluations every 3 steps, patience 2."""
-    steps = 24
+    """With tune's early stopping and best weights in play: an evaluation every 3 steps, the kill anywhere
+    before the run ends (early or not), so also between an evaluation that did not improve and the stop."""
 
     def words(run_dir: Path) -> list[str]:
-        return [*run_overrides(workspace, "gpt", "classification", run_dir, steps=steps), "train.eval_every=3",
-                "train.checkpoint_every=1", "train.early_stopping=2", "method.method=lora", "head.dropout=0.3"]
+        return [*run_overrides(workspace, "gpt", "classification", run_dir, steps=30), "train.eval_every=3",
+                "train.checkpoint_every=1", "train.early_stopping=3", "method.method=lora", "head.dropout=0.3"]
 
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert lmlab("tune", *words(straight)).returncode == 0
-    kill_after = random.randint(3, steps - 6)
+    steps = json.loads((straight / "summary.json").read_text())["steps"]  # 12 at the earliest: 3 evaluations after
+    kill_after = random.randint(2, steps - 3)
     proc = subprocess.Popen([sys.executable, "-m", "lmlab.cli", "tune", *words(killed)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "0"})
     metrics = killed / "metrics.jsonl"
