@@ -45,7 +45,7 @@ class Config(BaseModel):
         for name, field in cls.model_fields.items():
             given = data.get(name)
             if isinstance(field.default, BaseModel) and isinstance(given, dict):
-                merged[name] = _merge(field.default.model_dump(exclude_unset=True), given)
+                merged[name] = _merge(field.default.model_dump(), given)
         return merged
 
 
