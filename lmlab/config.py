@@ -45,8 +45,15 @@ class Config(BaseModel):
         for name, field in cls.model_fields.items():
             given = data.get(name)
             if isinstance(field.default, BaseModel) and isinstance(given, dict):
-                merged[name] = _merge(field.default.model_dump(), given)
+                merged[name] = _merge(_values_set(field.default), given)
         return merged
+
+
+def _values_set(model: BaseModel) -> dict[str, Any]:
+    """The values `model` was built with (a section inside them whole); the rest fall to its class's defaults,
+    as they did when it was built, and a validator of the outer config may still lay its own under them."""
+    return {key: value.model_dump() if isinstance(value := getattr(model, key), BaseModel) else value
+            for key in model.model_fields_set}
 
 
 class _InputPathMarker:
