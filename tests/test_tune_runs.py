@@ -121,7 +121,7 @@ def lmlab(*words: str, **kwargs) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONHASHSEED": "0"}, **kwargs)
 
 
-def test_overrides_may_follow_options_for_tune_and_tune_compare(workspace, tmp_path):
+def test_overrides_may_follow_options_for_tune_and_tune_compare(workspace, tmp_path, capsys):
     first, *rest = run_overrides(workspace, "gpt", "classification", tmp_path / "one", steps=2)
     done = lmlab("tune", first, "--json", str(tmp_path / "one.json"), *rest, "method.method=lora")
     assert done.returncode == 0, done.stderr
@@ -130,15 +130,16 @@ def test_overrides_may_follow_options_for_tune_and_tune_compare(workspace, tmp_p
     compared = [o for o in run_overrides(workspace, "gpt", "classification", tmp_path / "unused", steps=2)
                 if not o.startswith(("run_dir", "optimizer.lr"))]
     out = tmp_path / "compare"
-    done = lmlab("tune", "compare", *compared[:2], "--methods", "features,prompt", *compared[2:], "--out", str(out),
+    done = lmlab("tune", "compare", *compared[:2], "--methods", "prompt", *compared[2:], "--out", str(out),
                  "optimizer.lr=0.007", "method.prompt={num_virtual_tokens: 4}")
     assert done.returncode == 0, done.stderr
-    assert [row["name"] for row in json.loads((out / "compare.json").read_text())] == ["features", "prompt"]
-    for method in ("features", "prompt"):
-        saved = yaml.safe_load((out / method / "config.yaml").read_text())
-        assert saved["optimizer"]["lr"] == 0.007 and saved["train"]["max_steps"] == 2
-    done = lmlab("tune", "compare", *compared, "--methods", "features", "--bogus")
-    assert done.returncode == 2 and "unrecognized arguments: --bogus" in done.stderr
+    assert [row["name"] for row in json.loads((out / "compare.json").read_text())] == ["prompt"]
+    saved = yaml.safe_load((out / "prompt" / "config.yaml").read_text())
+    assert saved["optimizer"]["lr"] == 0.007 and saved["train"]["max_steps"] == 2
+    assert saved["method"]["prompt"] == {"num_virtual_tokens": 4}
+    with pytest.raises(SystemExit):  # an unknown option is still one
+        main(["tune", "compare", *compared, "--methods", "features", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
 # ---- resuming -----------------------------------------------------------------------------------
@@ -196,15 +197,24 @@ def _records(path: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k != "tokens_per_s"} for line in lines]
 
 
-def test_a_run_that_stopped_early_or_finished_is_not_resumed_but_can_be_extended(workspace, tmp_path):
+def test_a_run_that_finished_or_stopped_early_is_not_resumed_but_can_be_extended(workspace, tmp_path, capsys):
     run = tmp_path / "run"
-    cfg = read_tune_config(None, run_overrides(workspace, "gpt", "classification", run, steps=2))
-    assert cfg.train.early_stopping == 3  # tune's default, kept beside the overrides
-    assert lmlab("tune", *run_overrides(workspace, "gpt", "classification", run, steps=2)).returncode == 0
-    done = lmlab("tune", str(run), "--resume")
-    assert done.returncode == 2 and "finished at step 2 of train.max_steps=2" in done.stderr
-    extended = lmlab("tune", str(run), "--resume", "train.max_steps=4")
-    assert extended.returncode == 0, extended.stderr
+    words = run_overrides(workspace, "gpt", "classification", run, steps=2)
+    assert read_tune_config(None, words).train.early_stopping == 3  # tune's default, kept beside the overrides
+    assert main(["tune", *words]) == 0
+    capsys.readouterr()
+    assert main(["tune", str(run), "--resume"]) == 2
+    assert "finished at step 2 of train.max_steps=2; to train it longer" in capsys.readouterr().err
+    assert main(["tune", str(run), "--resume", "train.max_steps=4"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 4 and "test_accuracy" in summary
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["max_steps"] == 4
+    # stopped early: an evaluation a step, patience 1, a validation figure that cannot improve on the first
+    stopped = tmp_path / "stopped"
+    assert main(["tune", *run_overrides(workspace, "gpt", "classification", stopped, steps=20), "train.eval_every=1",
+                 "train.early_stopping=1", "optimizer.lr=1e-12", "train.best_metric=val_accuracy"]) == 0
+    steps = json.loads((stopped / "summary.json").read_text())["steps"]
+    assert steps < 20
+    capsys.readouterr()
+    assert main(["tune", str(stopped), "--resume", "train.max_steps=30"]) == 2
+    assert f"stopped early at step {steps} of 20" in capsys.readouterr().err
