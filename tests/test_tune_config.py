@@ -73,3 +73,13 @@ def test_the_methods_learning_rates_differ_and_the_default_method_has_its_own():
 def test_compares_presets_name_a_method_and_what_it_combines_with_not_its_settings(preset):
     keys = {word.split("=", 1)[0] for word in METHOD_PRESETS[preset]}
     assert "method.method" in keys and keys <= {"method.method", "adversarial.method"}
+
+
+def test_a_combination_takes_its_parts_defaults_the_first_in_methods_order_winning():
+    lora = METHOD_DEFAULTS["lora"]["optimizer"]["lr"]
+    assert lora != METHOD_DEFAULTS["prompt"]["optimizer"]["lr"]
+    for name in ("lora+prompt", "prompt+lora"):
+        assert read_tune_config(None, [*REQUIRED, f"method.method={name}"]).optimizer.lr == lora
+    with_adversary = read_tune_config(None, [*REQUIRED, "method.method=lora+fgm"])
+    assert with_adversary.optimizer.lr == lora and with_adversary.adversarial.method == "fgm"
+    assert read_tune_config(None, [*REQUIRED, "method.method=lora+prompt", "optimizer.lr=0.5"]).optimizer.lr == 0.5

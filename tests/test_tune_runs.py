@@ -218,3 +218,5 @@ def test_a_run_that_finished_or_stopped_early_is_not_resumed_but_can_be_extended
     capsys.readouterr()
     assert main(["tune", str(stopped), "--resume", "train.max_steps=30"]) == 2
     assert f"stopped early at step {steps} of 20" in capsys.readouterr().err
+    assert main(["tune", "compare", str(stopped), "--resume"]) == 2
+    assert "resume one run at a time" in capsys.readouterr().err
