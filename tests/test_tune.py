@@ -241,10 +241,10 @@ def test_tune_compare_puts_methods_on_one_table(workspace, tmp_path, capsys, mon
     overrides = [o.replace("train.max_steps=60", "train.max_steps=20") for o in overrides]
     assert main(["tune", "compare", *overrides, "--methods", "features,lora", "--out", str(out)]) == 0
     for method in ("features", "lora"):
-        saved = yaml.safe_load((out / method / "config.yaml").read_text())
+        written = yaml.safe_load((out / method / "config.yaml").read_text())
         alone = read_tune_config(None, [*overrides, f"method.method={method}"])
-        assert saved["optimizer"] == alone.optimizer.model_dump(mode="json")
-        assert saved["head"] == alone.head.model_dump(mode="json") and saved["train"]["max_steps"] == 20
+        assert written["optimizer"] == alone.optimizer.model_dump(mode="json")
+        assert written["head"] == alone.head.model_dump(mode="json") and written["train"]["max_steps"] == 20
     rows = json.loads((out / "compare.json").read_text())
     assert [row["name"] for row in rows] == ["features", "lora"]
     for row in rows:
