@@ -50,7 +50,9 @@ def test_a_run_moved_with_its_data_works_from_a_third_folder(tmp_path, packed_di
                  "train.max_steps=2", "train.eval_every=2", "train.device=cpu", "block_size=32", "limit_eval=8"]) == 0
     assert (elsewhere / "tuned-again" / "summary.json").exists()
 
-    # Resuming goes on in the run's folder where it is now, from the data beside it.
+    # Resuming goes on in the run's folder where it is now, from the data (or base) beside it.
+    assert main(["tune", str(tuned), "--resume", "train.max_steps=6"]) == 0
+    assert json.loads((tuned / "summary.json").read_text())["steps"] == 6
     assert main(["train", str(run), "--resume", "train.max_steps=6"]) == 0
     assert json.loads((run / "summary.json").read_text())["steps"] == 6
     assert not (elsewhere / "runs" / "gpt").exists()  # (eval compare wrote its table to runs/compare here)
