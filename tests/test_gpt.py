@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from lmlab.cli import main
 from lmlab.errors import LmlabError
 from lmlab.models import (
     FAMILIES,
@@ -196,6 +197,18 @@ def test_registry_builds_families():
 def test_model_config_mistakes(family, config, message):
     with pytest.raises(LmlabError, match=message):
         model_from_config(family, config)
+
+
+def test_an_unknown_family_is_named_beside_every_registered_one(capsys, tmp_path):
+    """Issue 11: the list left out ngram (and word2vec) when it was written by hand."""
+    with pytest.raises(LmlabError) as refused:
+        model_from_config("llama9", {})
+    known = str(refused.value).split("(known: ", 1)[1].rstrip(")").split(", ")
+    assert sorted(known) == sorted(FAMILIES) and {"ngram", "word2vec"} <= set(known)
+    assert main(["train", "data=somewhere", "model.family=llama9", f"run_dir={tmp_path / 'r'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and all(name in err for name in FAMILIES)
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.fixture
