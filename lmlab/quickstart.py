@@ -16,6 +16,7 @@ guided tour; the closing lines say what to try next.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -41,6 +42,7 @@ PROMPTS = ["ROMEO:\nO, ", "新华社北京一月一日电", "我们要"]
 DEMO_STEPS = 1000
 LSTM_SHARE = 0.3  # the LSTM of stage 5 trains for this share of the GPT's steps
 RECIPES = resources.files("lmlab") / "recipes"  # the three models' configs, as data
+RECIPE_FILES = ("quickstart-gpt.yaml", "quickstart-lstm.yaml", "quickstart-kn5.yaml")
 
 
 @dataclass
@@ -53,6 +55,19 @@ class QuickstartOptions:
 def _run_dir(options: QuickstartOptions, recipe: str) -> Path:
     """Where a recipe's run goes: quickstart-gpt.yaml trains into OUT/gpt."""
     return options.out / Path(recipe).stem.removeprefix("quickstart-")
+
+
+def _clear_previous(options: QuickstartOptions, console: Console) -> None:
+    """Remove what an earlier quickstart wrote in `options.out`, so that `make demo` runs again; only the
+    folders the quickstart itself makes there go, and only when they hold what it writes."""
+    ours = {options.out / "data": "meta.json", options.out / "compare": "compare.json",
+            **{_run_dir(options, recipe): "config.yaml" for recipe in RECIPE_FILES}}
+    previous = [folder for folder, mark in ours.items() if (folder / mark).exists()]
+    if previous:
+        console.print(f"  replacing the previous quickstart in {options.out}/ ({', '.join(p.name for p in previous)})",
+                      highlight=False)
+    for folder in previous:
+        shutil.rmtree(folder)
 
 
 def _stage(console: Console, number: int, title: str) -> None:
@@ -86,6 +101,7 @@ def run_quickstart(options: QuickstartOptions, console: Console | None = None) -
     console = console or Console()
     started = time.perf_counter()
     steps = options.steps or DEMO_STEPS
+    _clear_previous(options, console)
 
     if options.corpora:
         _stage(console, 1, "Data: your corpus files")

@@ -46,6 +46,12 @@ def test_quickstart_on_your_own_corpus_runs_every_stage(tmp_path, capsys):
     assert all(sample["prompt"].split("\n")[0] in printed for sample in samples)
     drawn_png(out / "gpt" / "loss.png")
     assert (out / "gpt" / "report.html").exists()
+    # Run again (make demo twice): the earlier quickstart is replaced, a file of the user's beside it stays.
+    (out / "notes.txt").write_text("mine")
+    assert main(["quickstart", "--out", str(out), "--steps", "3", "--corpus", str(tmp_path / "corpus.jsonl")]) == 0
+    assert "replacing the previous quickstart" in capsys.readouterr().out
+    assert json.loads((out / "gpt" / "summary.json").read_text())["steps"] == 3
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_data_stats_prints_and_writes_the_corpus_figures(tmp_path, capsys):
