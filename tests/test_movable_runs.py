@@ -8,17 +8,21 @@ import shutil
 from pathlib import Path
 
 import yaml
+from conftest import tiny_train_overrides
 
 from lmlab.cli import main
 from lmlab.tune.runner import read_tune_config
-from tests.conftest import tiny_train_overrides
-from tests.test_tune import keyword_examples
+
+
+def _reviews(count: int) -> list[dict[str, str]]:
+    return [{"text": f"{'a fine' if i % 2 else 'a dull'} film {i}", "label": "pos" if i % 2 else "neg"}
+            for i in range(count)]
 
 
 def _train_and_tune_in(origin: Path, packed_dir: Path, monkeypatch) -> None:
     """In `origin`, with paths relative to it: a tiny GPT run on `data/`, and a classifier tuned from it."""
     shutil.copytree(packed_dir, origin / "data")
-    (origin / "reviews.jsonl").write_text("".join(json.dumps(row) + "\n" for row in keyword_examples(120)))
+    (origin / "reviews.jsonl").write_text("".join(json.dumps(row) + "\n" for row in _reviews(120)))
     monkeypatch.chdir(origin)
     overrides = tiny_train_overrides(Path("data"), Path("runs/gpt"), steps=4)
     assert main(["train", *overrides, "train.checkpoint_every=2"]) == 0
