@@ -106,6 +106,19 @@ def test_a_backbone_without_features_is_refused_in_one_line(workspace, tmp_path,
     assert err.count("\n") == 1 and not run.exists()
 
 
+@pytest.mark.parametrize("mistake", ["base", "data"])
+def test_tune_compare_refuses_a_base_without_features_or_missing_data_before_any_run(workspace, tmp_path, capsys,
+                                                                                    mistake):
+    overrides = run_overrides(workspace, "rnn" if mistake == "base" else "bert", "classification", tmp_path / "r")
+    if mistake == "data":
+        overrides = [o for o in overrides if not o.startswith("data=")] + [f"data={tmp_path / 'absent.jsonl'}"]
+    out = tmp_path / "compare"
+    assert main(["tune", "compare", *overrides, "--methods", "lora,features", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # the refusal, not a failed child's output
+    assert not out.exists()
+
+
 def test_qa_refuses_a_tokenizer_without_cls_and_sep_before_writing_anything(workspace, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["tune", *run_overrides(workspace, "gpt-char", "qa", run)]) == 2

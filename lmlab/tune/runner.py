@@ -34,7 +34,7 @@ from lmlab.config import Config, InputPath, build_config, read_config_data, read
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json, write_text
 from lmlab.modes import pick_device
-from lmlab.runs import open_run, start_run_dir
+from lmlab.runs import Run, open_run, start_run_dir
 from lmlab.tokenizers import Tokenizer
 from lmlab.train.dispatch import resumed_config_data
 from lmlab.train.loop import LoopConfig, fit
@@ -156,11 +156,17 @@ def check_resumable(cfg: TuneConfig) -> None:
                          f"it longer: lmlab tune {run_dir} --resume train.max_steps=N (N > {steps})")
 
 
-def load_base(base: str) -> tuple[nn.Module, Tokenizer]:
-    """The pretrained backbone and its tokenizer: a run, a Hugging Face directory or named weights."""
+def open_base(base: str) -> Run:
+    """The run a task head can go on (a run, a Hugging Face directory or named weights), or a one-line refusal."""
     run = open_run(base)
     if getattr(run.family_class, "default_pooling", None) is None:
         raise LmlabError(f"base {base}: a {run.describe()} model has no features() to put a task head on")
+    return run
+
+
+def load_base(base: str) -> tuple[nn.Module, Tokenizer]:
+    """The pretrained backbone and its tokenizer."""
+    run = open_base(base)
     return run.model("cpu"), run.tokenizer()
 
 
@@ -293,8 +299,11 @@ def compare_methods(config: str | Path | None, overrides: list[str], methods: li
                     out: str | Path) -> list[dict[str, Any]]:
     """Run each method (a `METHOD_PRESETS` name or any valid combination such as ``lora+adapters``) as its
     own `lmlab tune` process; one summary each."""
-    for method in methods:  # a mistake is found before any run starts
-        read_tune_config(config, [*overrides, *method_overrides(method)])
+    # A mistake (a setting, a base without features, data that is not there) is found before any run starts.
+    settings = [read_tune_config(config, [*overrides, *method_overrides(method)]) for method in methods]
+    if settings:
+        open_base(settings[0].base)
+        TASKS[settings[0].task].read(settings[0])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
