@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmlab.config import Config, read_yaml, resolve_beside, save_config
+from lmlab.config import Config, read_yaml, save_config
 from lmlab.datasets.weights import WEIGHTS, pretrained_directory
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, warn
 from lmlab.files import read_json
 from lmlab.models import LanguageModel, load_model, read_model_json
 from lmlab.models.base import KINDS
@@ -58,10 +58,20 @@ class Run:
         return read_yaml(path) if path.exists() else {}
 
     def input_path(self, key: str) -> str | None:
-        """An input the run was trained from (its ``data``, its ``base``), found from where the run is now: the
-        run's config.yaml writes input paths relative to the run's folder, so a run moved with its data works."""
+        """An input path the run was trained from (its ``data``), found from where the run is now: the run's
+        config.yaml writes input paths relative to the run's folder, so a run moved with its data works."""
         value = self.config.get(key)
-        return None if value is None else resolve_beside(value, self.path)
+        if not isinstance(value, str):
+            return value
+        beside = os.path.normpath(self.path / value)
+        if Path(value).is_absolute() or os.path.exists(beside):
+            return beside
+        if Path(value).exists():  # where runs trained before paths were written relative to the run kept them
+            warn(f"{self.path}: its {key} {value} is not beside the run; using the one in the working directory "
+                 f"(a run trained before lmlab wrote paths relative to the run folder)")
+            return value
+        raise LmlabError(f"{self.path}: its {key} {value} (from config.yaml, relative to the run) is not at "
+                         f"{os.path.normpath(self.path / value)}; move it with the run, or give --data DIR")
 
     @cached_property
     def summary(self) -> dict[str, Any]:

@@ -85,3 +85,26 @@ def test_a_name_in_a_config_file_stays_a_name(tmp_path, monkeypatch):
     (tmp_path / "tune.yaml").write_text("base: all-MiniLM-L6-v2\ndata: sentiment-en-binary\n")
     cfg = read_tune_config(tmp_path / "tune.yaml", [])
     assert (cfg.base, cfg.data) == ("all-MiniLM-L6-v2", "sentiment-en-binary")
+
+
+def test_a_run_moved_without_its_data_says_so_and_an_old_runs_data_is_found_with_a_warning(
+        tmp_path, packed_dir, monkeypatch, capsys):
+    shutil.copytree(packed_dir, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *tiny_train_overrides(Path("data"), Path("runs/gpt"), steps=1)]) == 0
+    (tmp_path / "moved" / "deeper").mkdir(parents=True)
+    shutil.move(tmp_path / "runs" / "gpt", tmp_path / "moved" / "deeper" / "gpt")
+    capsys.readouterr()
+    # Moved without its data: named, with where it was looked for, even though ./data is right here
+    # (the run's ../../data is not this folder's data, and no other corpus is taken in its place).
+    assert main(["eval", "moved/deeper/gpt"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: moved/deeper/gpt: its data ../../data") and err.count("\n") == 1
+    assert "move it with the run, or give --data" in err
+    # A run trained before paths were relative to the run: its cwd-relative path still works, and says so.
+    saved = tmp_path / "moved" / "deeper" / "gpt" / "config.yaml"
+    saved.write_text(yaml.safe_dump({**yaml.safe_load(saved.read_text()), "data": "data"}))
+    assert main(["eval", "moved/deeper/gpt"]) == 0
+    captured = capsys.readouterr()
+    assert "perplexity" in captured.out
+    assert captured.err.startswith("warning: moved/deeper/gpt: its data data is not beside the run")
