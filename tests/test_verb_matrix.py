@@ -99,6 +99,7 @@ def cells(world: dict[str, Path], name: str) -> dict[str, list]:
     return {
         "eval": ["eval", run],
         "eval compare": ["eval", "compare", run, "--data", world["data"], "--out", out / f"compare-{name}"],
+        "eval compare, its data": ["eval", "compare", run, "--out", out / f"compare-own-{name}"],
         "eval --tasks": ["eval", run, "--tasks", "arc_easy_mini", "--limit", "2", "--out", out / f"tasks-{name}"],
         "generate": ["generate", run, "To be", "--max-new-tokens", "4", "--seed", "0"],
         "generate --stream": ["generate", run, "To be", "--max-new-tokens", "4", "--seed", "0", "--stream"],
@@ -114,6 +115,8 @@ def cells(world: dict[str, Path], name: str) -> dict[str, list]:
         "train --resume": ["train", run, "--resume"],
         "tune": ["tune", f"base={run}", f"data={world['root'] / 'reviews.jsonl'}",
                  f"run_dir={out / f'tune-{name}'}", *TUNE],
+        "tune compare": ["tune", "compare", f"base={run}", f"data={world['root'] / 'reviews.jsonl'}", *TUNE,
+                         "--methods", "features", "--out", out / f"tune-compare-{name}"],
         "vectors similar": ["vectors", "similar", run, "the", "--topn", "3"],
     }
 
@@ -126,6 +129,7 @@ TUNED = {"classifier", "tagger", "reader"}
 WORKS = {
     "eval": LANGUAGE_MODELS - {"hf"},  # a Hugging Face directory has no validation split of its own
     "eval compare": LANGUAGE_MODELS,
+    "eval compare, its data": LANGUAGE_MODELS - {"hf"},
     "eval --tasks": LANGUAGE_MODELS,
     "generate": LANGUAGE_MODELS,
     "generate --stream": NEURAL_DECODERS,
@@ -140,6 +144,7 @@ WORKS = {
     "export": TRANSFORMERS | TUNED,  # a tuned run: its backbone (full tuning) or a PEFT adapter
     "train --resume": set(),  # every run here is finished; a longer resume is tested below
     "tune": TRANSFORMERS,
+    "tune compare": TRANSFORMERS,
     "vectors similar": {"vectors"},
 }
 
@@ -152,6 +157,12 @@ def check_output(verb: str, name: str, world: dict[str, Path], out: str) -> None
     elif verb == "eval compare":
         rows = json.loads((written / f"compare-{name}" / "compare.json").read_text())
         assert len(rows) == 1 and rows[0]["bits_per_byte"] > 0
+    elif verb == "eval compare, its data":
+        rows = json.loads((written / f"compare-own-{name}" / "compare.json").read_text())
+        assert len(rows) == 1 and rows[0]["bits_per_byte"] > 0
+    elif verb == "tune compare":
+        rows = json.loads((written / f"tune-compare-{name}" / "compare.json").read_text())
+        assert [row["name"] for row in rows] == ["features"] and 0 <= rows[0]["test_accuracy"] <= 1
     elif verb == "eval --tasks":
         assert "arc_easy_mini" in (written / f"tasks-{name}" / "results.md").read_text()
     elif verb.startswith("generate") or verb == "text-generation":

@@ -67,6 +67,8 @@ def compare_runs(
     if not run_dirs:
         raise LmlabError("eval compare: name at least one run directory")
     runs = [open_run(run_dir) for run_dir in run_dirs]
+    for run in runs:  # what a run cannot do is said before anything is read for it
+        run.check_scores_text()
     if data is None and "data" not in runs[0].config:
         raise LmlabError(f"{runs[0].path}: no config.yaml naming its data; give the data to compare on")
     texts = held_out_texts(data or runs[0].input_path("data"), split, max_documents)
