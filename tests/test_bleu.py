@@ -71,6 +71,14 @@ def test_sentence_bleu_matches_sacrebleu_defaults() -> None:
         _assert_same(sentence_bleu(hyp, segment_refs), sacrebleu.sentence_bleu(hyp, segment_refs))
 
 
+def test_sentence_bleu_on_nltk_style_token_lists_points_to_the_nltk_call() -> None:
+    references, hypothesis = [["the", "cat", "sat"]], ["the", "cat", "sat"]
+    with pytest.raises(LmlabError, match="use nltk_sentence_bleu"):
+        sentence_bleu(references, hypothesis)  # NLTK's argument order and types
+    with pytest.raises(LmlabError, match="use nltk_sentence_bleu"):
+        sentence_bleu("the cat sat", [hypothesis])
+
+
 def test_chinese_with_zh_tokenizer() -> None:
     hyps, refs = _corpus(seed=11, n=30, streams=2, vocab=CHINESE, joiner="")
     ours = corpus_bleu(hyps, refs, tokenize="zh")

@@ -83,3 +83,16 @@ def test_a_combination_takes_its_parts_defaults_the_first_in_methods_order_winni
     with_adversary = read_tune_config(None, [*REQUIRED, "method.method=lora+fgm"])
     assert with_adversary.optimizer.lr == lora and with_adversary.adversarial.method == "fgm"
     assert read_tune_config(None, [*REQUIRED, "method.method=lora+prompt", "optimizer.lr=0.5"]).optimizer.lr == 0.5
+
+
+def test_the_package_offers_what_a_user_types_first():
+    """Issue 11, item 7: `from lmlab.tune import tune` (it was an ImportError)."""
+    import lmlab.tune as package
+    from lmlab.tune import METHOD_DEFAULTS, METHODS, TASKS, compare_methods, read_tune_config, tune
+    from lmlab.tune.runner import tune as runner_tune
+
+    assert tune is runner_tune and callable(compare_methods)
+    assert set(METHOD_DEFAULTS) <= set(METHODS) and "classification" in TASKS
+    assert sorted(package.__all__) == sorted(name for name in package.__all__ if hasattr(package, name))
+    assert read_tune_config(None, ["base=b", "data=d", "method.method=lora"]).optimizer.lr == \
+        METHOD_DEFAULTS["lora"]["optimizer"]["lr"]

@@ -278,6 +278,9 @@ def sentence_bleu(hypothesis: str, references: Sequence[str], tokenize: str = "1
     """BLEU of one hypothesis against its references, with effective order as sacrebleu's sentence_bleu."""
     if isinstance(references, str):
         raise LmlabError("sentence BLEU takes a list of reference strings, not one string")
+    if not isinstance(hypothesis, str) or not all(isinstance(ref, str) for ref in references):
+        raise LmlabError("sentence_bleu scores strings, as sacrebleu does; for NLTK's call on token lists "
+                         "(references first, then the hypothesis) use nltk_sentence_bleu")
     return corpus_bleu([hypothesis], [[ref] for ref in references], tokenize, smooth_method, smooth_value,
                        lowercase, effective_order, max_order)
 
