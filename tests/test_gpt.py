@@ -209,6 +209,10 @@ def test_an_unknown_family_is_named_beside_every_registered_one(capsys, tmp_path
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and all(name in err for name in FAMILIES)
     assert not (tmp_path / "r").exists()
+    # The list includes what `lmlab tune` makes; training one from scratch says where it comes from.
+    assert main(["train", "data=somewhere", "model.family=tuned", f"run_dir={tmp_path / 'r'}"]) == 2
+    err = capsys.readouterr().err
+    assert "made by lmlab tune base=RUN" in err and err.count("\n") == 1 and not (tmp_path / "r").exists()
 
 
 @pytest.fixture

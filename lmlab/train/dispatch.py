@@ -35,6 +35,9 @@ def _config_class(data: dict[str, Any], source: str) -> type[Config]:
     model = data.get("model")
     family = model.get("family", DEFAULT_FAMILY) if isinstance(model, dict) else DEFAULT_FAMILY
     kind = family_class(str(family), f"{source}: model.family").kind
+    if kind == "task":
+        raise LmlabError(f"{source}: model.family: a {family} model is a trained base with a task head, made by "
+                         f"lmlab tune base=RUN data=..., not trained from scratch")
     return TRAINERS[kind][0] if kind in TRAINERS else TrainConfig
 
 
