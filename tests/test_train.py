@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(packed_dir, tmp_path, mon
 
     monkeypatch.setattr(GPT, "forward", poisoned)
     run = tmp_path / "run"
-    with pytest.raises(LmlabError, match=r"step 6: the training loss became nan.*step-5"):
+    with pytest.raises(LmlabError, match=rf"^{re.escape(str(run))}: step 6: the training loss became nan.*step-5"):
         train(_config(packed_dir, run))
     assert list_checkpoints(run)[-1].name == "step-5"
 

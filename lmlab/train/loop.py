@@ -290,8 +290,8 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
                 last = list_checkpoints(run_dir)
                 kept = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
                 raise LmlabError(
-                    f"step {state.step + 1}: the training loss became {step_loss}; training stopped and {kept} "
-                    "(try a lower optimizer.lr or a stronger grad_clip)"
+                    f"{run_dir}: step {state.step + 1}: the training loss became {step_loss}; training stopped and "
+                    f"{kept} (try a lower optimizer.lr or a stronger grad_clip)"
                 )
             if cfg.optimizer.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optimizer.grad_clip)
