@@ -28,6 +28,13 @@ def test_corpus_to_report_through_the_cli(tmp_path, capsys):
     assert prepared["path"] == str(data) and prepared["report"]["documents_read"] == 90
     assert prepared["splits"]["train"]["tokens"] > 0 and prepared["tokenizer"]["kind"] == "bpe"
     assert f"train {prepared['splits']['train']['tokens']:,} tokens" in out
+    # The next: line is a command that runs as printed (here with fewer steps and a smaller model).
+    suggested = next(line for line in out.splitlines() if line.startswith("next: ")).removeprefix("next: ")
+    words = suggested.split("   ")[0].split()
+    assert words[:2] == ["lmlab", "train"] and f"data={data}" in words
+    assert main([*words[1:], f"run_dir={tmp_path / 'suggested'}", "train.max_steps=1", "model.n_layer=1",
+                 "model.n_embd=16", "model.n_head=2", "model.block_size=16", "train.batch_size=2",
+                 "train.eval_tokens=64", "train.device=cpu"]) == 0
 
     assert main(["train", f"data={data}", f"run_dir={run}", "model.n_layer=1", "model.n_head=2", "model.n_embd=32",
                  "model.block_size=64", "train.max_steps=30", "train.batch_size=8", "train.eval_every=10",

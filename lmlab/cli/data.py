@@ -32,7 +32,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(f"tokenizer: {prepared.tokenizer.vocab_size:,} tokens ({cfg.tokenizer.kind})")
     print(f"packed: train {splits['train'].tokens:,} tokens, val {splits['val'].tokens:,} tokens")
     print(f"wrote {prepared.path}/ (clean.jsonl, tokenizer.json, train.bin, val.bin, meta.json)")
-    print(f"next: lmlab train config.yaml data={prepared.path}")
+    print(f"next: lmlab train data={prepared.path} run_dir=runs/mine train.max_steps=2000   (a GPT by default; "
+          "model.family=... or a config file chooses another)")
     save_json(args.json, {
         "path": str(prepared.path),
         "report": prepared.report.to_dict(),
