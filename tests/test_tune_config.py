@@ -8,7 +8,7 @@ import pytest
 from lmlab.config import Config, build_config, load_config
 from lmlab.train.optim import OptimizerConfig
 from lmlab.tune.methods import METHODS, MethodConfig
-from lmlab.tune.runner import METHOD_DEFAULTS, METHOD_PRESETS, TuneConfig, read_tune_config
+from lmlab.tune.runner import METHOD_DEFAULTS, TuneConfig, method_overrides, read_tune_config
 
 REQUIRED = ["base=x", "data=y"]
 
@@ -69,10 +69,14 @@ def test_the_methods_learning_rates_differ_and_the_default_method_has_its_own():
     assert METHOD_DEFAULTS["features"]["optimizer"]["lr"] != METHOD_DEFAULTS["full"]["optimizer"]["lr"]
 
 
-@pytest.mark.parametrize("preset", list(METHOD_PRESETS))
-def test_compares_presets_name_a_method_and_what_it_combines_with_not_its_settings(preset):
-    keys = {word.split("=", 1)[0] for word in METHOD_PRESETS[preset]}
-    assert "method.method" in keys and keys <= {"method.method", "adversarial.method"}
+@pytest.mark.parametrize("method", ["features", "full", "adapters", "lora", "prompt", "lora+fgm", "lora+pgd"])
+def test_compare_names_a_method_and_what_it_combines_with_not_its_settings(method):
+    """`tune compare` runs each method by its name alone, so each gets what `lmlab tune` gives it."""
+    assert method_overrides(method) == [f"method.method={method}"]
+    cfg = read_tune_config(None, [*REQUIRED, *method_overrides(method)])
+    weights, _, adversary = method.partition("+")
+    assert cfg.method.method == weights and cfg.adversarial.method == (adversary or "none")
+    assert cfg.optimizer.lr == METHOD_DEFAULTS[weights]["optimizer"]["lr"]
 
 
 def test_a_combination_takes_its_parts_defaults_the_first_in_methods_order_winning():

@@ -269,35 +269,19 @@ def tune(cfg: TuneConfig, console: Console | None = None, resume: bool = False) 
 
 # ---- several methods on one task ------------------------------------------------------------------
 
-# The runs `tune compare` can name: a method and what it is combined with. Each takes its method's
-# defaults (METHOD_DEFAULTS) as `lmlab tune` does, and the overrides given to compare over them.
-METHOD_PRESETS: dict[str, list[str]] = {
-    "features": ["method.method=features"],
-    "full": ["method.method=full"],
-    "adapters": ["method.method=adapters"],
-    "lora": ["method.method=lora"],
-    "prompt": ["method.method=prompt"],
-    "lora+fgm": ["method.method=lora", "adversarial.method=fgm"],
-    "full+fgm": ["method.method=full", "adversarial.method=fgm"],
-    "lora+pgd": ["method.method=lora", "adversarial.method=pgd"],
-}
-
-
 def method_overrides(method: str) -> list[str]:
-    """What runs `method` in `tune compare`: its preset, or for another combination its name alone; either
-    way its settings come from METHOD_DEFAULTS and the overrides, as in `lmlab tune`."""
-    if method in METHOD_PRESETS:
-        return METHOD_PRESETS[method]
+    """What runs `method` (``lora``, ``lora+adapters``, ``lora+fgm``, ...) in `tune compare`: its name alone,
+    so its settings come from METHOD_DEFAULTS and the overrides, as in `lmlab tune`."""
     try:
         split_method(method)
     except ValueError as exc:
-        raise LmlabError(f"tune compare: {exc}; presets: {', '.join(METHOD_PRESETS)}") from None
+        raise LmlabError(f"tune compare: {exc}") from None
     return [f"method.method={method}"]
 
 
 def compare_methods(config: str | Path | None, overrides: list[str], methods: list[str],
                     out: str | Path) -> list[dict[str, Any]]:
-    """Run each method (a `METHOD_PRESETS` name or any valid combination such as ``lora+adapters``) as its
+    """Run each method (a method of `METHODS` or any valid combination such as ``lora+adapters``) as its
     own `lmlab tune` process; one summary each."""
     # A mistake (a setting, a base without features, data that is not there) is found before any run starts.
     settings = [read_tune_config(config, [*overrides, *method_overrides(method)]) for method in methods]
