@@ -168,7 +168,9 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(workspace, tm
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert lmlab("tune", *words(straight)).returncode == 0
     steps = json.loads((straight / "summary.json").read_text())["steps"]  # an early stop comes at 12 or later
-    kill_after = random.randint(2, steps - 3)
+    seed = random.randrange(2**32)  # a fresh step each run, replayable from the seed every message names
+    kill_after = random.Random(seed).randint(2, steps - 3)
+    where = f"killed after step {kill_after} of {steps} (kill step from random.Random({seed}))"
     proc = subprocess.Popen([sys.executable, "-m", "lmlab.cli", "tune", *words(killed)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "0"})
     metrics = killed / "metrics.jsonl"
@@ -179,21 +181,21 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(workspace, tm
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (killed / "model.safetensors").exists(), "the run finished before it could be killed"
-    assert list_checkpoints(killed), "no checkpoint before the kill"
+    assert not (killed / "model.safetensors").exists(), f"the run finished before it could be killed; {where}"
+    assert list_checkpoints(killed), f"no checkpoint before the kill; {where}"
 
     resumed = lmlab("tune", str(killed), "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 0, f"{where}: {resumed.stderr}"
     final, reference = load_model(killed).state_dict(), load_model(straight).state_dict()
-    assert final.keys() == reference.keys()
+    assert final.keys() == reference.keys(), where
     for name in reference:
-        assert torch.equal(final[name], reference[name]), name
-    assert _records(metrics) == _records(straight / "metrics.jsonl")
-    assert (killed / "best.json").read_text() == (straight / "best.json").read_text()
+        assert torch.equal(final[name], reference[name]), f"{name}; {where}"
+    assert _records(metrics) == _records(straight / "metrics.jsonl"), where
+    assert (killed / "best.json").read_text() == (straight / "best.json").read_text(), where
     timing = {"wall_seconds", "train_seconds", "peak_memory_mb"}
     summary, expected = (json.loads((run / "summary.json").read_text()) for run in (killed, straight))
     assert {k: v for k, v in summary.items() if k not in timing} == {k: v for k, v in expected.items()
-                                                                   if k not in timing}
+                                                                   if k not in timing}, where
 
     # done: resuming it again changes nothing and says so in one line
     before = {path: path.read_bytes() for path in sorted(killed.rglob("*")) if path.is_file()}

@@ -133,3 +133,59 @@ def test_vectors_evaluate_uses_the_bundled_sets_by_name_and_agrees_with_gensim(t
     assert set(json.loads((tmp_path / "en.json").read_text())["analogies"]) == {"en"}
     assert main(["vectors", "evaluate", str(out), "--pairs", str(tmp_path / "missing.tsv")]) == 2
     assert "missing.tsv" in capsys.readouterr().err
+
+
+def _small_run(tmp_path: Path, words: list[str]) -> Path:
+    rng = np.random.default_rng(0)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(rng.choice(words, size=8)) for _ in range(200)) + "\n", encoding="utf-8")
+    out = tmp_path / "vectors"
+    assert main(["vectors", "train", str(corpus), "--out", str(out), "min_count=1", "epochs=2", "dim=8"]) == 0
+    return out
+
+
+def test_a_bundled_set_the_vocabulary_cannot_cover_is_skipped_with_a_warning_and_the_others_run(tmp_path, capsys):
+    english = sorted({w for a, b, _ in _pairs(evaluation_set("pairs", "en")) for w in (a, b)})
+    chinese = ["鑫", "曦", "琪", "翔"]  # Chinese, so the zh sets are used, but in neither of them
+    zh_words = {w for a, b, _ in _pairs(evaluation_set("pairs", "zh")) for w in (a, b)}
+    zh_words |= {w for questions in _sections(evaluation_set("analogies", "zh")).values() for q in questions
+                 for w in q}
+    assert not zh_words & set(chinese) and not any(c in w for w in zh_words for c in chinese)
+    run = _small_run(tmp_path, english + chinese)
+    capsys.readouterr()
+    assert main(["vectors", "evaluate", str(run), "--json", str(tmp_path / "e.json")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == ["warning: the bundled word-pair set zh: fewer than two pairs have both "
+                                         "words in the vocabulary, so it is skipped"]
+    printed = captured.out.splitlines()
+    assert f"analogies zh: accuracy n/a (0 of {SIZES['analogies', 'zh']} answered: each has a word outside the " \
+           "vocabulary)" in printed
+    assert any(line.startswith("word pairs en: Spearman ") and f"({SIZES['pairs', 'en']} pairs, 0 skipped" in line
+               for line in printed)
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["analogies"]["zh"]["accuracy"] is None and result["analogies"]["zh"]["answered"] == 0
+    assert set(result["pairs"]) == {"en"} and result["pairs"]["en"]["pairs"] == SIZES["pairs", "en"]
+
+
+def test_a_vocabulary_covering_no_bundled_set_is_one_error_and_a_named_file_keeps_its_error(tmp_path, capsys):
+    run = _small_run(tmp_path, ["apple", "banana", "river", "stone", "cloud"])
+    capsys.readouterr()
+    assert main(["vectors", "evaluate", str(run), "--json", str(tmp_path / "e.json")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and not (tmp_path / "e.json").exists()
+    assert captured.err.splitlines() == [f"error: {run}: the vocabulary covers none of the bundled sets (en); "
+                                         "give --analogies FILE and/or --pairs FILE"]
+    # Named by the user: their set or file, an error naming it as they wrote it.
+    assert main(["vectors", "evaluate", str(run), "--pairs", "en"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: the bundled word-pair set en: fewer than two pairs have both words in the vocabulary"]
+    (tmp_path / "p.tsv").write_text("apple\tbanana\t3.0\napple\tunicorn\t1.0\n", encoding="utf-8")
+    given = str(tmp_path) + "/./p.tsv"
+    assert main(["vectors", "evaluate", str(run), "--pairs", given]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {given}: fewer than two pairs have both words in the vocabulary"]
+    # An analogy set with no question answered has no accuracy, not an accuracy of 0.
+    assert main(["vectors", "evaluate", str(run), "--analogies", "en", "--json", str(tmp_path / "a.json")]) == 0
+    assert capsys.readouterr().out == (f"analogies en: accuracy n/a (0 of {SIZES['analogies', 'en']} answered: "
+                                       "each has a word outside the vocabulary)\n")
+    assert json.loads((tmp_path / "a.json").read_text())["analogies"]["en"]["accuracy"] is None

@@ -22,7 +22,7 @@ from lmlab.cli.common import (
     save_json,
 )
 from lmlab.config import build_config, read_config_data
-from lmlab.errors import LmlabError
+from lmlab.errors import LmlabError, warn
 from lmlab.models.registry import family_of_kind
 from lmlab.runs import open_run
 from lmlab.train.vectors import VectorsTrainConfig, train_vectors_run
@@ -85,21 +85,40 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     vectors = open_vectors(args.vectors)
     analogies, pairs = args.analogies or [], args.pairs or []
-    if not analogies and not pairs:  # the bundled sets of the languages the vocabulary holds
+    bundled = not analogies and not pairs
+    if bundled:  # the bundled sets of the languages the vocabulary holds
         analogies = pairs = vectors.bundled_sets()
         if not analogies:
             raise LmlabError(f"{args.vectors}: no English or Chinese word among the most frequent, so no bundled set "
                              "fits; give --analogies FILE and/or --pairs FILE")
-    result: dict[str, dict[str, Any]] = {"analogies": {}, "pairs": {}}
-    for name in analogies:
-        found = vectors.analogies(name)
-        answered = sum(n for _, n in found.sections.values())
-        result["analogies"][name] = {"accuracy": found.accuracy, "answered": answered, "skipped": found.skipped,
-                                     "sections": found.sections}
-        print(f"analogies {name}: accuracy {found.accuracy:.3f} on {answered:,} questions "
-              f"({found.skipped:,} skipped: a word outside the vocabulary)")
+    found_analogies = {name: vectors.analogies(name) for name in analogies}
+    found_pairs, uncovered = {}, []
     for name in pairs:
-        found = vectors.word_pairs(name)
+        try:
+            found_pairs[name] = vectors.word_pairs(name)
+        except LmlabError as error:
+            if not bundled:  # the user's own file: theirs to fix
+                raise
+            uncovered.append(f"{error}, so it is skipped")  # a bundled set is well formed: too few of its words
+    answered = {name: sum(n for _, n in found.sections.values()) for name, found in found_analogies.items()}
+    if bundled and not found_pairs and not any(answered.values()):
+        raise LmlabError(f"{args.vectors}: the vocabulary covers none of the bundled sets ({', '.join(analogies)}); "
+                         "give --analogies FILE and/or --pairs FILE")
+    for message in uncovered:
+        warn(message)
+    result: dict[str, dict[str, Any]] = {"analogies": {}, "pairs": {}}
+    for name, found in found_analogies.items():
+        # No question answered is no accuracy, not an accuracy of 0 (the library says 0.0, as gensim does).
+        accuracy = found.accuracy if answered[name] else None
+        result["analogies"][name] = {"accuracy": accuracy, "answered": answered[name], "skipped": found.skipped,
+                                     "sections": found.sections}
+        if accuracy is None:
+            print(f"analogies {name}: accuracy n/a (0 of {found.skipped:,} answered: each has a word outside "
+                  "the vocabulary)")
+        else:
+            print(f"analogies {name}: accuracy {accuracy:.3f} on {answered[name]:,} questions "
+                  f"({found.skipped:,} skipped: a word outside the vocabulary)")
+    for name, found in found_pairs.items():
         result["pairs"][name] = {"spearman": found.spearman, "pearson": found.pearson, "pairs": found.pairs,
                                  "skipped": found.skipped}
         print(f"word pairs {name}: Spearman {found.spearman:.3f}, Pearson {found.pearson:.3f} "

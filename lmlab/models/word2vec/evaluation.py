@@ -40,6 +40,14 @@ def evaluation_set(kind: SetKind, name_or_path: str | os.PathLike[str]) -> Path:
     return Path(name)
 
 
+def set_label(kind: SetKind, name_or_path: str | os.PathLike[str]) -> str:
+    """How a message names a set: a bundled one by kind and short name, a file as the user wrote it."""
+    name = str(name_or_path)
+    if name in BUNDLED_SETS[kind]:
+        return f"the bundled {'analogy' if kind == 'analogies' else 'word-pair'} set {name}"
+    return name
+
+
 def bundled_languages(vectors: WordVectors, sample: int = 1000) -> list[str]:
     """The bundled sets' languages the vocabulary holds words of (among its `sample` most frequent)."""
     words = vectors.words[:sample]
@@ -144,9 +152,12 @@ class PairResult:
 
 def evaluate_word_pairs(
     vectors: WordVectors, path: str | os.PathLike[str], restrict_vocab: int = 300_000, case_insensitive: bool = True,
-    delimiter: str = "\t",
+    delimiter: str = "\t", label: str | None = None,
 ) -> PairResult:
-    """How well cosine similarity ranks word pairs as people did: "word1<tab>word2<tab>score" lines, # comments."""
+    """How well cosine similarity ranks word pairs as people did: "word1<tab>word2<tab>score" lines, # comments.
+
+    `label` is how an error names the set (by default its path).
+    """
     vocabulary = _folded_vocabulary(vectors, restrict_vocab, case_insensitive)
     human, model, skipped = [], [], 0
     for line in read_text(path, "word-pair file").splitlines():
@@ -165,5 +176,5 @@ def evaluate_word_pairs(
         human.append(score)
         model.append(float(vectors.unit[vocabulary[a]] @ vectors.unit[vocabulary[b]]))
     if len(human) < 2:
-        raise LmlabError(f"{path}: fewer than two pairs have both words in the vocabulary")
+        raise LmlabError(f"{label or path}: fewer than two pairs have both words in the vocabulary")
     return PairResult(spearman(human, model), _pearson(np.array(human), np.array(model)), len(human), skipped)

@@ -24,6 +24,7 @@ from lmlab.models.word2vec.evaluation import (
     evaluate_analogies,
     evaluate_word_pairs,
     evaluation_set,
+    set_label,
 )
 from lmlab.models.word2vec.training import EpochStats, train_word2vec
 from lmlab.models.word2vec.vectors import WordVectors
@@ -66,7 +67,7 @@ class Word2Vec(WordVectors, ModelFamily):
 
     def word_pairs(self, set_or_path: str | os.PathLike[str]) -> PairResult:
         """Spearman and Pearson against human similarity scores: a bundled set (``en``, ``zh``) or a TSV file."""
-        return evaluate_word_pairs(self, evaluation_set("pairs", set_or_path))
+        return evaluate_word_pairs(self, evaluation_set("pairs", set_or_path), label=set_label("pairs", set_or_path))
 
     def bundled_sets(self) -> list[str]:
         """The bundled evaluation sets (``en``, ``zh``) of the languages among this vocabulary's words."""
