@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,16 @@ def tiny_train_overrides(data: Path, run_dir: Path, steps: int = 12) -> list[str
         "optimizer.lr=0.01",
         "schedule.warmup_steps=3",
     ]
+
+
+def kill_after_logged_steps(command: list[str], run_dir: Path, steps: int, env: dict[str, str]) -> None:
+    """Start `command`, a run writing run_dir/metrics.jsonl, and SIGKILL it once it has logged `steps` losses."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and sum('"loss"' in line for line in metrics.read_text().splitlines()) >= steps:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

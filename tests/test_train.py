@@ -7,14 +7,12 @@ import math
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
-from conftest import tiny_train_overrides
+from conftest import kill_after_logged_steps, tiny_train_overrides
 
 from lmlab.config import load_config
 from lmlab.errors import LmlabError
@@ -114,16 +112,7 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(packed_dir, t
 
     killed = tmp_path / "killed"
     kill_after = random.randint(3, steps - 5)
-    proc = subprocess.Popen([*lmlab, *tiny_train_overrides(packed_dir, killed, steps)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    metrics = killed / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if metrics.exists() and sum('"loss"' in line for line in metrics.read_text().splitlines()) >= kill_after:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_logged_steps([*lmlab, *tiny_train_overrides(packed_dir, killed, steps)], killed, kill_after, env)
     assert not (killed / "model.safetensors").exists(), "the run finished before it could be killed"
     assert list_checkpoints(killed), "no checkpoint before the kill"
 
@@ -132,7 +121,8 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(packed_dir, t
     assert resumed.keys() == reference.keys()
     for name in reference:
         assert torch.equal(resumed[name], reference[name]), name
-    steps_logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if '"loss"' in line]
+    logged = (killed / "metrics.jsonl").read_text().splitlines()
+    steps_logged = [json.loads(line)["step"] for line in logged if '"loss"' in line]
     assert steps_logged == list(range(1, steps + 1))
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["steps"] == steps and summary["train_seconds"] > 0

@@ -7,15 +7,14 @@ import json
 import math
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from conftest import kill_after_logged_steps
 from test_heads import choice_records, qa_records, tagged_records, write_jsonl
 from test_tune import keyword_examples
 
@@ -171,16 +170,8 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(workspace, tm
     seed = random.randrange(2**32)  # a fresh step each run, replayable from the seed every message names
     kill_after = random.Random(seed).randint(2, steps - 3)
     where = f"killed after step {kill_after} of {steps} (kill step from random.Random({seed}))"
-    proc = subprocess.Popen([sys.executable, "-m", "lmlab.cli", "tune", *words(killed)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONHASHSEED": "0"})
-    metrics = killed / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if metrics.exists() and sum('"loss"' in line for line in metrics.read_text().splitlines()) >= kill_after:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_logged_steps([sys.executable, "-m", "lmlab.cli", "tune", *words(killed)], killed, kill_after,
+                            {**os.environ, "PYTHONHASHSEED": "0"})
     assert not (killed / "model.safetensors").exists(), f"the run finished before it could be killed; {where}"
     assert list_checkpoints(killed), f"no checkpoint before the kill; {where}"
 
@@ -190,7 +181,7 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(workspace, tm
     assert final.keys() == reference.keys(), where
     for name in reference:
         assert torch.equal(final[name], reference[name]), f"{name}; {where}"
-    assert _records(metrics) == _records(straight / "metrics.jsonl"), where
+    assert _records(killed / "metrics.jsonl") == _records(straight / "metrics.jsonl"), where
     assert (killed / "best.json").read_text() == (straight / "best.json").read_text(), where
     timing = {"wall_seconds", "train_seconds", "peak_memory_mb"}
     summary, expected = (json.loads((run / "summary.json").read_text()) for run in (killed, straight))

@@ -88,3 +88,15 @@ def config_and_overrides(words: Sequence[str], command: str) -> tuple[str | None
         raise LmlabError(f"{command}: one config file at a time, got {', '.join(paths)} "
                          f"(an override is written key=value)")
     return (paths[0] if paths else None), overrides
+
+
+def new_or_resumed_config(args: argparse.Namespace, command: str, read: Callable[[str | None, list[str]], Any],
+                          load: Callable[[str, list[str]], Any]) -> Any:
+    """The config of a new run (`read`: a YAML file and/or overrides), or with --resume the one the run
+    directory saved (`load`), with the overrides a resume may make."""
+    config, overrides = config_and_overrides(args.words, command)
+    if not args.resume:
+        return read(config, overrides)
+    if config is None:
+        raise LmlabError("--resume continues a run with its saved config: give its run directory")
+    return load(config, overrides)

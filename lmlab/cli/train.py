@@ -6,20 +6,14 @@ import argparse
 import math
 from dataclasses import fields
 
-from lmlab.cli.common import add_json, add_words, config_and_overrides, save_json
+from lmlab.cli.common import add_json, add_words, new_or_resumed_config, save_json
 from lmlab.config import Config
-from lmlab.errors import LmlabError
 from lmlab.runs import open_run
 from lmlab.train import TrainConfig, TrainResult, load_run_config, read_train_config, train_run
 
 
 def _run_config(args: argparse.Namespace) -> Config:
-    config, overrides = config_and_overrides(args.words, "train")
-    if not args.resume:
-        return read_train_config(config, overrides)
-    if config is None:
-        raise LmlabError("--resume continues a run with its saved config: give its run directory")
-    return load_run_config(config, overrides)
+    return new_or_resumed_config(args, "train", read_train_config, load_run_config)
 
 
 def cmd_train(args: argparse.Namespace) -> None:

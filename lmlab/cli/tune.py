@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from lmlab.cli.common import add_json, add_words, config_and_overrides, save_json
+from lmlab.cli.common import add_json, add_words, config_and_overrides, new_or_resumed_config, save_json
 from lmlab.errors import LmlabError
 from lmlab.tune.runner import (
     TuneConfig,
@@ -19,12 +19,7 @@ from lmlab.tune.runner import (
 
 
 def _run_config(args: argparse.Namespace) -> TuneConfig:
-    config, overrides = config_and_overrides(args.words, "tune")
-    if not args.resume:
-        return read_tune_config(config, overrides)
-    if config is None:
-        raise LmlabError("--resume continues a run with its saved config: give its run directory")
-    return load_tune_run_config(config, overrides)
+    return new_or_resumed_config(args, "tune", read_tune_config, load_tune_run_config)
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
