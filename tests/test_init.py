@@ -99,36 +99,29 @@ def test_schemes_differ():
 # The initialisation each family did before `init` existed, copied from lmlab as it was. It is applied to a
 # model built with init=torch (modules constructed, nothing re-drawn), so the random numbers are drawn in
 # the same order as they were then.
-def _old_gpt(model: nn.Module) -> None:
-    def init(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+def _old_normal(module: nn.Module, zero_padding: bool) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if zero_padding and module.padding_idx is not None:
+            nn.init.zeros_(module.weight[module.padding_idx])
 
-    model.apply(init)
+
+def _old_gpt(model: nn.Module) -> None:
+    model.apply(lambda module: _old_normal(module, zero_padding=False))
     for name, param in model.named_parameters():
         if name.endswith("c_proj.weight"):
             nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * model.config.n_layer))
 
 
 def _old_bert(model: nn.Module) -> None:
-    def init(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.padding_idx is not None:
-                nn.init.zeros_(module.weight[module.padding_idx])
-
     # It initialised before tying, so the decoder drew its own matrix, then dropped it for the embeddings'.
     decoder, embeddings = model.cls.predictions.decoder, model.bert.embeddings.word_embeddings
     decoder.weight = nn.Parameter(torch.empty_like(embeddings.weight))
-    model.apply(init)
+    model.apply(lambda module: _old_normal(module, zero_padding=True))
     decoder.weight = embeddings.weight
 
 
