@@ -82,6 +82,7 @@ class ModelFamily:
     missing_weights: tuple[str, ...] = ()  # read from a directory that lacked them: left at initialisation
     carries_state: ClassVar[bool] = False  # its cache can be carried from one training window into the next
     unbounded_context: ClassVar[bool] = False  # reads any length: block_size is only its training window
+    packs_documents: ClassVar[bool] = False  # forward takes document_ids: several texts share a row, unseen by each other
 
     @classmethod
     def describe(cls, config: dict[str, Any]) -> str:
@@ -128,6 +129,28 @@ def attention_weights(queries: Tensor, keys: Tensor, causal: bool) -> Tensor:
         T = scores.size(-1)
         scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=scores.device).triu(1), float("-inf"))
     return scores.softmax(dim=-1)
+
+
+def document_positions(document_ids: Tensor) -> Tensor:
+    """Each token's position within its own document, for rows (B, T) of document ids packed side by side.
+
+    A document starts where the id changes, so ``[[7, 7, 7, 4, 4]]`` gives ``[[0, 1, 2, 0, 1]]``: a text
+    packed after others is placed exactly as if it were alone in its row.
+    """
+    B, T = document_ids.shape
+    index = torch.arange(T, device=document_ids.device).expand(B, T)
+    starts = torch.ones_like(document_ids, dtype=torch.bool)
+    starts[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
+    first_of_document = torch.where(starts, index, torch.zeros_like(index)).cummax(dim=1).values
+    return index - first_of_document
+
+
+def document_mask(document_ids: Tensor) -> Tensor:
+    """Boolean (B, 1, T, T): may query t attend to key s? Only to earlier tokens of its own document."""
+    T = document_ids.size(1)
+    same_document = document_ids[:, :, None] == document_ids[:, None, :]
+    causal = torch.ones(T, T, dtype=torch.bool, device=document_ids.device).tril()
+    return (same_document & causal)[:, None]
 
 
 def inputs_of(modules: Sequence[nn.Module], run: Callable[[], object]) -> list[Tensor]:
