@@ -286,6 +286,7 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
                 group["lr"] = lr
             step_loss, step_tokens = _accumulate_gradients(model, forward, objective, cfg, runtime, adversary,
                                                            state.step)
+            step_figures = objective.step_figures()
             if not math.isfinite(step_loss):
                 last = list_checkpoints(run_dir)
                 kept = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
@@ -308,7 +309,7 @@ def fit(model: nn.Module, objective: Objective, cfg: LoopSettings, run_dir: Path
                 now = time.perf_counter()
                 speed = window_tokens / max(now - window_start, 1e-9)
                 window_start, window_tokens = now, 0
-                metrics.write({"step": state.step, "loss": train_loss, "lr": lr,
+                metrics.write({"step": state.step, "loss": train_loss, **step_figures, "lr": lr,
                                "tokens": state.tokens_seen, "tokens_per_s": speed})
                 progress.update(task, loss=f"{train_loss:.3f}", speed=f"{speed:,.0f}")
             stop = False

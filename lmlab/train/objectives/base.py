@@ -10,6 +10,8 @@ owns only the steps, the optimizer, logging and checkpoints:
     evaluation   evaluate(model, device) -> {"val_loss": ..., ...}, the figures early stopping reads
     state        state() / load_state(...): what must survive a checkpoint besides the weights
                  (a recurrent state carried from window to window)
+    step figures step_figures() -> {"reward": ..., "kl": ...}: what the last step's loss calls measured
+                 besides the loss, logged beside it (DPO's margin, GRPO's reward and KL)
 
 A pretraining objective built from packed shards is registered in `lmlab.train.objectives.OBJECTIVES`
 with a `build(model, shards, settings)` classmethod, so ``objective: NAME`` in a train config finds it.
@@ -88,6 +90,11 @@ class Objective:
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         val_loss = self.validation_loss(model, device)
         return {"val_loss": val_loss, "val_perplexity": math.exp(val_loss)}
+
+    def step_figures(self) -> dict[str, float]:
+        """Figures of the optimizer step just taken (means over its micro-batches), logged with its loss;
+        the loop calls this once per step, so an objective clears what it gathered here."""
+        return {}
 
     def state(self) -> dict[str, Tensor]:
         """Tensors a checkpoint must keep for training to continue exactly (none by default)."""
