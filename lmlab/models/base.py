@@ -82,7 +82,7 @@ class ModelFamily:
     missing_weights: tuple[str, ...] = ()  # read from a directory that lacked them: left at initialisation
     carries_state: ClassVar[bool] = False  # its cache can be carried from one training window into the next
     unbounded_context: ClassVar[bool] = False  # reads any length: block_size is only its training window
-    packs_documents: ClassVar[bool] = False  # forward takes document_ids: several texts share a row, unseen by each other
+    packs_documents: ClassVar[bool] = False  # forward takes document_ids: texts sharing a row, unseen by each other
 
     @classmethod
     def describe(cls, config: dict[str, Any]) -> str:
