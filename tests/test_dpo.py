@@ -1,0 +1,127 @@
+"""Preference losses against TRL itself: the same policy, reference and batch give the same loss and rewards."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from datasets import Dataset
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from lmlab.models.gpt import GPT, GPTConfig
+from lmlab.models.hf import export_gpt2
+from lmlab.tune.preference import answer_logprobs, preference_loss
+
+PAIRS = {"prompt": ["hello world,", "the cat sat", "how are"],
+         "chosen": [" how are you?", " on the mat.", " you? thank you"],
+         "rejected": [" thank you!", " I am fine", " the cat"]}
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer() -> PreTrainedTokenizerFast:
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    texts = [p + c + r for p, c, r in zip(*PAIRS.values(), strict=True)] * 3
+    backend.train_from_iterator(texts, trainer=trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+
+
+def policy_and_reference(tmp_path, vocab_size: int) -> tuple[GPT, GPT, GPT2LMHeadModel, GPT2LMHeadModel]:
+    """Two lmlab GPTs a little apart and their transformers twins."""
+    torch.manual_seed(0)
+    reference = GPT(GPTConfig(vocab_size=vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32)).eval()
+    policy = copy.deepcopy(reference)
+    with torch.no_grad():
+        for param in policy.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    twins = []
+    for name, model in (("policy", policy), ("reference", reference)):
+        export_gpt2(model, tmp_path / name)
+        twins.append(GPT2LMHeadModel.from_pretrained(tmp_path / name, attn_implementation="sdpa").eval())
+    return policy, reference, *twins
+
+
+def lmlab_output(kind, policy, reference, input_ids, attention_mask, answer_mask, beta, **extra):
+    """lmlab's loss on a [chosen rows; rejected rows] batch, as TRL's collators lay one out."""
+    with torch.no_grad():
+        logprobs = answer_logprobs(policy, input_ids, attention_mask, answer_mask)
+        reference_logprobs = answer_logprobs(reference, input_ids, attention_mask, answer_mask)
+    half = len(input_ids) // 2
+    chosen, rejected = (type(logprobs)(logprobs.total[rows], logprobs.tokens[rows])
+                        for rows in (slice(0, half), slice(half, None)))
+    return preference_loss(kind, chosen, rejected, reference_logprobs.total[:half], reference_logprobs.total[half:],
+                           beta, **extra)
+
+
+def close(ours: float, theirs: float) -> bool:
+    return abs(ours - theirs) <= 1e-5 * max(abs(theirs), 1e-3)
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "ipo"])
+def test_dpo_loss_rewards_and_margin_equal_trl_dpo_trainer(tmp_path, hf_tokenizer, kind):
+    from trl import DPOConfig, DPOTrainer
+
+    policy, reference, hf_policy, hf_reference = policy_and_reference(tmp_path, len(hf_tokenizer))
+    args = DPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=3, max_steps=1, beta=0.1,
+                     loss_type=[kind], bf16=False, gradient_checkpointing=False, report_to="none",
+                     save_strategy="no", use_cpu=True)
+    trainer = DPOTrainer(model=hf_policy, ref_model=hf_reference, args=args, train_dataset=Dataset.from_dict(PAIRS),
+                         processing_class=hf_tokenizer)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    trainer.model.eval()
+    with torch.no_grad():
+        trl_loss = float(trainer.compute_loss(trainer.model, batch))
+    trl = {name: values[-1] for name, values in trainer._metrics["eval"].items()}
+
+    ours = lmlab_output(kind, policy, reference, batch["input_ids"], batch["attention_mask"],
+                        batch["completion_mask"], beta=0.1)
+    figures = ours.figures()
+    assert close(float(ours.loss), trl_loss), (float(ours.loss), trl_loss)
+    assert close(figures["reward_chosen"], trl["rewards/chosen"])
+    assert close(figures["reward_rejected"], trl["rewards/rejected"])
+    assert close(figures["margin"], trl["rewards/margins"])
+    assert figures["preference_accuracy"] == pytest.approx(trl["rewards/accuracies"])
+
+
+def test_simpo_equals_trl_cpo_trainer_without_a_reference(tmp_path, hf_tokenizer):
+    from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+    policy, reference, hf_policy, _ = policy_and_reference(tmp_path, len(hf_tokenizer))
+    args = CPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=3, max_steps=1, beta=2.0,
+                     loss_type="simpo", simpo_gamma=0.5, cpo_alpha=0.0, bf16=False, report_to="none",
+                     save_strategy="no", use_cpu=True)
+    trainer = CPOTrainer(model=hf_policy, args=args, train_dataset=Dataset.from_dict(PAIRS),
+                         processing_class=hf_tokenizer)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    trainer.model.eval()
+    with torch.no_grad():
+        trl_loss = float(trainer.compute_loss(trainer.model, batch))
+    trl = {name: values[-1] for name, values in trainer._stored_metrics["train"].items()}
+
+    width = max(batch["chosen_input_ids"].size(1), batch["rejected_input_ids"].size(1))
+    rows = {key: torch.cat([torch.nn.functional.pad(batch[f"{side}_{key}"],
+                                                    (0, width - batch[f"{side}_{key}"].size(1)),
+                                                    value=-100 if key == "labels" else 0)
+                            for side in ("chosen", "rejected")])
+            for key in ("input_ids", "attention_mask", "labels")}
+    ours = lmlab_output("simpo", policy, reference, rows["input_ids"], rows["attention_mask"],
+                        (rows["labels"] != -100).long(), beta=2.0, simpo_gamma=0.5)
+    assert close(float(ours.loss), trl_loss), (float(ours.loss), trl_loss)
+    assert close(ours.figures()["reward_chosen"], trl["rewards/chosen"])
+    assert close(ours.figures()["margin"], trl["rewards/margins"])
+
+
+def test_a_policy_equal_to_its_reference_has_dpo_loss_ln2_and_zero_margin():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
+    ids = torch.randint(0, 50, (4, 10))
+    mask = torch.ones_like(ids)
+    answer = torch.zeros_like(ids)
+    answer[:, 5:] = 1
+    out = lmlab_output("sigmoid", model, model, ids, mask, answer, beta=0.1)
+    assert float(out.loss) == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)
+    assert out.figures()["margin"] == 0.0
