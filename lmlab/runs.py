@@ -35,6 +35,7 @@ from lmlab.models.base import KINDS
 from lmlab.models.registry import family_class, hf_directory_reader
 from lmlab.modes import pick_device
 from lmlab.tokenizers import Tokenizer
+from lmlab.tokenizers.chat import ChatTemplate
 
 
 @dataclass
@@ -95,6 +96,10 @@ class Run:
         if not path.exists():
             raise LmlabError(f"{self.path}: no tokenizer.json beside the model")
         return Tokenizer.load(path)
+
+    def chat_template(self) -> ChatTemplate | None:
+        """The chat template the run was tuned with (chat_template.jinja), or None for a run that has none."""
+        return ChatTemplate.load(self.path)
 
     def model(self, device: str | torch.device | None = None) -> Any:
         """The model, in eval mode (a neural one on `device`, default CUDA when there is one)."""

@@ -29,6 +29,7 @@ from lmlab.files import atomic_path, read_json, write_json
 from lmlab.models import load_weights, read_safetensors, unique_state_dict
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.tokenizers import Tokenizer
+from lmlab.tokenizers.chat import END, ChatTemplate
 
 # Parameters that are Conv1D in transformers' GPT-2, i.e. stored transposed there.
 CONV1D_SUFFIXES = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -75,13 +76,18 @@ def tokenizer_for_export(tokenizer_json: str | os.PathLike[str], vocab_size: int
 def write_hf_directory(out_dir: str | os.PathLike[str], config: dict[str, Any], tensors: dict[str, Tensor],
                        tokenizer_json: str | os.PathLike[str] | None, tokenizer_config: dict[str, Any]) -> None:
     """A transformers directory: config.json, model.safetensors and, with a tokenizer, tokenizer.json and
-    tokenizer_config.json (so AutoTokenizer reads it too). It appears complete or not at all."""
+    tokenizer_config.json (so AutoTokenizer reads it too), with the chat template of a run that has one
+    beside its tokenizer. It appears complete or not at all."""
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         write_json(tmp / "config.json", config)
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         if tokenizer_json is not None:
             shutil.copyfile(tokenizer_json, tmp / "tokenizer.json")
+            chat = ChatTemplate.load(Path(tokenizer_json).parent)
+            if chat is not None:  # a chat run: apply_chat_template renders its turns, and a reply ends its turn
+                tokenizer_config = {**tokenizer_config, "chat_template": chat.source, "eos_token": END}
+                chat.save(tmp)
             write_json(tmp / "tokenizer_config.json", {
                 "tokenizer_class": "PreTrainedTokenizerFast",  # reads tokenizer.json as it is
                 **tokenizer_config,
