@@ -99,6 +99,30 @@ class ModelFamily:
         _, does, command = KINDS[cls.kind]
         return does, command
 
+    def grow_vocabulary(self, vocab_size: int) -> None:
+        """Room for `vocab_size` ids, the new ones after the old (tokens added to a trained tokenizer,
+        such as a chat format's turn markers), in place; the old ids keep their exact rows.
+
+        A new row starts as the mean of the trained ones (Hewitt, 2021): a random row of the
+        initialisation's scale would give the new token a logit far from the rest, and training would
+        first spend steps undoing it. Works for decoders whose output layer is ``lm_head``, tied to the
+        input embeddings or not.
+        """
+        embedding, output = self.input_embeddings(), self.lm_head  # type: ignore[attr-defined]
+        old = embedding.weight.size(0)
+        if vocab_size <= old:
+            return
+        tied = output.weight is embedding.weight
+        with torch.no_grad():
+            def grown(weight: Tensor) -> nn.Parameter:
+                extra = weight.mean(dim=0, keepdim=True).expand(vocab_size - old, -1)
+                return nn.Parameter(torch.cat([weight, extra]))
+
+            embedding.weight = grown(embedding.weight)
+            output.weight = embedding.weight if tied else grown(output.weight)
+        embedding.num_embeddings = output.out_features = vocab_size
+        self.config.vocab_size = vocab_size
+
     def attention_maps(self, input_ids: Tensor) -> Tensor | None:
         """Attention weights over one text's tokens `input_ids` (T,): (layers, heads, T, T), each row a
         distribution over the keys; None where the family has no attention."""

@@ -19,6 +19,7 @@ leaves the previous checkpoint intact and no half-written one.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from torch import nn
 
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json
-from lmlab.models import load_model, read_safetensors, save_model
+from lmlab.models import load_weights, read_model_json, read_safetensors, save_model
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -109,10 +110,12 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     except (KeyError, TypeError, ValueError) as exc:
         raise LmlabError(f"{trainer_file}: corrupt checkpoint metadata ({exc})") from None
 
-    saved = load_model(path)
-    if type(saved) is not type(model) or saved.state_dict().keys() != model.state_dict().keys():
+    # Read into the run's own model, which may carry more than its family's config says (a chat task's
+    # LoRA layers on a plain decoder): the weights must fit it exactly, name for name.
+    family, config = read_model_json(path / "model.json")
+    if family != model.family or config != json.loads(json.dumps(model.config_dict())):
         raise LmlabError(f"{path}: the checkpoint's model does not match this run's model config")
-    model.load_state_dict(saved.state_dict())
+    load_weights(model, read_safetensors(path / "model.safetensors"), str(path / "model.safetensors"))
 
     tensors = read_safetensors(path / "optimizer.safetensors")
     slots: dict[int, dict[str, torch.Tensor]] = {}
