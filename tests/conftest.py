@@ -74,3 +74,28 @@ def kill_after_logged_steps(command: list[str], run_dir: Path, steps: int, env: 
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def tiny_decoder_base(root: Path) -> Path:
+    """A tiny GPT run (no chat tokens yet) on a byte-level BPE trained on the verifiable tasks' texts."""
+    import torch
+
+    from lmlab.datasets.chat import conversation_splits
+    from lmlab.models import save_model
+    from lmlab.models.gpt import GPT, GPTConfig
+
+    texts = [m["content"] for r in conversation_splits("tasks")["train"][:2000] for m in r["messages"]]
+    tokenizer = train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=400, min_frequency=2))
+    torch.manual_seed(0)
+    save_model(GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=32)),
+               root / "base")
+    tokenizer.save(root / "base" / "tokenizer.json")
+    return root / "base"
+
+
+def chat_tune_words(base: Path, task: str, data: str, run_dir: Path, steps: int, *extra: str) -> list[str]:
+    """`lmlab tune` words for a few quick steps of a chat task, evaluated every 3 and checkpointed every step."""
+    return [f"base={base}", f"task={task}", f"data={data}", f"run_dir={run_dir}", f"train.max_steps={steps}",
+            "train.eval_every=3", "train.batch_size=8", "train.device=cpu", "train.log_every=1",
+            "train.checkpoint_every=1", "block_size=64", "limit_train=64", "limit_eval=12", "optimizer.lr=3e-3",
+            *extra]

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
+from conftest import chat_tune_words, kill_after_logged_steps, tiny_decoder_base
 from datasets import Dataset
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from lmlab.cli import main
+from lmlab.datasets.chat import preference_splits
+from lmlab.models import load_model
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.hf import export_gpt2
+from lmlab.runs import open_run
+from lmlab.train.checkpoint import list_checkpoints
 from lmlab.tune.preference import answer_logprobs, preference_loss
 
 PAIRS = {"prompt": ["hello world,", "the cat sat", "how are"],
@@ -125,3 +135,59 @@ def test_a_policy_equal_to_its_reference_has_dpo_loss_ln2_and_zero_margin():
     out = lmlab_output("sigmoid", model, model, ids, mask, answer, beta=0.1)
     assert float(out.loss) == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)
     assert out.figures()["margin"] == 0.0
+
+
+# ---- whole runs --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    return tiny_decoder_base(tmp_path_factory.mktemp("dpo"))
+
+
+def dpo_words(base, run_dir, steps, *extra, data="preferences-tasks"):
+    return chat_tune_words(base, "dpo", data, run_dir, steps, "optimizer.lr=1e-2", *extra)
+
+
+@pytest.fixture(scope="module")
+def same_pairs(tmp_path_factory):
+    """32 task pairs as the train, validation and test split alike: what a few steps can learn, measured.
+    (That held-out pairs are learned too takes longer runs: `lmlab quickstart chat` shows it.)"""
+    folder = tmp_path_factory.mktemp("pairs")
+    lines = "".join(json.dumps(pair, ensure_ascii=False) + "\n" for pair in preference_splits("preferences-tasks")
+                    ["train"][:32])
+    for split in ("train", "validation", "test"):
+        (folder / f"{split}.jsonl").write_text(lines, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("loss", ["sigmoid", "ipo", "simpo", "orpo"])
+def test_each_preference_loss_raises_preference_accuracy_and_margin(base_run, same_pairs, tmp_path, loss):
+    run_dir = tmp_path / loss
+    beta = {"simpo": 2.0}.get(loss, 0.1)
+    assert main(["tune", *dpo_words(base_run, run_dir, 12, f"preference.loss={loss}", f"preference.beta={beta}",
+                                    "limit_eval=32", data=str(same_pairs))]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if loss not in ("simpo", "orpo"):  # against the reference: the base itself has margin 0
+        assert summary["base_test_margin"] == 0 and summary["base_test_preference_accuracy"] == 0
+    assert summary["test_margin"] > summary["base_test_margin"]
+    assert summary["test_preference_accuracy"] > max(0.5, summary["base_test_preference_accuracy"])
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all({"margin", "reward_chosen", "reward_rejected", "preference_accuracy"} <= set(r)
+               for r in records if "loss" in r)
+    assert open_run(run_dir).family_class.kind == "decoder"
+
+
+def test_dpo_resumes_bit_exactly_after_sigkill(base_run, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert main(["tune", *dpo_words(base_run, straight, 8, "method.method=lora")]) == 0
+    kill_after_logged_steps([sys.executable, "-m", "lmlab.cli", "tune",
+                             *dpo_words(base_run, killed, 8, "method.method=lora")],
+                            killed, 4, {**os.environ, "PYTHONHASHSEED": "0"})
+    assert list_checkpoints(killed) and not (killed / "summary.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "lmlab.cli", "tune", str(killed), "--resume"],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    final, expected = load_model(killed).state_dict(), load_model(straight).state_dict()
+    assert all(torch.equal(final[name], expected[name]) for name in expected)
+    lines = [(run / "metrics.jsonl").read_text().splitlines() for run in (killed, straight)]
+    assert [json.loads(a).get("margin") for a in lines[0]] == [json.loads(b).get("margin") for b in lines[1]]

@@ -15,6 +15,7 @@ own, and puts them on one table beside the majority-class baseline.
 
 from __future__ import annotations
 
+import copy
 import os
 import resource
 import subprocess
@@ -33,19 +34,24 @@ from torch import nn
 from lmlab.config import Config, InputPath, build_config, read_config_data, read_yaml, registered
 from lmlab.errors import LmlabError
 from lmlab.files import atomic_path, read_json, write_json, write_text
+from lmlab.models import save_model
 from lmlab.modes import pick_device
 from lmlab.runs import Run, open_run, start_run_dir
 from lmlab.tokenizers import Tokenizer
+from lmlab.tokenizers.chat import CHATML, ChatTemplate, with_chat_tokens
 from lmlab.train.dispatch import resumed_config_data
 from lmlab.train.loop import LoopConfig, fit
 from lmlab.train.objectives import Objective
 from lmlab.train.optim import OptimizerConfig, ScheduleConfig
 from lmlab.tune.adversarial import AdversarialConfig, build_adversary
-from lmlab.tune.methods import MethodConfig, method_name, split_method
+from lmlab.tune.lora import remove_lora
+from lmlab.tune.methods import MethodConfig, apply_method, method_name, split_method
 from lmlab.tune.model import TunedModel, tuned_config_from
 from lmlab.tune.params import trainable_parameters
 from lmlab.tune.tasks import TASKS
 from lmlab.tune.tasks.base import HeadConfig
+from lmlab.tune.tasks.chat import ChatContext, ChatTask
+from lmlab.tune.tasks.dpo import PreferenceConfig
 
 # Classification's validation figure: the loop's default, which another task replaces by its own.
 DEFAULT_BEST_METRIC = "val_macro_f1"
@@ -69,8 +75,8 @@ class TuneConfig(Config):
                       "(split for you) or a directory of train/validation/test files")
     task: Annotated[str, registered(TASKS, "task")] = Field(
         "classification", description="classification, or tagging {tokens, tags}, qa {question, "
-                      "context, answers}, multiple_choice {question, choices, answer} read JSONL "
-                      "(see lmlab.tune.tasks)")
+                      "context, answers}, multiple_choice {question, choices, answer} read JSONL; on a "
+                      "decoder, sft {messages} and dpo {prompt, chosen, rejected} (see lmlab.tune.tasks)")
     doc_stride: int = Field(32, ge=0, description="qa: tokens shared by neighbouring windows of a long context")
     text_field: str = "text"
     label_field: str = "label"
@@ -82,6 +88,7 @@ class TuneConfig(Config):
     method: MethodConfig = MethodConfig()
     adversarial: AdversarialConfig = Field(AdversarialConfig(), validate_default=True)  # see _one_adversary
     head: HeadConfig = HeadConfig()
+    preference: PreferenceConfig = PreferenceConfig()  # task=dpo's loss
     optimizer: OptimizerConfig = OptimizerConfig(weight_decay=0.01)  # lr: the method's (METHOD_DEFAULTS)
     schedule: ScheduleConfig = ScheduleConfig(kind="linear", warmup_steps=10, min_lr_ratio=0.0)
     train: LoopConfig = LoopConfig(max_steps=300, batch_size=16, eval_every=50, log_every=10, checkpoint_every=100,
@@ -182,7 +189,7 @@ class TuneRun:
     """What every task's run shares: the model on its base, the tokenizer, and the run directory."""
 
     cfg: TuneConfig
-    model: TunedModel
+    model: nn.Module  # a TunedModel, or for a chat task the decoder itself
     tokenizer: Tokenizer
     block_size: int
     pad_id: int
@@ -256,6 +263,8 @@ def tune(cfg: TuneConfig, console: Console | None = None, resume: bool = False) 
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"best_metric": task.best_metric})})
     if resume:
         check_resumable(cfg)
+    if isinstance(task, ChatTask):
+        return tune_decoder(cfg, task, console, resume)
     data = task.read(cfg)
     run = start_run(cfg, data.labels, console, resume)
     # Every split is encoded before the run directory is written: a record the task refuses leaves nothing behind.
@@ -265,6 +274,71 @@ def tune(cfg: TuneConfig, console: Console | None = None, resume: bool = False) 
     device = run.fit(objective, resume)
     figures = task.test_figures(run.model, objective, test, data.labels, cfg, device)
     return run.finish(figures, data.labels, len(data.splits["train"]), len(data.splits["test"]), device)
+
+
+# Methods a chat task's decoder can be generated from while it trains (prompt tuning wraps the model, and
+# bottleneck adapters have no export): the ones `tune_decoder` accepts.
+DECODER_METHODS = ("full", "lora")
+
+
+def chat_ready(run: Run) -> tuple[nn.Module, Tokenizer, ChatTemplate]:
+    """The run's decoder and tokenizer with the chat tokens (new embedding rows where they are new), and its
+    chat template (ChatML for a base that has none yet)."""
+    if run.family_class.kind != "decoder":
+        raise run.refusal("a chat task trains a decoder's own next-token predictions")
+    model, tokenizer = run.model("cpu"), with_chat_tokens(run.tokenizer())
+    model.grow_vocabulary(tokenizer.vocab_size)
+    return model, tokenizer, run.chat_template() or ChatTemplate(CHATML)
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    reference = copy.deepcopy(model).eval()
+    for param in reference.parameters():
+        param.requires_grad_(False)
+    return reference
+
+
+def tune_decoder(cfg: TuneConfig, task: ChatTask, console: Console | None = None,
+                 resume: bool = False) -> dict[str, Any]:
+    """`tune` for a chat task (lmlab.tune.tasks.chat): train the base decoder itself, and write a decoder run.
+
+    The summary holds the task's test figures of the base (``base_test_*``) beside the tuned model's
+    (``test_*``), so a run says what the tuning changed. With LoRA, the embeddings train too (PEFT's
+    ``modules_to_save``): the chat tokens' rows are new, and a frozen row could never learn what a turn is.
+    """
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    refused = [part for part in cfg.method.parts if part not in DECODER_METHODS]
+    if refused:
+        raise LmlabError(f"method.method: {task.name} trains with {' or '.join(DECODER_METHODS)}, not {refused[0]}")
+    splits = task.read(cfg)
+    torch.manual_seed(cfg.train.seed)
+    model, tokenizer, template = chat_ready(open_run(cfg.base))
+    reference = frozen_copy(model) if task.needs_reference(cfg) else None
+    policy = apply_method(model, cfg.method)
+    if "lora" in cfg.method.parts:
+        for layer in (policy.input_embeddings(), policy.lm_head):
+            layer.weight.requires_grad_(True)
+    pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else template.end_of_turn_id(tokenizer)
+    context = ChatContext(tokenizer, template, min(cfg.block_size, model.config.block_size), pad_id,
+                          template.end_of_turn_id(tokenizer), reference, cfg, model.packs_documents)
+    # Every split is encoded before the run directory is written: a record the task refuses leaves nothing behind.
+    train, validation, test = (task.encode_records(splits[split], context) for split in ("train", "validation", "test"))
+    objective = task.chat_objective(train, validation, context)
+    run_dir = Path(cfg.run_dir)
+    if not resume and (run_dir / "checkpoints").exists():
+        raise LmlabError(f"{run_dir}: already holds a run; resume it with --resume or choose another run_dir")
+    device = pick_device(cfg.train.device, "train.device")
+    base_figures = task.chat_figures(policy.to(device), objective, test, context, device, "base_test_")
+    trainable, total = trainable_parameters(policy)
+    run = TuneRun(cfg, policy, tokenizer, context.block_size, pad_id, run_dir, trainable, total, started, console)
+    run.fit(objective, resume)
+    template.save(run_dir)
+    if "lora" in cfg.method.parts:  # a decoder run again: what generation, export and the next task read
+        policy = remove_lora(policy, merge=True)
+        save_model(policy, run_dir)
+    figures = task.chat_figures(policy, objective, test, context, device, "test_")
+    return run.finish({**base_figures, **figures}, [], len(splits["train"]), len(splits["test"]), device)
 
 
 # ---- several methods on one task ------------------------------------------------------------------

@@ -1,0 +1,189 @@
+"""Preference alignment: make the chosen answer more likely than the rejected one (lmlab.tune.preference).
+
+    {prompt, chosen, rejected}  ──template──> prompt + chosen, prompt + rejected: two rows, one answer mask each
+                                 ──policy (and reference)──> log π(answer) ──loss──> DPO, IPO, SimPO or ORPO
+
+A batch lays out its pairs as TRL's does, every chosen row then every rejected one, right-padded, so
+one forward reads both sides. The reference's log-probabilities are computed once, when the objective
+is built, before the first step: they never change, and a resumed run computes the very same ones.
+
+Figures: the loss, the mean implied rewards of each side, their margin and the preference accuracy
+(the share of pairs whose chosen answer the policy now prefers, relative to the reference), and,
+for pairs built from verifiable tasks, the exact match of the policy's greedy replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from lmlab.config import Config
+from lmlab.datasets.chat import preference_splits
+from lmlab.errors import LmlabError
+from lmlab.modes import evaluating
+from lmlab.train.objectives import Batch, on_device
+from lmlab.tune.encoding import pad_batch
+from lmlab.tune.preference import (
+    REFERENCE_FREE,
+    AnswerLogprobs,
+    PreferenceLoss,
+    PreferenceOutput,
+    answer_logprobs,
+    preference_loss,
+)
+from lmlab.tune.tasks.base import TaskObjective, TaskSettings, limited
+from lmlab.tune.tasks.chat import ChatContext, ChatTask, exact_match
+
+
+class PreferenceConfig(Config):
+    """The preference loss of `lmlab tune task=dpo` (see lmlab.tune.preference)."""
+
+    loss: PreferenceLoss = Field("sigmoid", description="sigmoid (DPO), ipo, or without a reference simpo, orpo")
+    beta: float = Field(0.1, gt=0, description="how far from the reference the policy may go (DPO, IPO); the "
+                        "reward scale for simpo (about 2) and the odds-ratio weight for orpo (about 0.1)")
+    simpo_gamma: float = Field(0.5, ge=0, description="simpo: the margin the chosen answer must win by")
+
+
+@dataclass
+class Pairs:
+    """Encoded pairs: each side's ids and answer mask, and the records they came from."""
+
+    chosen: list[list[int]]
+    rejected: list[list[int]]
+    chosen_masks: list[list[int]]
+    rejected_masks: list[list[int]]
+    records: list[dict[str, Any]]
+
+    @property
+    def ids(self) -> list[list[int]]:  # what TaskObjective counts and draws from
+        return self.chosen
+
+
+def encode_answer(record: dict[str, Any], answer: str, context: ChatContext) -> tuple[list[int], list[int]]:
+    """The prompt and `answer` as one conversation, and a mask on the answer's own tokens (its end of turn too)."""
+    prompt = context.template.encode(context.tokenizer, record["prompt"], add_generation_prompt=True).ids
+    whole = context.template.encode(context.tokenizer, [*record["prompt"], {"role": "assistant", "content": answer}])
+    if whole.ids[: len(prompt)] != prompt:
+        raise LmlabError("chat template: a prompt's ids are not a prefix of the prompt with its answer")
+    mask = [int(written and at >= len(prompt)) for at, written in enumerate(whole.assistant_mask)]
+    return whole.ids[: context.block_size], mask[: context.block_size]
+
+
+def encode_pairs(records: Sequence[dict[str, Any]], context: ChatContext) -> Pairs:
+    pairs = Pairs([], [], [], [], [])
+    for record in records:
+        (chosen, chosen_mask), (rejected, rejected_mask) = (encode_answer(record, record[side], context)
+                                                            for side in ("chosen", "rejected"))
+        if not any(chosen_mask[1:]) or not any(rejected_mask[1:]):
+            continue  # the prompt fills the block: nothing of one answer is left to score
+        pairs.chosen.append(chosen)
+        pairs.rejected.append(rejected)
+        pairs.chosen_masks.append(chosen_mask)
+        pairs.rejected_masks.append(rejected_mask)
+        pairs.records.append(record)
+    if not pairs.records:
+        raise LmlabError(f"no preference pair has both answers within block_size={context.block_size} tokens")
+    return pairs
+
+
+def pair_rows(pairs: Pairs, indices: Sequence[int], pad_id: int) -> Batch:
+    """The pairs at `indices` as [chosen rows; rejected rows], right-padded, with their answer masks."""
+    rows = [pairs.chosen[i] for i in indices] + [pairs.rejected[i] for i in indices]
+    masks = [pairs.chosen_masks[i] for i in indices] + [pairs.rejected_masks[i] for i in indices]
+    ids, attention = pad_batch(rows, pad_id)
+    answer = torch.zeros_like(ids)
+    for row, mask in enumerate(masks):
+        answer[row, : len(mask)] = torch.tensor(mask)
+    return {"input_ids": ids, "attention_mask": attention, "answer_mask": answer}
+
+
+def sides(logprobs: AnswerLogprobs) -> tuple[AnswerLogprobs, AnswerLogprobs]:
+    half = len(logprobs.total) // 2
+    return (AnswerLogprobs(logprobs.total[:half], logprobs.tokens[:half]),
+            AnswerLogprobs(logprobs.total[half:], logprobs.tokens[half:]))
+
+
+class PreferenceObjective(TaskObjective):
+    """A preference loss over pairs, the reference's log-probabilities read from a table made before training."""
+
+    def __init__(self, train: Pairs, validation: Pairs, context: ChatContext, settings: PreferenceConfig):
+        loop = context.settings.train
+        super().__init__(train, validation, loop.batch_size, loop.grad_accum, loop.seed, context.pad_id)
+        self.context, self.settings = context, settings
+        self._gathered: list[dict[str, float]] = []
+        self.reference = {id(pairs): self._reference_logprobs(pairs) for pairs in (train, validation)}
+
+    @torch.no_grad()
+    def _reference_logprobs(self, pairs: Pairs) -> Tensor:
+        """(N, 2): each pair's summed answer log-probabilities under the reference, chosen then rejected."""
+        if self.settings.loss in REFERENCE_FREE:
+            return torch.zeros(len(pairs.records), 2)
+        reference = self.context.reference
+        device = next(reference.parameters()).device
+        table = []
+        with evaluating(reference):
+            for start in range(0, len(pairs.records), self.batch_size):
+                indices = range(start, min(start + self.batch_size, len(pairs.records)))
+                batch = on_device(pair_rows(pairs, indices, self.pad_id), device)
+                chosen, rejected = sides(answer_logprobs(reference, **batch))
+                table.append(torch.stack([chosen.total, rejected.total], dim=1).cpu())
+        return torch.cat(table)
+
+    def _batch(self, examples: Pairs, indices: np.ndarray) -> Batch:
+        if id(examples) not in self.reference:  # the test split, scored once training is over
+            self.reference[id(examples)] = self._reference_logprobs(examples)
+        reference = self.reference[id(examples)][torch.from_numpy(indices)]
+        return {**pair_rows(examples, indices.tolist(), self.pad_id), "reference_logprobs": reference}
+
+    def _output(self, model: nn.Module, batch: Batch) -> PreferenceOutput:
+        chosen, rejected = sides(answer_logprobs(model, batch["input_ids"], batch["attention_mask"],
+                                                 batch["answer_mask"]))
+        reference = batch["reference_logprobs"]
+        return preference_loss(self.settings.loss, chosen, rejected, reference[:, 0], reference[:, 1],
+                               self.settings.beta, self.settings.simpo_gamma)
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        output = self._output(model, batch)
+        self._gathered.append(output.figures())
+        return output.loss
+
+    def step_figures(self) -> dict[str, float]:
+        gathered, self._gathered = self._gathered, []
+        return {name: float(np.mean([g[name] for g in gathered])) for name in gathered[0]} if gathered else {}
+
+    def figures(self, model: nn.Module, examples: Pairs, device: torch.device, prefix: str) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        with evaluating(model), torch.no_grad():
+            for batch in self.batches(examples):
+                output = self._output(model, on_device(batch, device))
+                rows = len(batch["reference_logprobs"])
+                for name, value in {"loss": float(output.loss), **output.figures()}.items():
+                    totals[name] = totals.get(name, 0.0) + value * rows
+        figures = {f"{prefix}{name}": total / len(examples.records) for name, total in totals.items()}
+        matched = exact_match(model, examples.records, self.context)
+        if matched is not None:
+            figures[f"{prefix}exact_match"] = matched
+        return figures
+
+
+class PreferenceTask(ChatTask):
+    name = "dpo"
+    best_metric = "val_loss"
+
+    def needs_reference(self, settings: TaskSettings) -> bool:
+        return settings.preference.loss not in REFERENCE_FREE
+
+    def read(self, settings: TaskSettings) -> dict[str, list[dict[str, Any]]]:
+        return limited(preference_splits(settings.data, seed=settings.train.seed), settings)
+
+    def encode_records(self, records: Sequence[dict[str, Any]], context: ChatContext) -> Pairs:
+        return encode_pairs(records, context)
+
+    def chat_objective(self, train: Pairs, validation: Pairs, context: ChatContext) -> PreferenceObjective:
+        return PreferenceObjective(train, validation, context, context.settings.preference)
