@@ -12,7 +12,7 @@ import pytest
 import torch
 from peft import PeftModel
 from tiny_backbones import TINY, padded_ids, randomize_b
-from transformers import AutoTokenizer, BertForPreTraining, GPT2LMHeadModel
+from transformers import AutoTokenizer, BertForPreTraining, GPT2LMHeadModel, LlamaForCausalLM
 
 from lmlab.cli import main
 from lmlab.models import load_model, save_model, unique_state_dict
@@ -21,7 +21,7 @@ from lmlab.tune.methods import MethodConfig
 from lmlab.tune.model import TunedModel, tuned_config_from
 from lmlab.tune.tasks.base import HeadConfig
 
-HF_CLASS = {"gpt": GPT2LMHeadModel, "bert": BertForPreTraining}
+HF_CLASS = {"gpt": GPT2LMHeadModel, "bert": BertForPreTraining, "llama": LlamaForCausalLM}
 VIRTUAL = 4
 
 
@@ -52,7 +52,7 @@ def hidden_states(hf_model: torch.nn.Module, ids, mask, virtual: int = 0) -> tor
         return hf_model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1][:, virtual:]
 
 
-@pytest.mark.parametrize("family", ["bert", "gpt"])
+@pytest.mark.parametrize("family", ["bert", "gpt", "llama"])
 @pytest.mark.parametrize("method", ["lora", "prompt"])
 def test_a_tuned_run_exports_as_a_peft_adapter_over_its_base(tmp_path, capsys, family, method):
     model = tuned_run(tmp_path, family, method)

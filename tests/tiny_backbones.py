@@ -6,12 +6,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import BertForPreTraining, GPT2LMHeadModel
+from transformers import BertForPreTraining, GPT2LMHeadModel, LlamaForCausalLM
 
 from lmlab.models.bert import BERT, BertConfig
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.hf import export_gpt2
 from lmlab.models.hf_bert import export_bert
+from lmlab.models.hf_llama import export_llama
+from lmlab.models.llama import Llama, LlamaConfig
 from lmlab.tune.lora import lora_layers
 
 VOCAB = 71
@@ -28,7 +30,13 @@ def tiny_bert(seed: int = 0) -> BERT:
                            intermediate_size=48)).eval()
 
 
-TINY = {"gpt": tiny_gpt, "bert": tiny_bert}
+def tiny_llama(seed: int = 0) -> Llama:
+    torch.manual_seed(seed)
+    return Llama(LlamaConfig(vocab_size=VOCAB, block_size=40, n_layer=2, n_head=4, n_kv_head=2, n_embd=32,
+                             intermediate_size=56)).eval()
+
+
+TINY = {"gpt": tiny_gpt, "bert": tiny_bert, "llama": tiny_llama}
 
 
 def exported_twin(model: nn.Module, folder: Path) -> nn.Module:
@@ -36,6 +44,9 @@ def exported_twin(model: nn.Module, folder: Path) -> nn.Module:
     if isinstance(model, GPT):
         export_gpt2(model, folder)
         return GPT2LMHeadModel.from_pretrained(folder, attn_implementation="sdpa").eval()
+    if isinstance(model, Llama):
+        export_llama(model, folder)
+        return LlamaForCausalLM.from_pretrained(folder, attn_implementation="sdpa").eval()
     export_bert(model, folder)
     return BertForPreTraining.from_pretrained(folder, attn_implementation="sdpa").eval()
 

@@ -38,8 +38,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "generate": ("lmlab.cli.generate:add_generate", "continue prompts with a trained model"),
     "pipeline": ("lmlab.cli.pipeline:add_pipeline", "run a model on texts: `pipeline TASK --model RUN [TEXT ...]`"),
     "vectors": ("lmlab.cli.vectors:add_vectors", "word vectors (word2vec): skip-gram and CBOW, negative sampling"),
-    "export": ("lmlab.cli.export:add_export", "write a run's model as a Hugging Face directory (GPT-2, BERT)"),
-    "import": ("lmlab.cli.export:add_import", "import a Hugging Face directory (GPT-2, BERT; safetensors) into lmlab"),
+    "export": ("lmlab.cli.export:add_export", "write a run's model as a Hugging Face directory (GPT-2, LLaMA, BERT)"),
+    "import": ("lmlab.cli.export:add_import", "import a Hugging Face directory (GPT-2, LLaMA, Qwen2, BERT) into lmlab"),
     "report": ("lmlab.cli.report:add_report", "loss and learning-rate curves and an HTML summary of a run"),
     "quickstart": ("lmlab.cli.quickstart:add_quickstart", "the whole pipeline on English + Chinese in a few minutes"),
 }

@@ -30,6 +30,9 @@ def cmd_import(args: argparse.Namespace) -> None:
     model = run.model("cpu")
     save_model(model, args.out)
     run.tokenizer().save(Path(args.out) / "tokenizer.json")  # as the reader cleaned it (no padding, no truncation)
+    template = run.chat_template()
+    if template is not None:  # a chat model keeps the format it was tuned with
+        template.save(args.out)
     print(f"imported {args.hf_dir} ({run.describe()}) into {args.out}")
     if model.missing_weights:
         print(f"note: the directory has no {len(model.missing_weights)} of the weights (first: "

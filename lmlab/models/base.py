@@ -155,6 +155,22 @@ def attention_weights(queries: Tensor, keys: Tensor, causal: bool) -> Tensor:
     return scores.softmax(dim=-1)
 
 
+def causal_mask(attention_mask: Tensor | None, past: int, T: int, device: torch.device) -> Tensor:
+    """Boolean (B or 1, 1, T, past + T): may query t (at position past + t) attend to key s?
+
+    The past and itself, and with `attention_mask` (B, past + T; 0 = left padding) no padding key.
+    """
+    query_pos = torch.arange(past, past + T, device=device).unsqueeze(1)  # (T, 1)
+    key_pos = torch.arange(past + T, device=device).unsqueeze(0)  # (1, past + T)
+    allowed = key_pos <= query_pos
+    if attention_mask is not None:
+        real = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, past + T)
+        # A padding query may still see itself: a row with nothing allowed would give NaN,
+        # which would spread through its keys and values into every later layer.
+        allowed = (allowed & real) | (key_pos == query_pos)
+    return allowed if allowed.dim() == 4 else allowed[None, None]
+
+
 def document_positions(document_ids: Tensor) -> Tensor:
     """Each token's position within its own document, for rows (B, T) of document ids packed side by side.
 

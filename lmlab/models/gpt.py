@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.models.base import KVCache, LMOutput, ModelFamily, attention_weights, inputs_of
+from lmlab.models.base import KVCache, LMOutput, ModelFamily, attention_weights, causal_mask, inputs_of
 from lmlab.models.checks import MIN_VOCAB, at_least, divisible, init_scheme, positive, rates
 from lmlab.models.init import initialise
 
@@ -258,7 +258,7 @@ class GPT(ModelFamily, nn.Module):
         # No mask is needed when SDPA's own causal triangle is right: no padding, and either no past
         # (queries and keys are the same positions) or a single query (it may see everything cached).
         needs_mask = attention_mask is not None or (past > 0 and T > 1)
-        mask = self._mask(attention_mask, past, T, tokens.device) if needs_mask else None
+        mask = causal_mask(attention_mask, past, T, tokens.device) if needs_mask else None
 
         x = self.transformer.drop(tokens + places)  # (B, T, C)
         for block in self.transformer.h:
@@ -266,16 +266,3 @@ class GPT(ModelFamily, nn.Module):
         if cache is not None:
             cache.advance(T)
         return self.transformer.ln_f(x)
-
-    @staticmethod
-    def _mask(attention_mask: Tensor | None, past: int, T: int, device: torch.device) -> Tensor:
-        """Boolean (B or 1, 1, T, past + T): may query t (at position past + t) attend to key s?"""
-        query_pos = torch.arange(past, past + T, device=device).unsqueeze(1)  # (T, 1)
-        key_pos = torch.arange(past + T, device=device).unsqueeze(0)  # (1, past + T)
-        allowed = key_pos <= query_pos  # causal: the past and oneself
-        if attention_mask is not None:
-            real = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, past + T)
-            # A padding query may still see itself: a row with nothing allowed would give NaN,
-            # which would spread through its keys and values into every later layer.
-            allowed = (allowed & real) | (key_pos == query_pos)
-        return allowed if allowed.dim() == 4 else allowed[None, None]

@@ -52,16 +52,21 @@ def export_gpt2(model: nn.Module, out_dir: str | os.PathLike[str],
     if not isinstance(model, GPT):
         family = getattr(model, "family", type(model).__name__)
         raise LmlabError(f"export to GPT-2 needs a gpt model, not {family}")
-    eos_id, special_tokens = None, {}
-    if tokenizer_json is not None:
-        tokenizer = tokenizer_for_export(tokenizer_json, model.config.vocab_size)
-        eos_id = tokenizer.eos_id
-        pad_token = None if tokenizer.pad_id is None else tokenizer.id_to_token(tokenizer.pad_id)
-        special = {"eos_token": tokenizer.eos_token, "bos_token": tokenizer.eos_token, "pad_token": pad_token}
-        special_tokens = {key: value for key, value in special.items() if value is not None}
+    eos_id, tokenizer_config = tokenizer_settings(tokenizer_json, model.config.vocab_size, model.config.block_size)
     write_hf_directory(out_dir, _hf_config(model.config, eos_id), _hf_tensors(model), tokenizer_json,
-                       {"model_max_length": model.config.block_size, "clean_up_tokenization_spaces": False,
-                        **special_tokens})
+                       tokenizer_config)
+
+
+def tokenizer_settings(tokenizer_json: str | os.PathLike[str] | None, vocab_size: int,
+                       block_size: int) -> tuple[int | None, dict[str, Any]]:
+    """The end-of-text id (None without a tokenizer) and the tokenizer_config.json entries of an export."""
+    settings: dict[str, Any] = {"model_max_length": block_size, "clean_up_tokenization_spaces": False}
+    if tokenizer_json is None:
+        return None, settings
+    tokenizer = tokenizer_for_export(tokenizer_json, vocab_size)
+    pad_token = None if tokenizer.pad_id is None else tokenizer.id_to_token(tokenizer.pad_id)
+    special = {"eos_token": tokenizer.eos_token, "bos_token": tokenizer.eos_token, "pad_token": pad_token}
+    return tokenizer.eos_id, {**settings, **{key: value for key, value in special.items() if value is not None}}
 
 
 def tokenizer_for_export(tokenizer_json: str | os.PathLike[str], vocab_size: int) -> Tokenizer:

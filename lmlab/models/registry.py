@@ -18,6 +18,7 @@ from lmlab.errors import LmlabError
 
 FAMILIES: dict[str, str | type] = {
     "gpt": "lmlab.models.gpt:GPT",
+    "llama": "lmlab.models.llama:Llama",
     "bert": "lmlab.models.bert:BERT",
     "mlp": "lmlab.models.mlp:BengioMLP",
     "rnn": "lmlab.models.rnn:RNNLanguageModel",
@@ -33,6 +34,8 @@ DEFAULT_FAMILY = "gpt"  # what a train config builds when its model section name
 HF_DIRECTORIES: dict[str, str] = {
     "bert": "lmlab.models.hf_bert:load_bert_directory",
     "gpt2": "lmlab.models.hf:load_gpt2_directory",
+    "llama": "lmlab.models.hf_llama:load_llama_directory",
+    "qwen2": "lmlab.models.hf_llama:load_llama_directory",
 }
 
 
