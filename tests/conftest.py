@@ -76,21 +76,21 @@ def kill_after_logged_steps(command: list[str], run_dir: Path, steps: int, env: 
     proc.wait()
 
 
-def tiny_decoder_base(root: Path) -> Path:
-    """A tiny GPT run (no chat tokens yet) on a byte-level BPE trained on the verifiable tasks' texts."""
+def tiny_decoder_base(root: Path, family: str = "gpt") -> Path:
+    """A tiny decoder run (no chat tokens yet) on a byte-level BPE trained on the verifiable tasks' texts."""
     import torch
 
     from lmlab.datasets.chat import conversation_splits
-    from lmlab.models import save_model
-    from lmlab.models.gpt import GPT, GPTConfig
+    from lmlab.models import model_from_config, save_model
 
     texts = [m["content"] for r in conversation_splits("tasks")["train"][:2000] for m in r["messages"]]
     tokenizer = train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=400, min_frequency=2))
     torch.manual_seed(0)
-    save_model(GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=32)),
-               root / "base")
-    tokenizer.save(root / "base" / "tokenizer.json")
-    return root / "base"
+    shape = {"gpt": {}, "llama": {"n_kv_head": 1, "intermediate_size": 64}}[family]
+    config = {"vocab_size": tokenizer.vocab_size, "block_size": 64, "n_layer": 1, "n_head": 2, "n_embd": 32, **shape}
+    save_model(model_from_config(family, config), root / family)
+    tokenizer.save(root / family / "tokenizer.json")
+    return root / family
 
 
 def chat_tune_words(base: Path, task: str, data: str, run_dir: Path, steps: int, *extra: str) -> list[str]:

@@ -20,7 +20,7 @@ from lmlab.tokenizers import Tokenizer, TokenizerConfig, train_tokenizer
 from lmlab.tokenizers.chat import CHAT_TOKENS, ChatTemplate, with_chat_tokens
 from lmlab.train.checkpoint import list_checkpoints
 from lmlab.tune.tasks.base import IGNORE
-from lmlab.tune.tasks.sft import next_token_labels, pack_first_fit, padded_batch
+from lmlab.tune.tasks.sft import next_token_labels, pack_first_fit, packed_batch, padded_batch
 
 CONVERSATION = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What is 2 + 3?"},
                 {"role": "assistant", "content": "5"}, {"role": "user", "content": "反过来：猫、狗"},
@@ -30,6 +30,11 @@ CONVERSATION = [{"role": "system", "content": "Answer briefly."}, {"role": "user
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory) -> Path:
     return tiny_decoder_base(tmp_path_factory.mktemp("sft"))
+
+
+@pytest.fixture(scope="module")
+def llama_base(tmp_path_factory) -> Path:
+    return tiny_decoder_base(tmp_path_factory.mktemp("sft"), "llama")
 
 
 def test_only_the_assistants_tokens_carry_loss(base_run):
@@ -54,18 +59,39 @@ def test_first_fit_packing_keeps_every_conversation_whole_within_the_block():
     assert rows == [[0, 1, 4], [2, 5], [3]]  # 30 + 10 + 25 would overflow: 25 opens row 2, 5 fits in row 1
 
 
+def test_packed_conversations_give_the_losses_they_have_one_by_one(llama_base):
+    tokenizer = with_chat_tokens(Tokenizer.load(llama_base / "tokenizer.json"))
+    model = load_model(llama_base)
+    model.grow_vocabulary(tokenizer.vocab_size)
+    conversations = [CONVERSATION[1:3], CONVERSATION[3:5], CONVERSATION[:3], CONVERSATION[1:3], CONVERSATION[3:]]
+    encodings = [ChatTemplate().encode(tokenizer, messages) for messages in conversations]
+    rows, masks = [e.ids for e in encodings], [e.assistant_mask for e in encodings]
+    packed = packed_batch(rows, masks, 0, block_size=64)
+    assert packed["input_ids"].size(0) < len(rows)  # some conversations do share a row
+    with torch.no_grad():
+        alone = [model(torch.tensor([ids]), labels=padded_batch([ids], [mask], 0)["labels"]).loss
+                 for ids, mask in zip(rows, masks, strict=True)]
+        counts = [sum(next_token_labels(ids, mask)[i] != IGNORE for i in range(len(ids)))
+                  for ids, mask in zip(rows, masks, strict=True)]
+        expected = sum(loss * n for loss, n in zip(alone, counts, strict=True)) / sum(counts)
+        assert abs(float(model(**packed).loss) - float(expected)) <= 1e-5
+        assert abs(float(model(**padded_batch(rows, masks, 0)).loss) - float(expected)) <= 1e-5
+
+
 def sft_words(base: Path, run_dir: Path, steps: int = 6, *extra: str) -> list[str]:
     return chat_tune_words(base, "sft", "tasks-en", run_dir, steps, *extra)
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
-def test_an_sft_run_is_a_decoder_run_with_the_chat_format(base_run, tmp_path, method):
+@pytest.mark.parametrize("family,method", [("gpt", "full"), ("gpt", "lora"), ("llama", "lora")])
+def test_an_sft_run_is_a_decoder_run_with_the_chat_format(base_run, llama_base, tmp_path, family, method):
     run_dir = tmp_path / "sft"
-    assert main(["tune", *sft_words(base_run, run_dir, 4, f"method.method={method}")]) == 0
+    base = {"gpt": base_run, "llama": llama_base}[family]
+    assert main(["tune", *sft_words(base, run_dir, 4, f"method.method={method}")]) == 0
     run = open_run(run_dir)
     assert run.family_class.kind == "decoder" and run.chat_template() is not None
     assert run.tokenizer().token_to_id(CHAT_TOKENS[1]) is not None
     model = load_model(run_dir)  # plain weights: a LoRA run is merged
+    assert model.family == family
     assert model.config.vocab_size == run.tokenizer().vocab_size
     summary = json.loads((run_dir / "summary.json").read_text())
     for name in ("test_loss", "test_exact_match", "base_test_loss", "base_test_exact_match"):
