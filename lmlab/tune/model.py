@@ -52,6 +52,7 @@ USES = {
     "classification": ("labels texts", 'lmlab pipeline sentiment-analysis --model {run} "TEXT"'),
     "tagging": ("tags the words of texts", 'lmlab pipeline token-classification --model {run} "TEXT"'),
     "qa": ("finds answers in texts", 'lmlab pipeline question-answering --model {run} --question "Q?" "CONTEXT"'),
+    "reward": ("scores answers (a reward model)", "lmlab tune base=SFT_RUN task=grpo reward={run} data=tasks"),
 }
 
 

@@ -38,7 +38,7 @@ from lmlab.models import save_model
 from lmlab.modes import pick_device
 from lmlab.runs import Run, open_run, start_run_dir
 from lmlab.tokenizers import Tokenizer
-from lmlab.tokenizers.chat import CHATML, ChatTemplate, with_chat_tokens
+from lmlab.tokenizers.chat import ChatTemplate, with_chat_tokens
 from lmlab.train.dispatch import resumed_config_data
 from lmlab.train.loop import LoopConfig, fit
 from lmlab.train.objectives import Objective
@@ -50,7 +50,7 @@ from lmlab.tune.model import TunedModel, tuned_config_from
 from lmlab.tune.params import trainable_parameters
 from lmlab.tune.tasks import TASKS
 from lmlab.tune.tasks.base import HeadConfig
-from lmlab.tune.tasks.chat import ChatContext, ChatTask
+from lmlab.tune.tasks.chat import ChatContext, ChatTask, base_template
 from lmlab.tune.tasks.dpo import PreferenceConfig
 
 # Classification's validation figure: the loop's default, which another task replaces by its own.
@@ -76,7 +76,7 @@ class TuneConfig(Config):
     task: Annotated[str, registered(TASKS, "task")] = Field(
         "classification", description="classification, or tagging {tokens, tags}, qa {question, "
                       "context, answers}, multiple_choice {question, choices, answer} read JSONL; on a "
-                      "decoder, sft {messages} and dpo {prompt, chosen, rejected} (see lmlab.tune.tasks)")
+                      "decoder, sft {messages}, dpo and reward {prompt, chosen, rejected} (see lmlab.tune.tasks)")
     doc_stride: int = Field(32, ge=0, description="qa: tokens shared by neighbouring windows of a long context")
     text_field: str = "text"
     label_field: str = "label"
@@ -198,6 +198,7 @@ class TuneRun:
     total: int
     started: float
     console: Console
+    template: ChatTemplate | None = None  # the chat format of a task that reads conversations, kept in the run
 
     def fit(self, objective: Objective, resume: bool = False) -> torch.device:
         """Write the run directory, then the one training loop on `objective` (with the configured adversary),
@@ -207,6 +208,8 @@ class TuneRun:
         self.console.print(f"{cfg.task}, {cfg.method.method}{adversary}: {self.trainable:,} of {self.total:,} "
                            f"parameters train ({100 * self.trainable / self.total:.2f}%)")
         start_run_dir(self.run_dir, cfg, self.tokenizer)
+        if self.template is not None:
+            self.template.save(self.run_dir)
         fit(self.model, objective, cfg, self.run_dir, resume=resume, console=self.console,
             adversary=build_adversary(cfg.adversarial))
         return pick_device(cfg.train.device, "train.device")
@@ -239,7 +242,10 @@ def start_run(cfg: TuneConfig, labels: list[str], console: Console | None = None
     console = console or Console(stderr=True)
     started = time.perf_counter()
     torch.manual_seed(cfg.train.seed)
-    backbone, tokenizer = load_base(cfg.base)
+    if TASKS[cfg.task].reads_conversations:
+        backbone, tokenizer, template = chat_ready(open_base(cfg.base))
+    else:
+        (backbone, tokenizer), template = load_base(cfg.base), None
     block_size = min(cfg.block_size, backbone.config.block_size)
     if "prompt" in cfg.method.parts:  # the virtual tokens take positions too
         block_size -= int(cfg.method.prompt.get("num_virtual_tokens", 20))
@@ -250,7 +256,7 @@ def start_run(cfg: TuneConfig, labels: list[str], console: Console | None = None
         raise LmlabError(f"{run_dir}: already holds a run; resume it with --resume or choose another run_dir")
     trainable, total = trainable_parameters(model)
     pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else 0
-    return TuneRun(cfg, model, tokenizer, block_size, pad_id, run_dir, trainable, total, started, console)
+    return TuneRun(cfg, model, tokenizer, block_size, pad_id, run_dir, trainable, total, started, console, template)
 
 
 def tune(cfg: TuneConfig, console: Console | None = None, resume: bool = False) -> dict[str, Any]:
@@ -288,7 +294,7 @@ def chat_ready(run: Run) -> tuple[nn.Module, Tokenizer, ChatTemplate]:
         raise run.refusal("a chat task trains a decoder's own next-token predictions")
     model, tokenizer = run.model("cpu"), with_chat_tokens(run.tokenizer())
     model.grow_vocabulary(tokenizer.vocab_size)
-    return model, tokenizer, run.chat_template() or ChatTemplate(CHATML)
+    return model, tokenizer, base_template(run.path)
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
@@ -331,9 +337,9 @@ def tune_decoder(cfg: TuneConfig, task: ChatTask, console: Console | None = None
     device = pick_device(cfg.train.device, "train.device")
     base_figures = task.chat_figures(policy.to(device), objective, test, context, device, "base_test_")
     trainable, total = trainable_parameters(policy)
-    run = TuneRun(cfg, policy, tokenizer, context.block_size, pad_id, run_dir, trainable, total, started, console)
+    run = TuneRun(cfg, policy, tokenizer, context.block_size, pad_id, run_dir, trainable, total, started, console,
+                  template)
     run.fit(objective, resume)
-    template.save(run_dir)
     if "lora" in cfg.method.parts:  # a decoder run again: what generation, export and the next task read
         policy = remove_lora(policy, merge=True)
         save_model(policy, run_dir)

@@ -6,6 +6,7 @@
     multiple_choice   {question, choices, answer}   the right choice among N
     sft               {messages}                    the assistant's turns (a chat task: no head, see .chat)
     dpo               {prompt, chosen, rejected}    the chosen answer over the rejected one (a chat task)
+    reward            {prompt, chosen, rejected}    a scalar score, the chosen answer's above the rejected one's
 
 A new task is one module and one entry below: the runner (lmlab.tune.runner) and the tuned model
 (lmlab.tune.model) find it here by the name `lmlab tune task=NAME` gives.
@@ -20,6 +21,7 @@ from lmlab.tune.tasks.classification import ClassificationTask
 from lmlab.tune.tasks.dpo import PreferenceTask
 from lmlab.tune.tasks.multiple_choice import MultipleChoiceTask
 from lmlab.tune.tasks.qa import QATask
+from lmlab.tune.tasks.reward import RewardTask
 from lmlab.tune.tasks.sft import SFTTask
 from lmlab.tune.tasks.tagging import TaggingTask
 
@@ -30,6 +32,7 @@ TASKS: dict[str, FineTuningTask | ChatTask] = {task.name: task for task in (
     MultipleChoiceTask(),
     SFTTask(),
     PreferenceTask(),
+    RewardTask(),
 )}
 
 

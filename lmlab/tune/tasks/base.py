@@ -44,6 +44,7 @@ IGNORE = -100  # cross-entropy skips these positions: padding, special tokens, a
 class TaskSettings(Protocol):
     """The run settings a task reads; `lmlab.tune.runner.TuneConfig` has them all."""
 
+    base: str  # the run (or Hugging Face directory, or named weights) the task tunes
     data: str  # a named labelled set, a file, or a directory of train/validation/test files
     text_field: str
     label_field: str
@@ -150,6 +151,7 @@ class FineTuningTask(ABC):
     name: ClassVar[str]  # the `task=` of `lmlab tune`, and of a tuned model's model.json
     best_metric: ClassVar[str]  # the validation figure to keep the best weights by
     min_labels: ClassVar[int] = 0  # the fewest labels a model of this task can have
+    reads_conversations: ClassVar[bool] = False  # its texts are chats: the base gets the chat tokens and template
 
     @abstractmethod
     def read(self, settings: TaskSettings) -> TaskData:

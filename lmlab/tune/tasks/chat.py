@@ -19,6 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -29,7 +30,7 @@ from lmlab.errors import LmlabError, warn
 from lmlab.generate import GenerationParams, generate_ids
 from lmlab.modes import evaluating
 from lmlab.tokenizers import Tokenizer
-from lmlab.tokenizers.chat import ChatTemplate
+from lmlab.tokenizers.chat import CHATML, ChatTemplate
 from lmlab.tune.tasks.base import TaskObjective, TaskSettings
 
 
@@ -54,6 +55,11 @@ class Conversations:
     ids: list[list[int]]
     assistant_masks: list[list[int]]
     records: list[dict[str, Any]]
+
+
+def base_template(base: str | Path) -> ChatTemplate:
+    """The chat template a run keeps, or ChatML for a run (or named weights) that has none yet."""
+    return (ChatTemplate.load(base) if Path(base).is_dir() else None) or ChatTemplate(CHATML)
 
 
 def encode_conversations(records: Sequence[dict[str, Any]], context: ChatContext) -> Conversations:
