@@ -53,11 +53,15 @@ def answer_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor,
     The logit at position t predicts token t + 1, so the mask is read from the second column on.
     Log-softmax is taken in float32: a sum over a hundred tokens would lose digits in bfloat16.
     """
+    logprobs = token_logprobs(model, input_ids, attention_mask)
+    mask = answer_mask[:, 1:].to(logprobs.dtype)
+    return AnswerLogprobs(total=(logprobs * mask).sum(-1), tokens=mask.sum(-1))
+
+
+def token_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """(B, T-1): log π of each token of `input_ids` from position 1 on, given the ones before it, in float32."""
     logits = model(input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (B, T-1, V)
-    targets = input_ids[:, 1:]
-    token_logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    mask = answer_mask[:, 1:].to(token_logprobs.dtype)
-    return AnswerLogprobs(total=(token_logprobs * mask).sum(-1), tokens=mask.sum(-1))
+    return torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
 
 
 @dataclass

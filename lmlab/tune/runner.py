@@ -52,6 +52,7 @@ from lmlab.tune.tasks import TASKS
 from lmlab.tune.tasks.base import HeadConfig
 from lmlab.tune.tasks.chat import ChatContext, ChatTask, base_template
 from lmlab.tune.tasks.dpo import PreferenceConfig
+from lmlab.tune.tasks.grpo import GRPOConfig
 
 # Classification's validation figure: the loop's default, which another task replaces by its own.
 DEFAULT_BEST_METRIC = "val_macro_f1"
@@ -76,7 +77,7 @@ class TuneConfig(Config):
     task: Annotated[str, registered(TASKS, "task")] = Field(
         "classification", description="classification, or tagging {tokens, tags}, qa {question, "
                       "context, answers}, multiple_choice {question, choices, answer} read JSONL; on a "
-                      "decoder, sft {messages}, dpo and reward {prompt, chosen, rejected} (see lmlab.tune.tasks)")
+                      "decoder, sft and grpo {messages}, dpo and reward {prompt, chosen, rejected} (lmlab.tune.tasks)")
     doc_stride: int = Field(32, ge=0, description="qa: tokens shared by neighbouring windows of a long context")
     text_field: str = "text"
     label_field: str = "label"
@@ -89,6 +90,7 @@ class TuneConfig(Config):
     adversarial: AdversarialConfig = Field(AdversarialConfig(), validate_default=True)  # see _one_adversary
     head: HeadConfig = HeadConfig()
     preference: PreferenceConfig = PreferenceConfig()  # task=dpo's loss
+    grpo: GRPOConfig = GRPOConfig()  # task=grpo's reward, groups and clip
     optimizer: OptimizerConfig = OptimizerConfig(weight_decay=0.01)  # lr: the method's (METHOD_DEFAULTS)
     schedule: ScheduleConfig = ScheduleConfig(kind="linear", warmup_steps=10, min_lr_ratio=0.0)
     train: LoopConfig = LoopConfig(max_steps=300, batch_size=16, eval_every=50, log_every=10, checkpoint_every=100,

@@ -7,6 +7,7 @@
     sft               {messages}                    the assistant's turns (a chat task: no head, see .chat)
     dpo               {prompt, chosen, rejected}    the chosen answer over the rejected one (a chat task)
     reward            {prompt, chosen, rejected}    a scalar score, the chosen answer's above the rejected one's
+    grpo              {messages} and a reward       sampled replies, the better of each group reinforced (a chat task)
 
 A new task is one module and one entry below: the runner (lmlab.tune.runner) and the tuned model
 (lmlab.tune.model) find it here by the name `lmlab tune task=NAME` gives.
@@ -19,6 +20,7 @@ from lmlab.tune.tasks.base import FineTuningTask
 from lmlab.tune.tasks.chat import ChatTask
 from lmlab.tune.tasks.classification import ClassificationTask
 from lmlab.tune.tasks.dpo import PreferenceTask
+from lmlab.tune.tasks.grpo import GRPOTask
 from lmlab.tune.tasks.multiple_choice import MultipleChoiceTask
 from lmlab.tune.tasks.qa import QATask
 from lmlab.tune.tasks.reward import RewardTask
@@ -33,6 +35,7 @@ TASKS: dict[str, FineTuningTask | ChatTask] = {task.name: task for task in (
     SFTTask(),
     PreferenceTask(),
     RewardTask(),
+    GRPOTask(),
 )}
 
 

@@ -116,6 +116,17 @@ def exact_match(model: nn.Module, records: Sequence[dict[str, Any]], context: Ch
     return sum(check_reply(record, text) for record, text in zip(items, texts, strict=True)) / len(items)
 
 
+class GatheredFigures:
+    """Each micro-batch's figures, kept until the loop asks for the step's means (`Objective.step_figures`)."""
+
+    def gather(self, figures: dict[str, float]) -> None:
+        self.__dict__.setdefault("_gathered", []).append(figures)
+
+    def step_figures(self) -> dict[str, float]:
+        gathered, self._gathered = self.__dict__.get("_gathered", []), []
+        return {name: sum(g[name] for g in gathered) / len(gathered) for name in gathered[0]} if gathered else {}
+
+
 class ChatTask(ABC):
     """A task that trains the decoder itself (see the module): the runner's `tune_decoder` runs it, where a
     `FineTuningTask` goes through a head."""

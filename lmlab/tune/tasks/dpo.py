@@ -38,7 +38,7 @@ from lmlab.tune.preference import (
     preference_loss,
 )
 from lmlab.tune.tasks.base import TaskObjective, TaskSettings, limited
-from lmlab.tune.tasks.chat import ChatContext, ChatTask, exact_match
+from lmlab.tune.tasks.chat import ChatContext, ChatTask, GatheredFigures, exact_match
 
 
 class PreferenceConfig(Config):
@@ -109,14 +109,13 @@ def sides(logprobs: AnswerLogprobs) -> tuple[AnswerLogprobs, AnswerLogprobs]:
             AnswerLogprobs(logprobs.total[half:], logprobs.tokens[half:]))
 
 
-class PreferenceObjective(TaskObjective):
+class PreferenceObjective(GatheredFigures, TaskObjective):
     """A preference loss over pairs, the reference's log-probabilities read from a table made before training."""
 
     def __init__(self, train: Pairs, validation: Pairs, context: ChatContext, settings: PreferenceConfig):
         loop = context.settings.train
         super().__init__(train, validation, loop.batch_size, loop.grad_accum, loop.seed, context.pad_id)
         self.context, self.settings = context, settings
-        self._gathered: list[dict[str, float]] = []
         self.reference = {id(pairs): self._reference_logprobs(pairs) for pairs in (train, validation)}
 
     @torch.no_grad()
@@ -150,12 +149,8 @@ class PreferenceObjective(TaskObjective):
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         output = self._output(model, batch)
-        self._gathered.append(output.figures())
+        self.gather(output.figures())
         return output.loss
-
-    def step_figures(self) -> dict[str, float]:
-        gathered, self._gathered = self._gathered, []
-        return {name: float(np.mean([g[name] for g in gathered])) for name in gathered[0]} if gathered else {}
 
     def figures(self, model: nn.Module, examples: Pairs, device: torch.device, prefix: str) -> dict[str, float]:
         totals: dict[str, float] = {}
