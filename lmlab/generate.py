@@ -275,13 +275,24 @@ def stream_text(model: nn.Module, tokenizer: TextTokenizer, prompt: str,
     prompt_ids = tokenizer.encode(prompt)
     head = tokenizer.decode(prompt_ids)
     new_ids: list[int] = []
+
+    def continuations() -> Iterator[str]:
+        for token in stream_tokens(model, prompt_ids, params, tokenizer.eos_id):
+            new_ids.append(token)
+            yield _continuation(tokenizer, prompt_ids, head, new_ids)
+
+    yield from ready_pieces(continuations(), params.stop)
+
+
+def ready_pieces(texts: Iterator[str], stop: Sequence[str]) -> Iterator[str]:
+    """Successive versions of a growing text as the pieces each adds, holding back what may still change (half a
+    character, the start of a stop string) and ending before the first stop string."""
     text, emitted = "", 0
-    for token in stream_tokens(model, prompt_ids, params, tokenizer.eos_id):
-        new_ids.append(token)
-        text, stopped = _cut_at_stop(_continuation(tokenizer, prompt_ids, head, new_ids), params.stop)
+    for text in texts:  # noqa: B007 - the last version is read after the loop
+        text, stopped = _cut_at_stop(text, list(stop))
         if stopped:
             break
-        ready = len(text) - _held_back(text, params.stop)
+        ready = len(text) - _held_back(text, list(stop))
         if ready > emitted:
             yield text[emitted:ready]
             emitted = ready

@@ -4,7 +4,8 @@
     lmlab train                lmlab eval [compare|sheet|ratings]     lmlab generate
     lmlab tune [compare]       lmlab pipeline TASK --model RUN [TEXT ...]
     lmlab vectors train|similar|analogy|map|export|evaluate
-    lmlab export / import      lmlab report             lmlab quickstart
+    lmlab export / import      lmlab report             lmlab quickstart [chat]
+    lmlab chat RUN
 
 A verb module defines its arguments and handlers; a handler parses nothing more, calls the library and
 prints what was done, the figures, where files went and what to run next. Config overrides are bare
@@ -36,6 +37,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "tune": ("lmlab.cli.tune:add_tune", "fine-tune a pretrained model on labelled data (`tune compare`: "
              "several methods on the same split)"),
     "generate": ("lmlab.cli.generate:add_generate", "continue prompts with a trained model"),
+    "chat": ("lmlab.cli.chat:add_chat", "talk with a chat run in the terminal (streamed, /reset, a system prompt)"),
     "pipeline": ("lmlab.cli.pipeline:add_pipeline", "run a model on texts: `pipeline TASK --model RUN [TEXT ...]`"),
     "vectors": ("lmlab.cli.vectors:add_vectors", "word vectors (word2vec): skip-gram and CBOW, negative sampling"),
     "export": ("lmlab.cli.export:add_export", "write a run's model as a Hugging Face directory (GPT-2, LLaMA, BERT)"),

@@ -23,6 +23,9 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
     run = pipeline(args.task, model=args.model, device=args.device, batch_size=args.batch_size)
     if args.task == "question-answering":  # each text is a context for the one question
         answers = run([{"question": args.question, "context": text} for text in texts], **options)
+    elif args.task == "chat":  # each text is a user's message, a conversation of its own
+        system = [{"role": "system", "content": args.system}] if args.system else []
+        answers = run([[*system, {"role": "user", "content": text}] for text in texts], **options)
     else:
         answers = run(texts, **options)
     for text, answer in zip(texts, answers, strict=True):
@@ -55,12 +58,15 @@ def add_pipeline(parser: argparse.ArgumentParser) -> None:
     features.add_argument("--pooling", choices=get_args(Pooling), help="one vector per text")
     features.add_argument("--normalize", action=argparse.BooleanOptionalAction,
                           help="unit-length vectors (default: as a sentence-transformers model is used)")
-    write = _add_task(tasks, "text-generation", "continue each text with a GPT, RNN, MLP or n-gram run")
-    write.add_argument("--max-new-tokens", type=int)
-    write.add_argument("--temperature", type=float, help="0 = greedy")
-    write.add_argument("--top-k", type=int)
-    write.add_argument("--top-p", type=float)
-    write.add_argument("--seed", type=int)
+    write = _add_task(tasks, "text-generation", "continue each text with a GPT, LLaMA, RNN, MLP or n-gram run")
+    chat = _add_task(tasks, "chat", "answer each text, a user's message, with a chat run (lmlab tune task=sft)")
+    chat.add_argument("--system", help="a system prompt before each message")
+    for command in (write, chat):
+        command.add_argument("--max-new-tokens", type=int)
+        command.add_argument("--temperature", type=float, help="0 = greedy")
+        command.add_argument("--top-k", type=int)
+        command.add_argument("--top-p", type=float)
+        command.add_argument("--seed", type=int)
     _add_task(tasks, "token-classification", "tag the words of texts with a run of `lmlab tune task=tagging`")
     answer = _add_task(tasks, "question-answering", "find the answer in each text (a context), with a run of "
                        "`lmlab tune task=qa`")

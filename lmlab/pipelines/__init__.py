@@ -14,7 +14,10 @@
                                                                          for each [MASK]
     feature-extraction    a BERT or GPT: run, directory, or named        hidden states (T, H), or one pooled
                           weights such as all-MiniLM-L6-v2               vector (H,)
-    text-generation       a GPT, RNN, MLP or n-gram run                  [{generated_text}]
+    text-generation       a GPT, LLaMA, RNN, MLP or n-gram run           [{generated_text}]; on a chat run
+                                                                         conversations too, as chat answers
+    chat                  a chat run (lmlab tune task=sft, dpo, grpo)    [{generated_text: the conversation
+                          called with [{role, content}, ...]             with the assistant's reply appended}]
     token-classification  a run of `lmlab tune task=tagging`             [{entity_group, score, word, start, end}]
     question-answering    a run of `lmlab tune task=qa`; call it with    {answer, score, start, end}
                           question=..., context=...
@@ -38,6 +41,7 @@ import torch
 
 from lmlab.errors import LmlabError
 from lmlab.pipelines.base import Pipeline
+from lmlab.pipelines.chat import ChatPipeline
 from lmlab.pipelines.feature_extraction import FeatureExtractionPipeline
 from lmlab.pipelines.fill_mask import FillMaskPipeline
 from lmlab.pipelines.question_answering import QuestionAnsweringPipeline
@@ -54,6 +58,7 @@ PIPELINES: dict[str, type[Pipeline]] = {
     "fill-mask": FillMaskPipeline,
     "feature-extraction": FeatureExtractionPipeline,
     "text-generation": TextGenerationPipeline,
+    "chat": ChatPipeline,
     "token-classification": TokenClassificationPipeline,
     "question-answering": QuestionAnsweringPipeline,
 }

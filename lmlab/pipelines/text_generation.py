@@ -1,4 +1,5 @@
-"""text-generation: a GPT, RNN, MLP or n-gram run continues each prompt."""
+"""text-generation: a GPT, LLaMA, RNN, MLP or n-gram run continues each prompt; a chat run also answers
+conversations (lists of {role, content}), as the chat pipeline does."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams
 from lmlab.models.language_model import CausalLanguageModel, LanguageModel
 from lmlab.pipelines.base import Pipeline
+from lmlab.pipelines.chat import ChatModel, answer_conversations
 from lmlab.runs import Run
 
 
@@ -18,6 +20,7 @@ class TextGenerationPipeline(Pipeline):
     """Continue each prompt; the options are `GenerationParams`' (max_new_tokens, temperature, top_k, ...)."""
 
     kinds = ("decoder", "count-based")
+    chat: ChatModel | None = None  # a chat run's, for conversations
     needs_head = True
     options = tuple(GenerationParams.model_fields)
 
@@ -33,9 +36,21 @@ class TextGenerationPipeline(Pipeline):
         if not issubclass(run.family_class, nn.Module):
             return cls(task, run.language_model(), None, device, batch_size, folder)
         net, tokenizer = run.model(device), run.tokenizer()
-        if tokenizer.eos_id is None:
+        template = run.chat_template()
+        if tokenizer.eos_id is None and template is None:
             raise LmlabError(f"{folder}/tokenizer.json: no end-of-text token for generation to stop at")
-        return cls(task, CausalLanguageModel(net, tokenizer), tokenizer, device, batch_size, folder)
+        pipeline = cls(task, CausalLanguageModel(net, tokenizer), tokenizer, device, batch_size, folder)
+        pipeline.chat = None if template is None else ChatModel(net, tokenizer, template)
+        return pipeline
+
+    def __call__(self, inputs: Any, **options: Any) -> Any:
+        """Texts are continued; conversations, on a chat run, answered (the chat pipeline's answers)."""
+        if isinstance(inputs, list) and inputs and not all(isinstance(text, str) for text in inputs):
+            if self.chat is None:
+                raise LmlabError(f"{self.task}: {self.source} has no chat template, so it continues texts only; "
+                                 "tune it with task=sft to answer conversations")
+            return answer_conversations(self.chat, inputs, options, self.task, self.batch_size)
+        return super().__call__(inputs, **options)
 
     @staticmethod
     def format_answer(text: str, answer: Any) -> str:
