@@ -1,4 +1,5 @@
-"""Greedy generation speed: lmlab's GPT against transformers' GPT2LMHeadModel, same weights.
+"""Greedy generation speed: lmlab's GPT or LLaMA against transformers' GPT2LMHeadModel or LlamaForCausalLM,
+same weights.
 
 Batch 1, a 16-token prompt, 256 new tokens, eos disabled so all of them are produced. Three
 contenders: lmlab eager, lmlab with ``GenerationParams(compile=True)`` (torch.compile of the
@@ -10,7 +11,10 @@ falls on all alike, and the median run of each counts. "ratio" is compiled lmlab
 20 s on a cold cache on a 2-core machine, a few seconds once the kernels are cached.
 The last line printed is one JSON object; the script exits 0 whether or not the target is met.
 
-    .venv/bin/python benchmarks/generate_speed.py [--size small|quickstart|medium] [--runs 5] [--new-tokens 256]
+    .venv/bin/python benchmarks/generate_speed.py [--family gpt|llama] [--size small|quickstart|medium] [--runs 5]
+
+A LLaMA has the GPT's depth, width and vocabulary, half as many key/value heads (GQA) and LLaMA's
+SwiGLU width; it is exported as a LlamaForCausalLM directory and read back by transformers.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import time
 from collections.abc import Callable
 
 import torch
-from transformers import GPT2LMHeadModel
+from transformers import AutoModelForCausalLM
 
 from lmlab.generate import GenerationParams, generate_ids
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.hf import export_gpt2
+from lmlab.models.hf_llama import export_llama
+from lmlab.models.llama import Llama, LlamaConfig
 
 TARGET_RATIO = 2.0
 SIZES = {
@@ -43,6 +49,15 @@ SIZES = {
 }
 
 
+def build(family: str, config: GPTConfig) -> tuple[torch.nn.Module, Callable[..., None]]:
+    """The lmlab model of `family` in the shape of `config`, and its exporter."""
+    if family == "gpt":
+        return GPT(config).eval(), export_gpt2
+    shape = LlamaConfig(vocab_size=config.vocab_size, block_size=config.block_size, n_layer=config.n_layer,
+                        n_head=config.n_head, n_kv_head=config.n_head // 2, n_embd=config.n_embd)
+    return Llama(shape).eval(), export_llama
+
+
 def timed(run: Callable[[], list[int]]) -> tuple[float, list[int]]:
     start = time.perf_counter()
     tokens = run()
@@ -54,14 +69,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--family", choices=("gpt", "llama"), default="gpt")
     args = parser.parse_args()
-    config = SIZES[args.size]
 
     torch.manual_seed(0)
-    model = GPT(config).eval()
+    model, export = build(args.family, SIZES[args.size])
+    config = model.config
     with tempfile.TemporaryDirectory() as folder:
-        export_gpt2(model, folder)
-        hf_model = GPT2LMHeadModel.from_pretrained(folder).eval()
+        export(model, folder)
+        hf_model = AutoModelForCausalLM.from_pretrained(folder).eval()
     prompt = torch.randint(0, config.vocab_size, (16,)).tolist()
     params = GenerationParams(max_new_tokens=args.new_tokens, temperature=0)
     compiled_params = params.model_copy(update={"compile": True})
@@ -108,6 +124,7 @@ def main() -> None:
         "lmlab_eager_tokens_per_s": round(speed["lmlab eager"], 1),
         "hf_tokens_per_s": round(hf_tps, 1),
         "size": args.size,
+        "family": args.family,
         "config": dataclasses.asdict(config),
         "new_tokens": args.new_tokens,
         "runs": args.runs,

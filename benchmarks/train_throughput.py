@@ -1,4 +1,5 @@
-"""Training throughput: lmlab's GPT beside transformers' GPT2LMHeadModel, CPU float32, in one run.
+"""Training throughput: lmlab's GPT or LLaMA beside transformers' GPT2LMHeadModel or LlamaForCausalLM of
+the same shape, CPU float32, in one run.
 
 Same configuration, same batch, same optimizer (AdamW, foreach), dropout off, no gradient
 accumulation. Each model takes warm-up steps, then timed rounds alternate between the two so that
@@ -8,7 +9,10 @@ Model FLOPs utilisation counts 6N + 12*L*d*T FLOPs per token (nanoGPT's count: N
 without position embeddings, L layers, d width, T context) against this machine's own float32
 matrix-multiply peak, measured in the same run.
 
-    python benchmarks/train_throughput.py [--compile] [--rounds 9]
+    python benchmarks/train_throughput.py [--family gpt|llama] [--compile] [--rounds 9]
+
+The LLaMA has the GPT's depth, width, vocabulary and context, 3 key/value heads for its 6 query heads
+and LLaMA's SwiGLU width (8/3 of the width).
 
 Last line: {"benchmark": "train_throughput", "ratio": lmlab/hf tokens per second, "target": 1.2, "mfu": ...}
 """
@@ -39,13 +43,27 @@ def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
     return best
 
 
-def lmlab_model() -> torch.nn.Module:
+def lmlab_model(family: str) -> torch.nn.Module:
+    if family == "llama":
+        from lmlab.models.llama import Llama, LlamaConfig
+
+        return Llama(LlamaConfig(**CONFIG, n_kv_head=CONFIG["n_head"] // 2))
     from lmlab.models.gpt import GPT, GPTConfig
 
     return GPT(GPTConfig(**CONFIG, dropout=0.0))
 
 
-def hf_model() -> torch.nn.Module:
+def hf_model(family: str, twin: torch.nn.Module) -> torch.nn.Module:
+    if family == "llama":  # transformers' own class with the same weights, read from lmlab's export
+        import tempfile
+
+        from transformers import LlamaForCausalLM
+
+        from lmlab.models.hf_llama import export_llama
+
+        with tempfile.TemporaryDirectory() as folder:
+            export_llama(twin, folder)
+            return LlamaForCausalLM.from_pretrained(folder, attn_implementation="sdpa")
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(vocab_size=CONFIG["vocab_size"], n_positions=CONFIG["block_size"], n_layer=CONFIG["n_layer"],
@@ -84,12 +102,14 @@ def time_steps(step, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--compile", action="store_true", help="lmlab with torch.compile (train.compile=true)")
+    parser.add_argument("--family", choices=("gpt", "llama"), default="gpt")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=4, help="steps per timed round")
     args = parser.parse_args()
     torch.manual_seed(0)
 
-    ours, theirs = lmlab_model(), hf_model()
+    ours = lmlab_model(args.family)
+    theirs = hf_model(args.family, ours)
     steppers = {"lmlab": make_stepper(ours, False, args.compile), "hf": make_stepper(theirs, True, False)}
     for name, step in steppers.items():
         for _ in range(3 if not args.compile or name == "hf" else 6):  # compilation happens in warm-up
@@ -105,7 +125,8 @@ def main() -> None:
     print(f"lmlab {lmlab_speed:,.0f} tok/s, transformers {hf_speed:,.0f} tok/s, "
           f"MFU {mfu:.2f} of a {peak / 1e9:.0f} GFLOP/s matmul peak", file=sys.stderr)
     print(json.dumps({
-        "benchmark": "train_throughput", "ratio": lmlab_speed / hf_speed, "target": 1.2, "mfu": mfu,
+        "benchmark": "train_throughput", "family": args.family, "ratio": lmlab_speed / hf_speed, "target": 1.2,
+        "mfu": mfu,
         "mfu_target": 0.4, "lmlab_tokens_per_s": lmlab_speed, "hf_tokens_per_s": hf_speed,
         "matmul_peak_gflops": peak / 1e9, "flops_per_token": flops_per_token, "compile": args.compile,
         "config": CONFIG, "batch": BATCH, "torch_threads": torch.get_num_threads(),

@@ -9,6 +9,8 @@ quickstart wrote them) and draws:
   loss and perplexity for a language model, test accuracy and macro-F1 for a tuned run;
 - ``loss.png``: training loss per logged step and validation loss per evaluation (runs that log steps);
 - ``lr.png``: the learning-rate schedule as it was applied;
+- ``alignment.png``: what a chat task logs beside its loss, per step and per evaluation: GRPO's reward
+  and KL to the reference, DPO's margin and preference accuracy, exact match, a reward model's accuracy;
 - ``attention.png``: a Transformer's attention over a short prompt's tokens, averaged over heads, per layer;
 - ``report.html``: all of the above with config, evaluation table and generated samples, on one page.
 """
@@ -31,6 +33,10 @@ from lmlab.errors import LmlabError  # noqa: E402
 from lmlab.files import atomic_path, write_text  # noqa: E402
 from lmlab.runs import Run, open_run  # noqa: E402
 
+# Figures chat tasks log per step (and as val_NAME per evaluation), one panel each in alignment.png.
+ALIGNMENT_FIGURES = {"reward": "mean reward", "kl": "KL to the reference (per token)", "margin": "reward margin",
+                     "preference_accuracy": "preference accuracy", "exact_match": "exact match",
+                     "accuracy": "pairwise accuracy"}
 ATTENTION_PROMPT = "The cat sat on the mat because it was tired."
 MAX_ATTENTION_TOKENS = 24  # more and the tick labels overlap
 
@@ -85,7 +91,31 @@ def plot_curves(records: list[dict[str, Any]], run_dir: Path) -> list[Path]:
         axes.grid(alpha=0.3)
         written.append(run_dir / "lr.png")
         _save_figure(figure, written[-1])
-    return written
+    alignment = plot_alignment(records, run_dir / "alignment.png")
+    return written + ([alignment] if alignment else [])
+
+
+def plot_alignment(records: list[dict[str, Any]], path: Path) -> Path | None:
+    """alignment.png: a panel per chat-task figure the run logged (see ALIGNMENT_FIGURES); None if it logged none."""
+    panels = []
+    for name, title in ALIGNMENT_FIGURES.items():
+        steps = [(r["step"], r[name]) for r in records if "loss" in r and name in r]
+        evaluations = [(r["step"], r[f"val_{name}"]) for r in records if f"val_{name}" in r]
+        if steps or evaluations:
+            panels.append((title, steps, evaluations))
+    if not panels:
+        return None
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for axis, (title, steps, evaluations) in zip(axes[0], panels, strict=True):
+        if steps:
+            axis.plot(*zip(*steps, strict=True), linewidth=1, label="train (per step)")
+        if evaluations:
+            axis.plot(*zip(*evaluations, strict=True), "o-", label="validation")
+        axis.set(xlabel="step", title=title)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    _save_figure(figure, path)
+    return path
 
 
 def plot_attention(maps: torch.Tensor, tokens: list[str], path: Path, title: str) -> None:
@@ -137,10 +167,10 @@ def report_figures(run_dir: str | Path, run: Run | None = None) -> dict[str, Any
     if seconds is not None:
         rows["wall time"] = f"{seconds:.3g} s"
     for key in ("train_loss", "val_loss"):
-        if key in summary:
+        if isinstance(summary.get(key), float):  # a run that validates by other figures (GRPO's reward) has none
             rows[key.replace("_", " ")] = summary[key]
     scores_text = run is not None and run.family_class.kind != "task"
-    if scores_text and "val_loss" in summary:
+    if scores_text and isinstance(summary.get("val_loss"), float):
         rows["val perplexity"] = math.exp(summary["val_loss"])
     for key, value in summary.items():
         if key.startswith("test_") and key != "test_examples" and isinstance(value, float):

@@ -10,10 +10,12 @@ import sys
 import pytest
 import torch
 from conftest import chat_tune_words, kill_after_logged_steps, tiny_decoder_base
+from png_checks import drawn_png, saved_figures
 
 from lmlab.cli import main
 from lmlab.datasets.chat import conversation_splits
 from lmlab.models import load_model
+from lmlab.report import write_report
 from lmlab.train.checkpoint import list_checkpoints
 from lmlab.tune.tasks.grpo import GRPOConfig, Sample, group_advantages, grpo_loss, k3_kl
 
@@ -68,7 +70,7 @@ def grpo_words(sft, data, run_dir, steps, *extra):
                            "grpo.group_size=8", "train.early_stopping=100", "train.eval_every=10", *extra)
 
 
-def test_grpo_raises_the_sampled_reward_and_reports_the_kl(sft_run, tmp_path):
+def test_grpo_raises_the_sampled_reward_and_reports_the_kl(sft_run, tmp_path, monkeypatch):
     sft, data = sft_run
     run_dir = tmp_path / "grpo"
     assert main(["tune", *grpo_words(sft, data, run_dir, 30)]) == 0
@@ -81,6 +83,12 @@ def test_grpo_raises_the_sampled_reward_and_reports_the_kl(sft_run, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert {"test_reward", "test_exact_match", "test_kl", "base_test_reward", "base_test_kl"} <= set(summary)
     assert summary["base_test_kl"] == 0 and summary["test_reward"] >= summary["base_test_reward"]
+    figures = saved_figures(monkeypatch)
+    assert "alignment.png" in write_report(run_dir).read_text()
+    drawn_png(run_dir / "alignment.png", min_width=600)
+    panels = [[axis.get_title() for axis in figure.axes] for figure in figures]
+    titles = next(titles for titles in panels if "mean reward" in titles)
+    assert titles[:2] == ["mean reward", "KL to the reference (per token)"] and "exact match" in titles
 
 
 def test_a_reused_sample_moves_the_ratio_and_the_clip_acts(sft_run, tmp_path):

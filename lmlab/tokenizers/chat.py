@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +117,14 @@ class ChatTemplate:
     """A chat template (Jinja source) and how lmlab renders and encodes conversations with it."""
 
     source: str = CHATML
+    origin: str = field(default="chat template", compare=False)  # where it was read, for errors
 
     def __post_init__(self) -> None:
         environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[_Generation])
         try:
             self._template = environment.from_string(self.source)
         except TemplateError as exc:
-            raise LmlabError(f"chat template: not a Jinja template ({exc})") from None
+            raise LmlabError(f"{self.origin}: not a Jinja template ({exc})") from None
 
     def render_spans(self, messages: Sequence[dict[str, str]],
                      add_generation_prompt: bool = False) -> tuple[str, list[tuple[int, int]]]:
@@ -131,15 +132,15 @@ class ChatTemplate:
         check_messages(list(messages), "chat")
         try:
             bracketed = self._template.render(messages=list(messages), add_generation_prompt=add_generation_prompt)
-        except TemplateError as exc:
-            raise LmlabError(f"chat template: rendering failed ({exc})") from None
+        except Exception as exc:  # a template is code of its own: any failure of it is the template's defect
+            raise LmlabError(f"{self.origin}: rendering failed ({type(exc).__name__}: {exc})") from None
         text: list[str] = []
         spans: list[tuple[int, int]] = []
         length, rest = 0, bracketed
         while (opened := rest.find(_OPEN)) >= 0:
             closed = rest.find(_CLOSE, opened)
             if closed < 0 or _OPEN in rest[opened + 1:closed]:
-                raise LmlabError("chat template: {% generation %} blocks must close and must not nest")
+                raise LmlabError(f"{self.origin}: {{% generation %}} blocks must close and must not nest")
             before, body = rest[:opened], rest[opened + 1:closed]
             spans.append((length + len(before), length + len(before) + len(body)))
             text += [before, body]
@@ -179,8 +180,6 @@ class ChatTemplate:
         if not path.exists():
             return None
         try:
-            return cls(path.read_text(encoding="utf-8"))
+            return cls(path.read_text(encoding="utf-8"), origin=str(path))
         except UnicodeDecodeError:
             raise LmlabError(f"{path}: not UTF-8 text") from None
-        except LmlabError as exc:
-            raise LmlabError(f"{path}: {exc}") from None

@@ -13,18 +13,19 @@ keeps its splits: no question tuned on by SFT is a held-out preference, and the 
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lmlab.datasets.chat.records import Record, read_conversations, read_preferences
+from lmlab.datasets.chat.records import Record, read_conversations, read_preferences, where_of
 from lmlab.datasets.chat.tasks import KINDS, LANGUAGES, check_reply, generate_tasks, plausible_wrong
 from lmlab.errors import LmlabError
 
 __all__ = ["CONVERSATION_SETS", "PREFERENCE_SETS", "check_reply", "conversation_splits", "plausible_wrong",
-           "preference_splits", "read_conversations", "read_preferences"]
+           "preference_splits", "read_conversations", "read_preferences", "where_of"]
 
 SPLITS = ("train", "validation", "test")
 TASKS_PER_KIND = 400  # per language: 3,200 questions, 2,560 to train on
@@ -49,10 +50,12 @@ def split_records(records: list[Record], seed: int) -> dict[str, list[Record]]:
 
 
 def _task_splits(languages: tuple[str, ...]) -> dict[str, list[Record]]:
-    # Each language is split on its own, so "tasks" holds exactly the splits of tasks-en and tasks-zh.
+    # Each language is split on its own, so "tasks" holds exactly the splits of tasks-en and tasks-zh; their
+    # records alternate, so the first N of a split (limit_eval=N) ask in both languages alike.
     parts = [split_records(generate_tasks(language, TASKS_PER_KIND, TASKS_SEED), TASKS_SEED)
              for language in languages]
-    return {split: [record for part in parts for record in part[split]] for split in SPLITS}
+    return {split: [record for group in itertools.zip_longest(*(part[split] for part in parts)) for record in group
+                    if record is not None] for split in SPLITS}
 
 
 def _from_files(source: str | Path, read: Any, seed: int, what: str) -> dict[str, list[Record]]:

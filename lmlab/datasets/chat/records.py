@@ -20,6 +20,18 @@ from lmlab.tokenizers.chat import check_messages
 Record = dict[str, Any]
 
 
+class Located(dict):  # type: ignore[type-arg]
+    """A record that remembers where it was read (``where``: "file:line"), so that a defect found only
+    later, such as a conversation longer than the model's context, is named where it can be fixed."""
+
+    where: str = ""
+
+
+def where_of(record: Record, fallback: str) -> str:
+    """The file and line `record` was read from, or `fallback` for a record lmlab made (a named set)."""
+    return getattr(record, "where", "") or fallback
+
+
 def read_jsonl_records(path: str | Path, check: Callable[[Any, str], Record]) -> list[Record]:
     """Each line of a JSONL file as a record, checked by `check(record, "file:line")`; blank lines skipped."""
     path = Path(path)
@@ -42,7 +54,9 @@ def read_jsonl_records(path: str | Path, check: Callable[[Any, str], Record]) ->
             raise LmlabError(f"{where}: not JSON ({exc.msg})") from None
         if not isinstance(record, dict):
             raise LmlabError(f"{where}: a record must be a JSON object")
-        records.append(check(record, where))
+        located = Located(check(record, where))
+        located.where = where
+        records.append(located)
     if not records:
         raise LmlabError(f"{path}: no records")
     return records

@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from lmlab.datasets.chat import check_reply
-from lmlab.errors import LmlabError, warn
+from lmlab.datasets.chat import check_reply, where_of
+from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams, generate_ids
 from lmlab.modes import evaluating
 from lmlab.tokenizers import Tokenizer
@@ -63,22 +63,23 @@ def base_template(base: str | Path) -> ChatTemplate:
 
 
 def encode_conversations(records: Sequence[dict[str, Any]], context: ChatContext) -> Conversations:
-    """Each record's messages rendered and encoded, cut to the block; one with no assistant token left is dropped."""
-    ids, masks, kept = [], [], []
-    for record in records:
+    """Each record's messages rendered and encoded; one longer than the block is refused, named where it was read
+    (cutting it would train on a reply without its end, or on none)."""
+    ids, masks = [], []
+    for index, record in enumerate(records):
         encoding = context.template.encode(context.tokenizer, record["messages"])
-        tokens, mask = encoding.ids[: context.block_size], encoding.assistant_mask[: context.block_size]
-        if not any(mask[1:]):  # the first token has no prediction of its own
-            continue
-        ids.append(tokens)
-        masks.append(mask)
-        kept.append(record)
-    if len(kept) < len(records):
-        warn(f"{len(records) - len(kept)} of {len(records)} conversations have no assistant token within the "
-             f"first {context.block_size} tokens and are left out (raise block_size to keep them)")
-    if not kept:
-        raise LmlabError("no conversation has an assistant turn within block_size tokens")
-    return Conversations(ids, masks, kept)
+        check_fits(record, index, len(encoding.ids), context.block_size)
+        ids.append(encoding.ids)
+        masks.append(encoding.assistant_mask)
+    return Conversations(ids, masks, list(records))
+
+
+def check_fits(record: dict[str, Any], index: int, length: int, block_size: int, room: int = 0) -> None:
+    """Refuse a record of `length` tokens (plus `room` for a reply still to come) longer than the block."""
+    if length + room > block_size:
+        what = f"{length} tokens" + (f" and a reply of up to {room}" if room else "")
+        raise LmlabError(f"{where_of(record, f'record {index + 1}')}: {what}, more than block_size={block_size}; "
+                         "raise block_size (up to the model's context) or shorten it")
 
 
 def prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:

@@ -38,7 +38,7 @@ from lmlab.tune.preference import (
     preference_loss,
 )
 from lmlab.tune.tasks.base import TaskObjective, TaskSettings, limited
-from lmlab.tune.tasks.chat import ChatContext, ChatTask, GatheredFigures, exact_match
+from lmlab.tune.tasks.chat import ChatContext, ChatTask, GatheredFigures, check_fits, exact_match
 
 
 class PreferenceConfig(Config):
@@ -72,23 +72,21 @@ def encode_answer(record: dict[str, Any], answer: str, context: ChatContext) -> 
     if whole.ids[: len(prompt)] != prompt:
         raise LmlabError("chat template: a prompt's ids are not a prefix of the prompt with its answer")
     mask = [int(written and at >= len(prompt)) for at, written in enumerate(whole.assistant_mask)]
-    return whole.ids[: context.block_size], mask[: context.block_size]
+    return whole.ids, mask
 
 
 def encode_pairs(records: Sequence[dict[str, Any]], context: ChatContext) -> Pairs:
+    """Both answers of each pair encoded with its prompt; a pair longer than the block is refused, named."""
     pairs = Pairs([], [], [], [], [])
-    for record in records:
+    for index, record in enumerate(records):
         (chosen, chosen_mask), (rejected, rejected_mask) = (encode_answer(record, record[side], context)
                                                             for side in ("chosen", "rejected"))
-        if not any(chosen_mask[1:]) or not any(rejected_mask[1:]):
-            continue  # the prompt fills the block: nothing of one answer is left to score
+        check_fits(record, index, max(len(chosen), len(rejected)), context.block_size)
         pairs.chosen.append(chosen)
         pairs.rejected.append(rejected)
         pairs.chosen_masks.append(chosen_mask)
         pairs.rejected_masks.append(rejected_mask)
         pairs.records.append(record)
-    if not pairs.records:
-        raise LmlabError(f"no preference pair has both answers within block_size={context.block_size} tokens")
     return pairs
 
 

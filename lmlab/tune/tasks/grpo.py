@@ -47,6 +47,7 @@ from lmlab.tune.tasks.chat import (
     ChatContext,
     ChatTask,
     GatheredFigures,
+    check_fits,
     checked,
     generate_replies,
     prompt_messages,
@@ -88,15 +89,13 @@ class Prompts:
     records: list[dict[str, Any]]
 
 
-def encode_prompts(records: Sequence[dict[str, Any]], context: ChatContext, room: int) -> Prompts:
-    prompts = Prompts([], [])
-    for record in records:
+def encode_prompts(records: Sequence[dict[str, Any]], context: ChatContext, reply_room: int) -> Prompts:
+    """Each record's prompt up to the assistant's turn; one that leaves no room for a reply is refused, named."""
+    prompts = Prompts([], list(records))
+    for index, record in enumerate(records):
         ids = context.template.encode(context.tokenizer, prompt_messages(record), add_generation_prompt=True).ids
-        if len(ids) <= room:  # a reply of max_new_tokens must still fit in the block
-            prompts.ids.append(ids)
-            prompts.records.append(record)
-    if not prompts.ids:
-        raise LmlabError(f"no prompt leaves room for a reply within block_size={context.block_size}")
+        check_fits(record, index, len(ids), context.block_size, reply_room)
+        prompts.ids.append(ids)
     return prompts
 
 
@@ -283,7 +282,7 @@ class GRPOTask(ChatTask):
         return limited(splits, settings)
 
     def encode_records(self, records: Sequence[dict[str, Any]], context: ChatContext) -> Prompts:
-        return encode_prompts(records, context, context.block_size - context.settings.grpo.max_new_tokens)
+        return encode_prompts(records, context, context.settings.grpo.max_new_tokens)
 
     def chat_objective(self, train: Prompts, validation: Prompts, context: ChatContext) -> GRPOObjective:
         return GRPOObjective(train, validation, context, context.settings.grpo)

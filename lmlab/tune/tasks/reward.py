@@ -34,7 +34,7 @@ from lmlab.tokenizers import Tokenizer
 from lmlab.tokenizers.chat import ChatTemplate
 from lmlab.tune.encoding import pad_batch
 from lmlab.tune.tasks.base import TaskData, TaskSettings, limited
-from lmlab.tune.tasks.chat import base_template
+from lmlab.tune.tasks.chat import base_template, check_fits
 from lmlab.tune.tasks.multiple_choice import ChoiceExamples, MultipleChoice, MultipleChoiceTask, choice_figures
 
 Messages = list[dict[str, str]]
@@ -43,7 +43,7 @@ Messages = list[dict[str, str]]
 def scored_conversation(template: ChatTemplate, tokenizer: Tokenizer, prompt: Messages, answer: str,
                         block_size: int) -> list[int]:
     """The ids of `prompt` answered by `answer`, the conversation a reward is given for; a long one keeps its end,
-    where the answer is."""
+    where the answer is (a sampled reply may run long; a training pair that does is refused in `encode`)."""
     ids = template.encode(tokenizer, [*prompt, {"role": "assistant", "content": answer}]).ids
     return ids[-block_size:]
 
@@ -59,8 +59,12 @@ class RewardTask(MultipleChoiceTask):
     def encode(self, records: Sequence[dict[str, Any]], labels: Sequence[str], tokenizer: Tokenizer, block_size: int,
                settings: TaskSettings) -> ChoiceExamples:
         template = base_template(settings.base)
-        ids = [[scored_conversation(template, tokenizer, record["prompt"], record[side], block_size)
-                for side in ("chosen", "rejected")] for record in records]
+        ids = []
+        for index, record in enumerate(records):
+            pair = [template.encode(tokenizer, [*record["prompt"], {"role": "assistant", "content": record[side]}]).ids
+                    for side in ("chosen", "rejected")]
+            check_fits(record, index, max(map(len, pair)), block_size)
+            ids.append(pair)
         types = [[[0] * len(side) for side in pair] for pair in ids]
         return ChoiceExamples(ids, types, np.zeros(len(ids), dtype=np.int64))  # the chosen side is choice 0
 
