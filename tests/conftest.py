@@ -87,7 +87,7 @@ def tiny_decoder_base(root: Path, family: str = "gpt") -> Path:
     tokenizer = train_tokenizer(texts, TokenizerConfig(kind="bpe", vocab_size=400, min_frequency=2))
     torch.manual_seed(0)
     shape = {"gpt": {}, "llama": {"n_kv_head": 1, "intermediate_size": 64}}[family]
-    config = {"vocab_size": tokenizer.vocab_size, "block_size": 64, "n_layer": 1, "n_head": 2, "n_embd": 32, **shape}
+    config = {"vocab_size": tokenizer.vocab_size, "block_size": 96, "n_layer": 1, "n_head": 2, "n_embd": 32, **shape}
     save_model(model_from_config(family, config), root / family)
     tokenizer.save(root / family / "tokenizer.json")
     return root / family
@@ -97,5 +97,5 @@ def chat_tune_words(base: Path, task: str, data: str, run_dir: Path, steps: int,
     """`lmlab tune` words for a few quick steps of a chat task, evaluated every 3 and checkpointed every step."""
     return [f"base={base}", f"task={task}", f"data={data}", f"run_dir={run_dir}", f"train.max_steps={steps}",
             "train.eval_every=3", "train.batch_size=8", "train.device=cpu", "train.log_every=1",
-            "train.checkpoint_every=1", "block_size=64", "limit_train=64", "limit_eval=12", "optimizer.lr=3e-3",
+            "train.checkpoint_every=1", "block_size=96", "limit_train=64", "limit_eval=12", "optimizer.lr=3e-3",
             *extra]

@@ -38,7 +38,7 @@ GOOD = {"messages": [USER, ASSISTANT]}
 @pytest.mark.parametrize("bad,named", [
     ({"messages": [{"role": "robot", "content": "hi"}, ASSISTANT]}, "messages[0].role"),
     ({"messages": []}, "messages must be a non-empty list"),
-    ({"messages": [USER, {"role": "assistant", "content": "x " * 200}]}, "more than block_size=64"),
+    ({"messages": [USER, {"role": "assistant", "content": "x " * 200}]}, "more than block_size=96"),
 ])
 def test_a_bad_conversation_is_named_by_file_line_and_field(base_run, tmp_path, capsys, bad, named):
     data = tmp_path / "chat.jsonl"
