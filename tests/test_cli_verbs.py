@@ -139,3 +139,17 @@ def test_each_pipeline_offers_only_weights_that_can_do_its_task(capsys):
     # all-MiniLM-L6-v2 is a BERT encoder without a masked-LM head: it gives features, and nothing else
     assert offered == {"text-generation": set(), "fill-mask": set(), "feature-extraction": {"all-MiniLM-L6-v2"},
                        "sentiment-analysis": set(), "question-answering": set()}
+
+
+def test_quickstart_chat_runs_every_stage_and_prints_the_table(tmp_path, capsys):
+    out = tmp_path / "qc"
+    assert main(["quickstart", "chat", "--out", str(out), "--steps", "2", "--held-out", "8", "--corpus",
+                 str(varied_corpus(tmp_path / "corpus.jsonl"))]) == 0
+    printed = capsys.readouterr().out
+    stages = [line.split(".")[0].strip("─ ") for line in printed.splitlines() if ". " in line and "─" in line]
+    assert stages == [str(n) for n in range(1, 10)]
+    for stage in ("llama", "sft", "reward", "dpo", "grpo"):
+        assert json.loads((out / stage / "summary.json").read_text())["steps"] == 2
+        assert (out / stage / "report.html").exists()
+    assert all(name in printed for name in ("pretrained", "SFT + DPO", "SFT + GRPO", "[zh] you>", "Done in"))
+    assert open_run(out / "grpo").family == "llama"

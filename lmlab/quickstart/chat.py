@@ -74,11 +74,12 @@ def _steps(options: ChatQuickstartOptions, evaluations: int = 2) -> list[str]:
             "schedule.warmup_steps=0"]
 
 
-def _tune(options: ChatQuickstartOptions, stage: str, base: Path, console: Console,
-          *extra: str) -> dict[str, Any]:
+def _tune(options: ChatQuickstartOptions, stage: str, base: Path, console: Console) -> dict[str, Any]:
+    # a quick tour reads only the records its few steps reach (DPO's reference pass reads every one)
+    reached = [] if options.steps is None else [f"limit_train={max(256, 32 * options.steps)}"]
     cfg = read_tune_config(RECIPES / f"chat-{stage}.yaml", [f"base={base}", f"run_dir={options.out / stage}",
                                                             f"limit_eval={options.held_out}", *_steps(options),
-                                                            *extra])
+                                                            *reached])
     return tune(cfg, console=console)
 
 
