@@ -32,6 +32,9 @@ test: $(STAMP) oracles
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/generate_speed.py
+	$(BIN)/python benchmarks/train_throughput.py --family llama
+	$(BIN)/python benchmarks/generate_speed.py --family llama
+	$(BIN)/python benchmarks/dpo_speed.py
 	$(BIN)/python benchmarks/data_prep.py
 	$(BIN)/python benchmarks/ngram_vs_nltk.py
 	$(BIN)/python benchmarks/ngram_vs_kenlm.py
