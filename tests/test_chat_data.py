@@ -122,3 +122,19 @@ def test_preference_pairs_keep_the_conversation_splits():
     for split in ("train", "validation", "test"):
         assert [p["prompt"] for p in pairs[split]] == [r["messages"][:-1] for r in conversations[split]]
         assert all(p["chosen"] == p["answer"] != p["rejected"] for p in pairs[split])
+
+
+def test_mixed_pairs_reject_a_plausible_wrong_answer_or_another_questions_answer_in_each_language():
+    conversations, pairs = conversation_splits("tasks"), preference_splits("preferences-tasks-mixed")
+    for split in ("train", "test"):
+        assert [p["prompt"] for p in pairs[split]] == [r["messages"][:-1] for r in conversations[split]]
+        assert all(p["chosen"] == p["answer"] != p["rejected"] for p in pairs[split])
+        answers = {(r["language"], r["kind"], r["answer"]) for r in conversations[split]}
+        off_topic = [p for p in pairs[split] if p["rejected_by"] == "another question"]
+        # another question's answer, of another kind, in the same language, from the same split
+        assert all(any((p["language"], kind, p["rejected"]) in answers for kind in KINDS if kind != p["kind"])
+                   for p in off_topic)
+        for language in ("en", "zh"):
+            share = sum(p["language"] == language for p in off_topic) / sum(p["language"] == language
+                                                                           for p in pairs[split])
+            assert 0.45 < share < 0.55

@@ -67,7 +67,8 @@ def sft_run(tmp_path_factory):
 
 def grpo_words(sft, data, run_dir, steps, *extra):
     return chat_tune_words(sft, "grpo", str(data), run_dir, steps, "optimizer.lr=2e-3", "grpo.temperature=0.7",
-                           "grpo.group_size=8", "grpo.max_new_tokens=16", "train.early_stopping=100", "train.eval_every=10", *extra)
+                           "grpo.group_size=8", "grpo.max_new_tokens=16", "train.early_stopping=100",
+                           "train.eval_every=10", *extra)
 
 
 def test_grpo_raises_the_sampled_reward_and_reports_the_kl(sft_run, tmp_path, monkeypatch):

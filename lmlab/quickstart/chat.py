@@ -4,7 +4,8 @@
                  sorting, reversing, units, dates; both languages) to instruct and align on
     2 pretrain   a LLaMA (GQA, RoPE, SwiGLU) of about 1.8M parameters, on the CPU
     3 sft        instruction tuning: the loss on the assistant's tokens only, conversations packed
-    4 reward     a reward model from the SFT model, and its pairwise accuracy on held-out pairs
+    4 reward     a reward model from the SFT model, and its pairwise accuracy on held-out pairs (rejected:
+                 a plausible wrong answer, or the answer to another question)
     5 dpo        the SFT model taught to prefer right answers to plausible wrong ones
     6 grpo       the SFT model sampling groups of replies, the right ones reinforced, its KL to SFT reported
     7 compare    every stage's model on the same held-out tasks and pairs: exact match, preference
@@ -116,6 +117,16 @@ def held_out_figures(run_dir: Path, prompts: list[dict[str, Any]], pairs: list[d
     }
 
 
+def pairwise_accuracy(scorer: RewardScorer, pairs: list[dict[str, Any]]) -> dict[str, float]:
+    """The share of pairs the reward model scores chosen above rejected, for each way the rejected was made."""
+    prompts = [pair["prompt"] for pair in pairs]
+    right = scorer(prompts, [p["chosen"] for p in pairs]) > scorer(prompts, [p["rejected"] for p in pairs])
+    groups: dict[str, list[bool]] = {}
+    for pair, correct in zip(pairs, right.tolist(), strict=True):
+        groups.setdefault(pair["rejected_by"], []).append(correct)
+    return {name: sum(group) / len(group) for name, group in groups.items()}
+
+
 def _base_as_chat_run(options: ChatQuickstartOptions) -> Path:
     """The pretrained model with the chat tokens and template, untrained on them: SFT's starting point, scored."""
     from lmlab.models import save_model
@@ -162,8 +173,12 @@ def run_chat_quickstart(options: ChatQuickstartOptions, console: Console | None 
 
     _stage(console, 4, "Reward model: the SFT model with a scalar head, chosen above rejected")
     reward = _tune(options, "reward", options.out / "sft", console)
+    scorer = RewardScorer(str(options.out / "reward"))
+    by_kind = pairwise_accuracy(scorer, preference_splits("preferences-tasks-mixed")["test"][:options.held_out])
     console.print(f"  held-out pairwise accuracy {reward['test_accuracy']:.3f} (chance: 0.5), reward margin "
-                  f"{reward['test_reward_margin']:.2f}", highlight=False)
+                  f"{reward['test_reward_margin']:.2f}; " + ", ".join(
+                      f"{accuracy:.3f} against {rejected_by} answers" for rejected_by, accuracy in by_kind.items()),
+                  highlight=False)
 
     _stage(console, 5, "DPO: prefer the right answer, relative to the SFT model")
     dpo = _tune(options, "dpo", options.out / "sft", console)
@@ -176,7 +191,6 @@ def run_chat_quickstart(options: ChatQuickstartOptions, console: Console | None 
                   f"KL to the SFT model {grpo['test_kl']:.4f} per token", highlight=False)
 
     _stage(console, 7, f"Compare: every model on the same {options.held_out} held-out tasks and pairs")
-    scorer = RewardScorer(str(options.out / "reward"))
     models = {"pretrained": _base_as_chat_run(options), "SFT": options.out / "sft",
               "SFT + DPO": options.out / "dpo", "SFT + GRPO": options.out / "grpo"}
     figures = {name: held_out_figures(path, splits["test"][:options.held_out], pairs["test"][:options.held_out], scorer)

@@ -5,6 +5,7 @@
     conversation_splits("my_chats.jsonl")      a file of {messages}, cut 80/10/10 with the seed
     conversation_splits("dir/")                dir/train.jsonl, validation.jsonl, test.jsonl
     preference_splits("preferences-tasks")     {prompt, chosen: the answer, rejected: a plausible wrong one}
+    preference_splits("preferences-tasks-mixed") half of those, half rejecting the answer to another question
     preference_splits("pairs.jsonl"), ("dir/") the same for {prompt, chosen, rejected} files
 
 A named set's splits never share a question, and a preference set derived from a conversation set
@@ -38,6 +39,9 @@ CONVERSATION_SETS: dict[str, str] = {
 }
 PREFERENCE_SETS: dict[str, str] = {
     "preferences-tasks": "the verifiable tasks of both languages; chosen: the answer, rejected: a plausible wrong one",
+    "preferences-tasks-mixed": "the same questions; rejected: a plausible wrong answer for every other pair, the "
+                               "answer to another kind of question in the same language for the rest (the "
+                               "construction of chatterbot's pairs)",
 }
 
 
@@ -89,10 +93,23 @@ def preference_pair(record: Record, rng: random.Random) -> Record:
             "kind": record["kind"], "language": record["language"], "answer": record["answer"]}
 
 
+def off_topic_pair(record: Record, records: list[Record], index: int) -> Record:
+    """The record's question with its answer chosen over the answer to the next question of another kind in
+    the same language: a reply that is well formed but answers something else."""
+    others = itertools.chain(records[index + 1:], records[:index])
+    other = next(o for o in others if o["language"] == record["language"] and o["kind"] != record["kind"]
+                 and o["answer"] != record["answer"])
+    return {"prompt": record["messages"][:-1], "chosen": record["answer"], "rejected": other["answer"],
+            "kind": record["kind"], "language": record["language"], "answer": record["answer"],
+            "rejected_by": "another question"}
+
+
 def preference_splits(source: str | Path, seed: int = 0) -> dict[str, list[Record]]:
     """train/validation/test preference pairs of a named set, a JSONL file or a directory (see the module)."""
-    if str(source) == "preferences-tasks":
-        rng = random.Random(TASKS_SEED)
-        return {split: [preference_pair(record, rng) for record in records]
+    if str(source) in PREFERENCE_SETS:
+        rng, mixed = random.Random(TASKS_SEED), source == "preferences-tasks-mixed"
+        return {split: [off_topic_pair(record, records, i) if mixed and i // 2 % 2 else
+                        {**preference_pair(record, rng), "rejected_by": "plausible wrong"}
+                        for i, record in enumerate(records)]
                 for split, records in _task_splits(LANGUAGES).items()}
     return _from_files(source, read_preferences, seed, "preference")
