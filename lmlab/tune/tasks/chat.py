@@ -16,6 +16,7 @@ read those tokens only, since the model should learn to answer, not to ask.
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,23 +64,44 @@ def base_template(base: str | Path) -> ChatTemplate:
 
 
 def encode_conversations(records: Sequence[dict[str, Any]], context: ChatContext) -> Conversations:
-    """Each record's messages rendered and encoded; one longer than the block is refused, named where it was read
-    (cutting it would train on a reply without its end, or on none)."""
-    ids, masks = [], []
+    """Each record's messages rendered and encoded; one longer than the block is refused or left out (`LengthCheck`:
+    cutting it would train on a reply without its end, or on none)."""
+    encoded = Conversations([], [], [])
+    lengths = LengthCheck(context.block_size)
     for index, record in enumerate(records):
         encoding = context.template.encode(context.tokenizer, record["messages"])
-        check_fits(record, index, len(encoding.ids), context.block_size)
-        ids.append(encoding.ids)
-        masks.append(encoding.assistant_mask)
-    return Conversations(ids, masks, list(records))
+        if lengths.fits(record, index, len(encoding.ids)):
+            encoded.ids.append(encoding.ids)
+            encoded.assistant_masks.append(encoding.assistant_mask)
+            encoded.records.append(record)
+    lengths.report(len(records))
+    return encoded
 
 
-def check_fits(record: dict[str, Any], index: int, length: int, block_size: int, room: int = 0) -> None:
-    """Refuse a record of `length` tokens (plus `room` for a reply still to come) longer than the block."""
-    if length + room > block_size:
-        what = f"{length} tokens" + (f" and a reply of up to {room}" if room else "")
-        raise LmlabError(f"{where_of(record, f'record {index + 1}')}: {what}, more than block_size={block_size}; "
+class LengthCheck:
+    """Records longer than the block (plus `room` for a reply still to come). A user's record is refused, named
+    where it was read, since the user can shorten it; a named set's record, which the user cannot shorten, is
+    left out, and how many were is said once on stderr."""
+
+    def __init__(self, block_size: int, room: int = 0) -> None:
+        self.block_size, self.room, self.left_out = block_size, room, 0
+
+    def fits(self, record: dict[str, Any], index: int, length: int) -> bool:
+        if length + self.room <= self.block_size:
+            return True
+        where = where_of(record, "")
+        if not where:
+            self.left_out += 1
+            return False
+        what = f"{length} tokens" + (f" and a reply of up to {self.room}" if self.room else "")
+        raise LmlabError(f"{where}: {what}, more than block_size={self.block_size}; "
                          "raise block_size (up to the model's context) or shorten it")
+
+    def report(self, total: int) -> None:
+        if self.left_out:
+            room = f" with room for a {self.room}-token reply" if self.room else ""
+            print(f"warning: {self.left_out} of {total} records do not fit block_size={self.block_size}{room} "
+                  "and are left out", file=sys.stderr)
 
 
 def prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:

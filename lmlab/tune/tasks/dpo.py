@@ -38,7 +38,7 @@ from lmlab.tune.preference import (
     preference_loss,
 )
 from lmlab.tune.tasks.base import TaskObjective, TaskSettings, limited
-from lmlab.tune.tasks.chat import ChatContext, ChatTask, GatheredFigures, check_fits, exact_match
+from lmlab.tune.tasks.chat import ChatContext, ChatTask, GatheredFigures, LengthCheck, exact_match
 
 
 class PreferenceConfig(Config):
@@ -76,17 +76,21 @@ def encode_answer(record: dict[str, Any], answer: str, context: ChatContext) -> 
 
 
 def encode_pairs(records: Sequence[dict[str, Any]], context: ChatContext) -> Pairs:
-    """Both answers of each pair encoded with its prompt; a pair longer than the block is refused, named."""
+    """Both answers of each pair encoded with its prompt; a pair longer than the block is refused
+    or left out (`LengthCheck`)."""
     pairs = Pairs([], [], [], [], [])
+    lengths = LengthCheck(context.block_size)
     for index, record in enumerate(records):
         (chosen, chosen_mask), (rejected, rejected_mask) = (encode_answer(record, record[side], context)
                                                             for side in ("chosen", "rejected"))
-        check_fits(record, index, max(len(chosen), len(rejected)), context.block_size)
+        if not lengths.fits(record, index, max(len(chosen), len(rejected))):
+            continue
         pairs.chosen.append(chosen)
         pairs.rejected.append(rejected)
         pairs.chosen_masks.append(chosen_mask)
         pairs.rejected_masks.append(rejected_mask)
         pairs.records.append(record)
+    lengths.report(len(records))
     return pairs
 
 

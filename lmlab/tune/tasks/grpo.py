@@ -47,7 +47,7 @@ from lmlab.tune.tasks.chat import (
     ChatContext,
     ChatTask,
     GatheredFigures,
-    check_fits,
+    LengthCheck,
     checked,
     generate_replies,
     prompt_messages,
@@ -90,12 +90,16 @@ class Prompts:
 
 
 def encode_prompts(records: Sequence[dict[str, Any]], context: ChatContext, reply_room: int) -> Prompts:
-    """Each record's prompt up to the assistant's turn; one that leaves no room for a reply is refused, named."""
-    prompts = Prompts([], list(records))
+    """Each record's prompt up to the assistant's turn; one that leaves no room for a reply is refused
+    or left out (`LengthCheck`)."""
+    prompts = Prompts([], [])
+    lengths = LengthCheck(context.block_size, reply_room)
     for index, record in enumerate(records):
         ids = context.template.encode(context.tokenizer, prompt_messages(record), add_generation_prompt=True).ids
-        check_fits(record, index, len(ids), context.block_size, reply_room)
-        prompts.ids.append(ids)
+        if lengths.fits(record, index, len(ids)):
+            prompts.ids.append(ids)
+            prompts.records.append(record)
+    lengths.report(len(records))
     return prompts
 
 

@@ -34,7 +34,7 @@ from lmlab.tokenizers import Tokenizer
 from lmlab.tokenizers.chat import ChatTemplate
 from lmlab.tune.encoding import pad_batch
 from lmlab.tune.tasks.base import TaskData, TaskSettings, limited
-from lmlab.tune.tasks.chat import base_template, check_fits
+from lmlab.tune.tasks.chat import LengthCheck, base_template
 from lmlab.tune.tasks.multiple_choice import ChoiceExamples, MultipleChoice, MultipleChoiceTask, choice_figures
 
 Messages = list[dict[str, str]]
@@ -60,11 +60,13 @@ class RewardTask(MultipleChoiceTask):
                settings: TaskSettings) -> ChoiceExamples:
         template = base_template(settings.base)
         ids = []
+        lengths = LengthCheck(block_size)
         for index, record in enumerate(records):
             pair = [template.encode(tokenizer, [*record["prompt"], {"role": "assistant", "content": record[side]}]).ids
                     for side in ("chosen", "rejected")]
-            check_fits(record, index, max(map(len, pair)), block_size)
-            ids.append(pair)
+            if lengths.fits(record, index, max(map(len, pair))):
+                ids.append(pair)
+        lengths.report(len(records))
         types = [[[0] * len(side) for side in pair] for pair in ids]
         return ChoiceExamples(ids, types, np.zeros(len(ids), dtype=np.int64))  # the chosen side is choice 0
 
