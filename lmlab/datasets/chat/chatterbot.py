@@ -3,7 +3,7 @@
     PyPI chatterbot-corpus 1.3.3 ──> <cache>/downloads/WHEEL ──> data/{english,chinese}/*.yml
         ──> conversations (turns alternate user, assistant) ──> exact duplicates dropped, at most
         REPLIES_PER_PROMPT replies kept per prompt ──> split by prompt 80/10/10
-        ──> <cache>/chatterbot-LANG/{train,validation,test}.jsonl + card.json + CARD.md
+        ──> <cache>/chatterbot-LANG/{train,validation,test}.jsonl + card.json + CARD.md (lmlab.datasets.chat.cached)
 
 The corpus repeats itself: 2,026 English conversations hold 899 distinct ones, and a few prompts
 ("Tell me a joke", 玩笑) carry dozens of replies each. Held-out conversations are only held out
@@ -13,7 +13,6 @@ and the replies a prompt keeps are capped so that no single prompt fills a test 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -24,14 +23,12 @@ from typing import Any
 
 import yaml
 
-from lmlab.datasets.corpora import DOWNLOADS_DIR, card_header, default_cache_dir, read_card, write_card
+from lmlab.datasets.chat.cached import SPLITS, cached_splits
 from lmlab.datasets.sources import PackageSource
 from lmlab.errors import LmlabError
-from lmlab.files import atomic_path, read_jsonl
 
 Record = dict[str, Any]
 
-SPLITS = ("train", "validation", "test")
 REPLIES_PER_PROMPT = 5
 SPLIT_SEED = 0
 RECIPE = {"replies_per_prompt": REPLIES_PER_PROMPT, "seed": SPLIT_SEED, "fractions": [0.8, 0.1, 0.1]}
@@ -136,42 +133,12 @@ def chatterbot_splits(language: str, cache_dir: str | os.PathLike[str] | None = 
                       progress: bool = True) -> dict[str, list[Record]]:
     """The cached train/validation/test conversations of chatterbot-`language`, built on first use."""
     spec = SPECS[language]
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    directory = root / spec.name
-    card = read_card(directory, spec)
-    complete = all((directory / f"{split}.jsonl").is_file() for split in SPLITS)
-    if card is None or card.get("recipe") != RECIPE or not complete:
-        _build(spec, root / DOWNLOADS_DIR, directory, progress)
-    return {split: [record for _, record in read_jsonl(directory / f"{split}.jsonl")] for split in SPLITS}
 
+    def make(files: dict[str, bytes]) -> tuple[dict[str, list[Record]], dict[str, int], list[str]]:
+        records = [record for member in sorted(files) for record in conversations_of(member, files[member], language)]
+        if not records:
+            raise LmlabError(f"{spec.name}: the files read from {spec.source.filename} hold no conversations")
+        splits, counts = split_by_prompt(records)
+        return splits, counts, [f"categories: {', '.join(sorted({record['category'] for record in records}))}"]
 
-def _build(spec: ChatterbotSpec, downloads_dir: Path, directory: Path, progress: bool) -> None:
-    files = spec.source.read_files(spec.members, downloads_dir, progress=progress)
-    records = [record for member in sorted(files) for record in conversations_of(member, files[member], spec.language)]
-    if not records:
-        raise LmlabError(f"{spec.name}: the files read from {spec.source.filename} hold no conversations")
-    splits, counts = split_by_prompt(records)
-    categories = sorted({record["category"] for record in records})
-    card = {**card_header(spec, sorted(files), [f"categories: {', '.join(categories)}"]),
-            "recipe": RECIPE, "deduplication": counts, "counts": {split: len(rows) for split, rows in splits.items()}}
-    with atomic_path(directory) as tmp:
-        tmp.mkdir()
-        for split, rows in splits.items():
-            with (tmp / f"{split}.jsonl").open("w", encoding="utf-8") as out:
-                out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        write_card(tmp, card, chat_card_markdown(card))
-
-
-def chat_card_markdown(card: dict[str, Any]) -> str:
-    """A conversation set's card as a short Markdown page."""
-    source = card["source"]
-    lines = [f"# {card['name']}", "", card["description"], "", "| | |", "|---|---|",
-             f"| language | {card['language']} |", f"| licence | {card['licence']} |",
-             f"| source | {source['package']} {source['version']} ({source['registry']}): {source['url']} |",
-             f"| sha256 | `{source['sha256']}` |"]
-    lines += [f"| {field.replace('_', ' ')} | {value:,} |" for field, value in card["deduplication"].items()]
-    lines += [f"| {split} | {count:,} conversations |" for split, count in card["counts"].items()]
-    lines += ["", "## How the conversations were derived", "", card["derivation"], ""]
-    lines += [f"- {note}" for note in card["notes"]]
-    lines += ["", f"## Files read ({len(card['members'])})", ""] + [f"- `{member}`" for member in card["members"]]
-    return "\n".join(lines) + "\n"
+    return cached_splits(spec, RECIPE, make, cache_dir, progress)

@@ -145,8 +145,9 @@ def _normalised(text: str) -> str:
 
 
 def check_reply(record: Record, reply: str) -> bool:
-    """Whether `reply` gives the record's answer (see the module for the normalisation)."""
-    return _normalised(reply) == _normalised(record["answer"])
+    """Whether `reply` gives the record's answer, or one of its ``accepted`` answers where it lists several (a
+    word's synonyms); see the module for the normalisation."""
+    return _normalised(reply) in {_normalised(answer) for answer in record.get("accepted", [record["answer"]])}
 
 
 def plausible_wrong(record: Record, rng: random.Random) -> str:

