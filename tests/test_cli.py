@@ -91,11 +91,18 @@ def test_datasets_list_and_get_write_json(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out.splitlines()
     assert [row["name"] for row in listed] == [line.split()[0] for line in printed]
     assert {"pydoc", "sentiment-zh"} <= {row["name"] for row in listed}
-    assert next(row for row in listed if row["name"] == "sentiment-zh")["labelled"] is True
+    kinds = {row["name"]: row["kind"] for row in listed}
+    assert kinds["sentiment-zh"] == "labelled" and kinds["pydoc"] == "corpus"
+    assert kinds["chatterbot"] == kinds["tasks-lookup"] == "conversations"
+    assert kinds["preferences-chatterbot"] == "preferences"
     assert main(["datasets", "get", "pydoc", "--json", str(tmp_path / "get.json")]) == 0
     card = json.loads((tmp_path / "get.json").read_text())
     assert card["name"] == "pydoc" and Path(card["path"]).is_file()
     assert f"{card['card']['size']['documents']:,} documents" in capsys.readouterr().out
+    assert main(["datasets", "get", "tasks-zh", "--json", str(tmp_path / "tasks.json")]) == 0
+    counts = json.loads((tmp_path / "tasks.json").read_text())["counts"]
+    assert capsys.readouterr().out == f"tasks-zh: train {counts['train']:,}, validation {counts['validation']}, " \
+                                      f"test {counts['test']}\n" and counts["train"] > 2000
 
 
 def test_eval_sheet_writes_json(tmp_path, capsys):
