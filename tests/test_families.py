@@ -49,6 +49,18 @@ def test_logits_and_loss_on_unshifted_labels(name):
     assert model(ids, last_token_only=True).logits.shape == (2, 1, VOCAB)
 
 
+def test_logits_at_gives_the_chosen_positions_logits_in_row_major_order(name):
+    model = tiny(name)
+    ids = torch.randint(0, VOCAB, (3, 8))
+    chosen = torch.rand(3, 8) < 0.4
+    chosen[1, 0] = chosen[2, 7] = True
+    picked = model(ids, logits_at=chosen).logits
+    assert picked.shape == (int(chosen.sum()), VOCAB)
+    assert torch.allclose(picked, model(ids).logits[chosen], atol=1e-5)
+    with pytest.raises(ValueError, match="labels need the logits of every position"):
+        model(ids, labels=ids, logits_at=chosen)
+
+
 def test_cached_steps_equal_the_full_forward(name):
     model = tiny(name)
     ids = torch.randint(0, VOCAB, (2, 11))

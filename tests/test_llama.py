@@ -163,6 +163,15 @@ def test_cached_decoding_equals_one_full_forward():
     assert (torch.cat(steps, dim=1) - full).abs().max() <= 1e-5
 
 
+def test_logits_at_gives_the_chosen_positions_logits_under_padding():
+    model = lmlab_llama()
+    ids, mask = left_padded([[3, 4, 5, 6, 7, 8], [9, 2, 11]])
+    chosen = mask.bool() & (torch.arange(6) % 2 == 1)
+    with torch.no_grad():
+        assert (model(ids, attention_mask=mask, logits_at=chosen).logits
+                - model(ids, attention_mask=mask).logits[chosen]).abs().max() <= 1e-5
+
+
 def test_config_is_validated_and_unsupported_transformers_settings_are_refused(tmp_path):
     with pytest.raises(LmlabError, match="n_head"):
         LlamaConfig(n_head=6, n_kv_head=4, n_embd=48)

@@ -214,6 +214,17 @@ class LMOutput:
     cache: Any = None  # a KVCache for Transformers; a recurrent state or token window for other families
 
 
+def check_logits_request(labels: Tensor | None, last_token_only: bool, logits_at: Tensor | None) -> None:
+    """A decoder's forward gives every position's logits (B, T, V), the last one's (B, 1, V) when decoding, or
+    with ``logits_at`` (B, T) bool only those positions', as (N, V) in row-major order: a loss that reads a
+    few positions (a preference's answer tokens) skips the V x d output matmul for the rest. A loss over
+    ``labels`` needs every position, so it goes with neither."""
+    if labels is not None and (last_token_only or logits_at is not None):
+        raise ValueError("labels need the logits of every position; do not pass last_token_only or logits_at")
+    if last_token_only and logits_at is not None:
+        raise ValueError("pass last_token_only or logits_at, not both")
+
+
 class KVCache:
     """Preallocated keys and values for every layer, filled left to right.
 

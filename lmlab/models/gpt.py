@@ -26,7 +26,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.models.base import KVCache, LMOutput, ModelFamily, attention_weights, causal_mask, inputs_of
+from lmlab.models.base import (
+    KVCache,
+    LMOutput,
+    ModelFamily,
+    attention_weights,
+    causal_mask,
+    check_logits_request,
+    inputs_of,
+)
 from lmlab.models.checks import MIN_VOCAB, at_least, divisible, init_scheme, positive, rates
 from lmlab.models.init import initialise
 
@@ -192,6 +200,7 @@ class GPT(ModelFamily, nn.Module):
         cache: KVCache | None = None,
         last_token_only: bool = False,
         inputs_embeds: Tensor | None = None,
+        logits_at: Tensor | None = None,
     ) -> LMOutput:
         """Logits for every position of `input_ids` (B, T), or only the last one if asked.
 
@@ -202,12 +211,15 @@ class GPT(ModelFamily, nn.Module):
         - ``cache``: keys and values of earlier positions; this call appends T more.
         - ``inputs_embeds`` (B, T, C): vectors to read instead of looking `input_ids` up (prompt
           tuning prepends trained ones); position embeddings are still added.
+        - ``logits_at`` (B, T) bool: only these positions' logits, as (N, V): a loss that reads a few
+          positions (a preference's answer tokens) skips the V x d matmul for the rest.
         """
-        if labels is not None and last_token_only:
-            raise ValueError("labels need the logits of every position; do not pass last_token_only")
+        check_logits_request(labels, last_token_only, logits_at)
         x = self._hidden_states(input_ids, attention_mask, cache, inputs_embeds)
         if last_token_only:
             x = x[:, -1:, :]  # decoding needs one distribution; skip the V x d matmul for the rest
+        if logits_at is not None:
+            x = x[logits_at]
         logits = self.lm_head(x)  # (B, T, V)
 
         loss = None

@@ -43,6 +43,7 @@ from lmlab.models.base import (
     ModelFamily,
     attention_weights,
     causal_mask,
+    check_logits_request,
     document_mask,
     document_positions,
     inputs_of,
@@ -259,6 +260,7 @@ class Llama(ModelFamily, nn.Module):
         last_token_only: bool = False,
         inputs_embeds: Tensor | None = None,
         document_ids: Tensor | None = None,
+        logits_at: Tensor | None = None,
     ) -> LMOutput:
         """Logits for every position of `input_ids` (B, T), or only the last one if asked.
 
@@ -267,12 +269,14 @@ class Llama(ModelFamily, nn.Module):
         - ``cache``: keys and values of earlier positions; this call appends T more.
         - ``inputs_embeds`` (B, T, C): vectors to read instead of looking `input_ids` up (prompt tuning).
         - ``document_ids`` (B, T): which packed text each token belongs to (training only, no cache).
+        - ``logits_at`` (B, T) bool: only these positions' logits, as (N, V) (`check_logits_request`).
         """
-        if labels is not None and last_token_only:
-            raise ValueError("labels need the logits of every position; do not pass last_token_only")
+        check_logits_request(labels, last_token_only, logits_at)
         x = self._hidden_states(input_ids, attention_mask, cache, inputs_embeds, document_ids)
         if last_token_only:
             x = x[:, -1:, :]
+        if logits_at is not None:
+            x = x[logits_at]
         logits = self.lm_head(x)  # (B, T, V)
         loss = None
         if labels is not None:

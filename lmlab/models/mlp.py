@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lmlab.models.base import LMOutput, ModelFamily
+from lmlab.models.base import LMOutput, ModelFamily, check_logits_request
 from lmlab.models.checks import MIN_VOCAB, at_least, init_scheme, rates
 from lmlab.models.init import initialise
 
@@ -115,6 +115,7 @@ class BengioMLP(ModelFamily, nn.Module):
         labels: Tensor | None = None,
         cache: TokenWindow | None = None,
         last_token_only: bool = False,
+        logits_at: Tensor | None = None,
     ) -> LMOutput:
         """Logits (B, T, V) predicting the token after each position of `input_ids` (B, T).
 
@@ -123,8 +124,7 @@ class BengioMLP(ModelFamily, nn.Module):
         ``cache`` holding the tokens before this call, updated in place.
         """
         B, T = input_ids.size()
-        if labels is not None and last_token_only:
-            raise ValueError("labels need the logits of every position; do not pass last_token_only")
+        check_logits_request(labels, last_token_only, logits_at)
         n_before = self.config.context
         if attention_mask is not None:
             input_ids = input_ids.masked_fill(attention_mask[:, -T:] == 0, self.pad_id)
@@ -138,7 +138,9 @@ class BengioMLP(ModelFamily, nn.Module):
         windows = tokens.unfold(1, n_before, 1)[:, 1:]  # (B, T, context)
         if last_token_only:
             windows = windows[:, -1:]  # decoding needs one distribution
-        x = self.embed(windows).flatten(2)  # (B, T, context * n_embd), oldest token first
+        if logits_at is not None:
+            windows = windows[logits_at]
+        x = self.embed(windows).flatten(-2)  # (B, T, context * n_embd), oldest token first
         logits = self.output(self.drop(torch.tanh(self.hidden(x))))  # (B, T, V)
         if self.direct is not None:
             logits = logits + self.direct(x)

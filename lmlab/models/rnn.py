@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
-from lmlab.models.base import LMOutput, ModelFamily
+from lmlab.models.base import LMOutput, ModelFamily, check_logits_request
 from lmlab.models.checks import MIN_VOCAB, at_least, init_scheme, one_of, rates
 from lmlab.models.init import initialise
 
@@ -171,6 +171,7 @@ class RNNLanguageModel(ModelFamily, nn.Module):
         labels: Tensor | None = None,
         cache: RecurrentState | None = None,
         last_token_only: bool = False,
+        logits_at: Tensor | None = None,
     ) -> LMOutput:
         """Logits (B, T, V) predicting the token after each position of `input_ids` (B, T).
 
@@ -180,8 +181,7 @@ class RNNLanguageModel(ModelFamily, nn.Module):
         `RecurrentState` with the final state is returned either way.
         """
         B, T = input_ids.size()
-        if labels is not None and last_token_only:
-            raise ValueError("labels need the logits of every position; do not pass last_token_only")
+        check_logits_request(labels, last_token_only, logits_at)
         cache = cache if cache is not None else RecurrentState()
         real = None if attention_mask is None else attention_mask[:, -T:].bool()  # (B, T)
 
@@ -193,6 +193,8 @@ class RNNLanguageModel(ModelFamily, nn.Module):
         cache.length += T
         if last_token_only:
             out = out[:, -1:]  # decoding needs one distribution; skip the V x d matmul for the rest
+        if logits_at is not None:
+            out = out[logits_at]
         out = self.drop(out)
         if self.proj is not None:
             out = self.proj(out)  # (B, T, n_embd), to meet the tied decoder

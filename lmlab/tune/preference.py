@@ -50,18 +50,25 @@ class AnswerLogprobs:
 def answer_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, answer_mask: Tensor) -> AnswerLogprobs:
     """log π of each row's answer tokens (`answer_mask` 1 on them) for right-padded rows (B, T).
 
-    The logit at position t predicts token t + 1, so the mask is read from the second column on.
-    Log-softmax is taken in float32: a sum over a hundred tokens would lose digits in bfloat16.
+    Position t's logits predict token t + 1, so the mask is read from the second column on.
     """
-    logprobs = token_logprobs(model, input_ids, attention_mask)
-    mask = answer_mask[:, 1:].to(logprobs.dtype)
-    return AnswerLogprobs(total=(logprobs * mask).sum(-1), tokens=mask.sum(-1))
+    mask = answer_mask[:, 1:]
+    logprobs = token_logprobs(model, input_ids, attention_mask, mask)
+    return AnswerLogprobs(total=logprobs.sum(-1), tokens=mask.to(logprobs.dtype).sum(-1))
 
 
-def token_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-    """(B, T-1): log π of each token of `input_ids` from position 1 on, given the ones before it, in float32."""
-    logits = model(input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (B, T-1, V)
-    return torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+def token_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, reads: Tensor) -> Tensor:
+    """(B, T-1): log π of each token of `input_ids` from position 1 on, given the ones before it, where `reads`
+    (B, T-1) is 1, and 0 elsewhere; in float32, as a sum over a hundred tokens would lose digits in bfloat16.
+
+    Only the positions read get logits (`logits_at`): answers are a few tokens of each row, and the output
+    layer is a large part of a small model's work.
+    """
+    where = reads.bool()
+    targets = input_ids[:, 1:][where]
+    logits = model(input_ids, attention_mask=attention_mask, logits_at=F.pad(where, (0, 1))).logits.float()  # (N, V)
+    picked = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return torch.zeros(where.shape, dtype=picked.dtype, device=picked.device).masked_scatter(where, picked)
 
 
 @dataclass

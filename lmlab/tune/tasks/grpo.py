@@ -205,9 +205,9 @@ class GRPOObjective(GatheredFigures, TaskObjective):
         with torch.no_grad(), evaluating(model):
             # One update per sample: the sampling policy is the one being updated, ρ = 1 (its gradient is
             # the policy gradient), and the log-probabilities are the update's own, detached.
-            old = token_logprobs(model, ids, attention) if s.updates_per_sample > 1 else torch.zeros(0)
+            old = token_logprobs(model, ids, attention, reply_mask) if s.updates_per_sample > 1 else torch.zeros(0)
             reference = self.context.reference
-            ref = (token_logprobs(reference.to(device), ids, attention) if reference is not None and s.beta
+            ref = (token_logprobs(reference.to(device), ids, attention, reply_mask) if reference is not None and s.beta
                    else torch.zeros(ids.size(0), ids.size(1) - 1, device=device))
         return Sample(ids, attention, reply_mask, group_advantages(rewards, s.group_size), old, ref, rewards)
 
@@ -218,7 +218,7 @@ class GRPOObjective(GatheredFigures, TaskObjective):
         if micro not in self.samples:
             self.samples[micro] = self._sample(getattr(model, "module", model), batch, sample_index, micro)
         sample = self.samples[micro]
-        logprobs = token_logprobs(model, sample.input_ids, sample.attention_mask)
+        logprobs = token_logprobs(model, sample.input_ids, sample.attention_mask, sample.reply_mask)
         old = logprobs.detach() if self.settings.updates_per_sample == 1 else sample.old_logprobs
         loss, figures = grpo_loss(logprobs, old, sample, self.settings)
         self.gather(figures)
@@ -263,7 +263,7 @@ class GRPOObjective(GatheredFigures, TaskObjective):
             for start in range(0, len(prompts), self.batch_size):
                 part = slice(start, start + self.batch_size)
                 ids, attention, mask = (t.to(device) for t in reply_rows(prompts[part], replies[part], self.pad_id))
-                kl = k3_kl(token_logprobs(model, ids, attention), token_logprobs(reference, ids, attention))
+                kl = k3_kl(*(token_logprobs(one, ids, attention, mask) for one in (model, reference)))
                 total += float((kl * mask).sum())
                 count += int(mask.sum())
         return total / max(count, 1)
