@@ -44,7 +44,8 @@ def lmlab_steps_per_s(model: torch.nn.Module, pairs: list[dict], tokenizer, temp
     reference = copy.deepcopy(model).eval().requires_grad_(False)
     settings = SimpleNamespace(train=LoopConfig(batch_size=batch, grad_accum=1, seed=0))
     end = template.end_of_turn_id(tokenizer)
-    context = ChatContext(tokenizer, template, model.config.block_size, end, end, reference, settings, False)  # type: ignore[arg-type]
+    context = ChatContext(tokenizer, template, model.config.block_size, end, end, reference, settings,  # type: ignore[arg-type]
+                          model.packs_documents)
     train = encode_pairs(pairs, context)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0, foreach=True)
     model.train()

@@ -97,6 +97,29 @@ def test_dpo_loss_rewards_and_margin_equal_trl_dpo_trainer(tmp_path, hf_tokenize
     assert figures["preference_accuracy"] == pytest.approx(trl["rewards/accuracies"])
 
 
+def test_a_pair_packed_on_one_row_gives_the_log_probabilities_of_its_two_rows():
+    from lmlab.models.llama import Llama, LlamaConfig
+    from lmlab.tune.tasks.dpo import Pairs, pair_logprobs, pair_rows, shared_prompt_rows
+
+    torch.manual_seed(0)
+    model = Llama(LlamaConfig(vocab_size=50, block_size=64, n_layer=2, n_head=4, n_kv_head=2, n_embd=32)).eval()
+    pairs = Pairs([], [], [], [], [])
+    for prompt, chosen, rejected in [([3, 4, 5, 6], [7, 8, 9], [10, 11]), ([12, 13], [14], [15, 16, 17, 18]),
+                                     ([19, 20, 21, 22, 23, 24, 25], [26, 27], [28, 29, 30])]:
+        for side, answer in (("chosen", chosen), ("rejected", rejected)):
+            getattr(pairs, side).append(prompt + answer + [2, 1])  # the end of turn is learned, what follows not
+            getattr(pairs, f"{side}_masks").append([0] * len(prompt) + [1] * (len(answer) + 1) + [0])
+        pairs.records.append({})
+    with torch.no_grad():
+        for packed, alone in zip(pair_logprobs(model, shared_prompt_rows(pairs, [0, 1, 2], 0)),
+                                 pair_logprobs(model, pair_rows(pairs, [0, 1, 2], 0)), strict=True):
+            assert torch.equal(packed.tokens, alone.tokens)
+            assert (packed.total - alone.total).abs().max() <= 1e-5 * alone.total.abs().max()
+    rows = shared_prompt_rows(pairs, [1], 0)
+    assert rows["input_ids"].tolist() == [[12, 13, 14, 2, 1, 15, 16, 17, 18, 2, 1]]
+    assert rows["branch_ids"].tolist() == [[0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2]]
+
+
 def test_simpo_equals_trl_cpo_trainer_without_a_reference(tmp_path, hf_tokenizer):
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 

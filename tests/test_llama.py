@@ -151,6 +151,20 @@ def test_packed_documents_give_the_logits_each_has_alone():
     assert (unpacked - alone).abs().max() > 1e-3  # without document_ids the texts would read each other
 
 
+def test_answers_packed_after_their_prompt_give_the_logits_each_has_alone():
+    model = lmlab_llama()
+    prompt, answers = [5, 6, 7, 8], [[9, 10, 11], [12, 13]]
+    ids = torch.tensor([prompt + answers[0] + answers[1] + [0]])
+    branches = torch.tensor([[0] * 4 + [1] * 3 + [2] * 2 + [-1]])  # and a padding token
+    with torch.no_grad():
+        packed = model(ids, branch_ids=branches).logits[0]
+        alone = [model(torch.tensor([prompt + answer])).logits[0] for answer in answers]
+    assert (packed[:7] - alone[0]).abs().max() <= 1e-5
+    assert (packed[7:9] - alone[1][4:]).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match="pass one"):
+        model(ids, branch_ids=branches, document_ids=branches)
+
+
 def test_cached_decoding_equals_one_full_forward():
     model = lmlab_llama(n_kv_head=2)
     ids = torch.randint(0, VOCAB, (2, 20))

@@ -82,7 +82,8 @@ class ModelFamily:
     missing_weights: tuple[str, ...] = ()  # read from a directory that lacked them: left at initialisation
     carries_state: ClassVar[bool] = False  # its cache can be carried from one training window into the next
     unbounded_context: ClassVar[bool] = False  # reads any length: block_size is only its training window
-    packs_documents: ClassVar[bool] = False  # forward takes document_ids: texts sharing a row, unseen by each other
+    # forward takes document_ids (texts sharing a row, unseen by each other) and branch_ids (one prompt, its answers)
+    packs_documents: ClassVar[bool] = False
 
     @classmethod
     def describe(cls, config: dict[str, Any]) -> str:
@@ -191,6 +192,23 @@ def document_mask(document_ids: Tensor) -> Tensor:
     same_document = document_ids[:, :, None] == document_ids[:, None, :]
     causal = torch.ones(T, T, dtype=torch.bool, device=document_ids.device).tril()
     return (same_document & causal)[:, None]
+
+
+def branch_mask(branch_ids: Tensor) -> Tensor:
+    """Boolean (B, 1, T, T) for rows that pack one prompt with several answers to it: ``branch_ids`` (B, T) is
+    0 on the prompt, 1, 2, ... on each answer and -1 on padding. A token sees the earlier prompt tokens and
+    the earlier tokens of its own answer, so each answer is read as if it alone followed the prompt (the
+    prompt is computed once, not once per answer)."""
+    T = branch_ids.size(1)
+    visible = (branch_ids[:, :, None] == branch_ids[:, None, :]) | (branch_ids[:, None, :] == 0)
+    causal = torch.ones(T, T, dtype=torch.bool, device=branch_ids.device).tril()
+    return (visible & causal)[:, None]
+
+
+def positions_in(mask: Tensor) -> Tensor:
+    """Each query's position (B, T) under a boolean mask (B, 1, T, T) that lets it see the tokens before it in
+    its own text and itself: how many it sees, less one."""
+    return mask.sum(dim=-1).squeeze(1) - 1
 
 
 def inputs_of(modules: Sequence[nn.Module], run: Callable[[], object]) -> list[Tensor]:

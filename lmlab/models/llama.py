@@ -24,7 +24,9 @@ reads and writes its directories. RoPE uses the half-split layout (the first hal
 dimensions pairs with the second half), as transformers does.
 
 A forward also takes ``document_ids`` (B, T): several texts packed into one row, each attending to
-itself only and counting its positions from 0, so instruction tuning wastes no compute on padding.
+itself only and counting its positions from 0, so instruction tuning wastes no compute on padding;
+and ``branch_ids`` (B, T): one prompt followed by several answers, each seeing the prompt and itself,
+so a preference pair's prompt is computed once for both of its answers.
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ from lmlab.models.base import (
     LMOutput,
     ModelFamily,
     attention_weights,
+    branch_mask,
     causal_mask,
     check_logits_request,
     document_mask,
     document_positions,
     inputs_of,
+    positions_in,
 )
 from lmlab.models.checks import MIN_VOCAB, at_least, divisible, init_scheme, positive, rates
 from lmlab.models.init import initialise
@@ -261,6 +265,7 @@ class Llama(ModelFamily, nn.Module):
         inputs_embeds: Tensor | None = None,
         document_ids: Tensor | None = None,
         logits_at: Tensor | None = None,
+        branch_ids: Tensor | None = None,
     ) -> LMOutput:
         """Logits for every position of `input_ids` (B, T), or only the last one if asked.
 
@@ -270,9 +275,10 @@ class Llama(ModelFamily, nn.Module):
         - ``inputs_embeds`` (B, T, C): vectors to read instead of looking `input_ids` up (prompt tuning).
         - ``document_ids`` (B, T): which packed text each token belongs to (training only, no cache).
         - ``logits_at`` (B, T) bool: only these positions' logits, as (N, V) (`check_logits_request`).
+        - ``branch_ids`` (B, T): 0 on a prompt, 1, 2, ... on the answers packed after it (`branch_mask`).
         """
         check_logits_request(labels, last_token_only, logits_at)
-        x = self._hidden_states(input_ids, attention_mask, cache, inputs_embeds, document_ids)
+        x = self._hidden_states(input_ids, attention_mask, cache, inputs_embeds, document_ids, branch_ids)
         if last_token_only:
             x = x[:, -1:, :]
         if logits_at is not None:
@@ -305,7 +311,8 @@ class Llama(ModelFamily, nn.Module):
         return torch.stack(maps)
 
     def _hidden_states(self, input_ids: Tensor | None, attention_mask: Tensor | None, cache: KVCache | None,
-                       inputs_embeds: Tensor | None, document_ids: Tensor | None) -> Tensor:
+                       inputs_embeds: Tensor | None, document_ids: Tensor | None,
+                       branch_ids: Tensor | None = None) -> Tensor:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
         x = self.model.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
@@ -315,11 +322,16 @@ class Llama(ModelFamily, nn.Module):
             raise LmlabError(f"{past + T} tokens exceed the model's context of {self.config.block_size}")
         if attention_mask is not None and attention_mask.shape != (B, past + T):
             raise ValueError(f"attention_mask is {tuple(attention_mask.shape)}, expected {(B, past + T)}")
-        if document_ids is not None and (cache is not None or attention_mask is not None):
-            raise ValueError("document_ids packs texts for training: pass neither a cache nor an attention_mask")
+        packed = [name for name, ids in (("document_ids", document_ids), ("branch_ids", branch_ids)) if ids is not None]
+        if packed and (len(packed) > 1 or cache is not None or attention_mask is not None):
+            raise ValueError(f"{' and '.join(packed)} pack texts for training: pass one, with neither a cache nor an "
+                             "attention_mask")
 
-        if document_ids is not None:
-            positions: Tensor | tuple[int, int] = document_positions(document_ids)
+        if branch_ids is not None:
+            mask = branch_mask(branch_ids)
+            positions: Tensor | tuple[int, int] = positions_in(mask)
+        elif document_ids is not None:
+            positions = document_positions(document_ids)
             mask = document_mask(document_ids)
         elif attention_mask is not None:
             # Positions from each row's first real token; RoPE only sees differences, so this is for

@@ -57,6 +57,37 @@ def answer_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor,
     return AnswerLogprobs(total=logprobs.sum(-1), tokens=mask.to(logprobs.dtype).sum(-1))
 
 
+def branch_logprobs(model: nn.Module, input_ids: Tensor, branch_ids: Tensor,
+                    answer_mask: Tensor) -> tuple[AnswerLogprobs, AnswerLogprobs]:
+    """Both answers' log π from rows that pack a prompt (branch 0) with its chosen (1) and rejected (2) answers
+    after it, each seeing the prompt and itself only (`lmlab.models.base.branch_mask`), right-padded (-1).
+
+    An answer token is predicted by the token before it in its own branch, and a branch's first token by the
+    prompt's last: the rejected answer does not follow the chosen one, however the row lays them out.
+    """
+    B, T = input_ids.shape
+    index = torch.arange(T, device=input_ids.device).expand(B, T)
+    prompt_end = (branch_ids == 0).sum(dim=1, keepdim=True) - 1  # (B, 1): the prompt's last token
+    first = torch.ones_like(branch_ids, dtype=torch.bool)
+    first[:, 1:] = branch_ids[:, 1:] != branch_ids[:, :-1]
+    predictor = torch.where(first & (branch_ids > 0), prompt_end, index - 1)
+    reads = answer_mask.bool()
+    rows, cols = reads.nonzero(as_tuple=True)
+    sources = predictor[rows, cols]
+    needed = torch.zeros_like(reads)
+    needed[rows, sources] = True  # the prompt's last token predicts both answers' first tokens: computed once
+    slot = needed.flatten().cumsum(0).view(B, T) - 1  # where each needed position's logits land in (N, V)
+    logits = model(input_ids, branch_ids=branch_ids, logits_at=needed).logits.float()
+    picked = torch.log_softmax(logits, dim=-1)[slot[rows, sources], input_ids[rows, cols]]
+    per_token = torch.zeros(B, T, dtype=picked.dtype, device=picked.device).index_put((rows, cols), picked)
+
+    def side(branch: int) -> AnswerLogprobs:
+        on = branch_ids == branch
+        return AnswerLogprobs(total=(per_token * on).sum(-1), tokens=(reads & on).sum(-1).to(picked.dtype))
+
+    return side(1), side(2)
+
+
 def token_logprobs(model: nn.Module, input_ids: Tensor, attention_mask: Tensor, reads: Tensor) -> Tensor:
     """(B, T-1): log π of each token of `input_ids` from position 1 on, given the ones before it, where `reads`
     (B, T-1) is 1, and 0 elsewhere; in float32, as a sum over a hundred tokens would lose digits in bfloat16.

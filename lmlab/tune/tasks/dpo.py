@@ -4,8 +4,11 @@
                                  ──policy (and reference)──> log π(answer) ──loss──> DPO, IPO, SimPO or ORPO
 
 A batch lays out its pairs as TRL's does, every chosen row then every rejected one, right-padded, so
-one forward reads both sides. The reference's log-probabilities are computed once, when the objective
-is built, before the first step: they never change, and a resumed run computes the very same ones.
+one forward reads both sides; for a model that packs texts (a LLaMA), each pair is one row instead,
+the prompt then both answers, each answer seeing the prompt and itself only, so the prompt, most of
+a pair's tokens, is computed once (`shared_prompt_rows`). The reference's log-probabilities are
+computed once, when the objective is built, before the first step: they never change, and a resumed
+run computes the very same ones.
 
 Figures: the loss, the mean implied rewards of each side, their margin and the preference accuracy
 (the share of pairs whose chosen answer the policy now prefers, relative to the reference), and,
@@ -35,6 +38,7 @@ from lmlab.tune.preference import (
     PreferenceLoss,
     PreferenceOutput,
     answer_logprobs,
+    branch_logprobs,
     preference_loss,
 )
 from lmlab.tune.tasks.base import TaskObjective, TaskSettings, limited
@@ -105,6 +109,32 @@ def pair_rows(pairs: Pairs, indices: Sequence[int], pad_id: int) -> Batch:
     return {"input_ids": ids, "attention_mask": attention, "answer_mask": answer}
 
 
+def shared_prompt_rows(pairs: Pairs, indices: Sequence[int], pad_id: int) -> Batch:
+    """The pairs at `indices` as one row each, prompt + chosen answer + rejected answer, right-padded, with branch
+    ids (0 prompt, 1 chosen, 2 rejected, -1 padding) and the answer masks laid out the same way."""
+    rows, branches, masks = [], [], []
+    for i in indices:
+        start = pairs.chosen_masks[i].index(1)  # both sides begin with the same prompt, up to the first answer token
+        chosen, rejected = pairs.chosen[i][start:], pairs.rejected[i][start:]
+        rows.append(pairs.chosen[i][:start] + chosen + rejected)
+        branches.append([0] * start + [1] * len(chosen) + [2] * len(rejected))
+        masks.append(pairs.chosen_masks[i] + pairs.rejected_masks[i][start:])
+    ids, _ = pad_batch(rows, pad_id)
+    branch_ids = torch.full_like(ids, -1)
+    answer = torch.zeros_like(ids)
+    for row, (branch, mask) in enumerate(zip(branches, masks, strict=True)):
+        branch_ids[row, : len(branch)] = torch.tensor(branch)
+        answer[row, : len(mask)] = torch.tensor(mask)
+    return {"input_ids": ids, "branch_ids": branch_ids, "answer_mask": answer}
+
+
+def pair_logprobs(model: nn.Module, batch: Batch) -> tuple[AnswerLogprobs, AnswerLogprobs]:
+    """The chosen and the rejected answers' log π from a batch of either layout."""
+    if "branch_ids" in batch:
+        return branch_logprobs(model, batch["input_ids"], batch["branch_ids"], batch["answer_mask"])
+    return sides(answer_logprobs(model, batch["input_ids"], batch["attention_mask"], batch["answer_mask"]))
+
+
 def sides(logprobs: AnswerLogprobs) -> tuple[AnswerLogprobs, AnswerLogprobs]:
     half = len(logprobs.total) // 2
     return (AnswerLogprobs(logprobs.total[:half], logprobs.tokens[:half]),
@@ -118,6 +148,7 @@ class PreferenceObjective(GatheredFigures, TaskObjective):
         loop = context.settings.train
         super().__init__(train, validation, loop.batch_size, loop.grad_accum, loop.seed, context.pad_id)
         self.context, self.settings = context, settings
+        self.rows = shared_prompt_rows if context.packs_documents else pair_rows
         self.reference = {id(pairs): self._reference_logprobs(pairs) for pairs in (train, validation)}
 
     @torch.no_grad()
@@ -131,8 +162,7 @@ class PreferenceObjective(GatheredFigures, TaskObjective):
         with evaluating(reference):
             for start in range(0, len(pairs.records), self.batch_size):
                 indices = range(start, min(start + self.batch_size, len(pairs.records)))
-                batch = on_device(pair_rows(pairs, indices, self.pad_id), device)
-                chosen, rejected = sides(answer_logprobs(reference, **batch))
+                chosen, rejected = pair_logprobs(reference, on_device(self.rows(pairs, indices, self.pad_id), device))
                 table.append(torch.stack([chosen.total, rejected.total], dim=1).cpu())
         return torch.cat(table)
 
@@ -140,11 +170,10 @@ class PreferenceObjective(GatheredFigures, TaskObjective):
         if id(examples) not in self.reference:  # the test split, scored once training is over
             self.reference[id(examples)] = self._reference_logprobs(examples)
         reference = self.reference[id(examples)][torch.from_numpy(indices)]
-        return {**pair_rows(examples, indices.tolist(), self.pad_id), "reference_logprobs": reference}
+        return {**self.rows(examples, indices.tolist(), self.pad_id), "reference_logprobs": reference}
 
     def _output(self, model: nn.Module, batch: Batch) -> PreferenceOutput:
-        chosen, rejected = sides(answer_logprobs(model, batch["input_ids"], batch["attention_mask"],
-                                                 batch["answer_mask"]))
+        chosen, rejected = pair_logprobs(model, batch)
         reference = batch["reference_logprobs"]
         return preference_loss(self.settings.loss, chosen, rejected, reference[:, 0], reference[:, 1],
                                self.settings.beta, self.settings.simpo_gamma)
