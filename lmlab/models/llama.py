@@ -318,7 +318,7 @@ class Llama(ModelFamily, nn.Module):
         x = self.model.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
         B, T = x.shape[:2]
         past = cache.length if cache is not None else 0
-        if past + T > self.config.block_size:
+        if past + T > self.config.block_size and branch_ids is None:
             raise LmlabError(f"{past + T} tokens exceed the model's context of {self.config.block_size}")
         if attention_mask is not None and attention_mask.shape != (B, past + T):
             raise ValueError(f"attention_mask is {tuple(attention_mask.shape)}, expected {(B, past + T)}")
@@ -329,7 +329,11 @@ class Llama(ModelFamily, nn.Module):
 
         if branch_ids is not None:
             mask = branch_mask(branch_ids)
+            # answers packed after one prompt share positions: it is the longest prompt + answer that must fit
             positions: Tensor | tuple[int, int] = positions_in(mask)
+            if (span := int(positions[branch_ids >= 0].max()) + 1) > self.config.block_size:
+                raise LmlabError(f"{span} tokens exceed the model's context of {self.config.block_size}")
+            positions = positions.clamp(max=self.config.block_size - 1)  # padding's, never read
         elif document_ids is not None:
             positions = document_positions(document_ids)
             mask = document_mask(document_ids)
