@@ -220,6 +220,37 @@ def test_same_ids_as_transformers(name, request, tmp_path):
     assert tokenizer.decode(ids) == reference.decode(ids, clean_up_tokenization_spaces=False)
 
 
+# Digits split, as LLaMA and Qwen2 do
+
+NUMBERS = [f"{a} + {b} = {a + b}" for a, b in ((46, 97), (963, 681), (1234, 5678), (2024, 1))] * 30
+
+
+@pytest.mark.parametrize("kind", ["bpe", "wordpiece"])
+def test_split_digits_gives_every_digit_its_own_token(kind, tmp_path):
+    texts = ENGLISH + NUMBERS
+    merged = train_tokenizer(texts, TokenizerConfig(kind=kind, vocab_size=700, min_frequency=1))
+    split = train_tokenizer(texts, TokenizerConfig(kind=kind, vocab_size=700, min_frequency=1, split_digits=True))
+    text = "In 2024, 963 + 681 = 1644 and 你好 ２０２４"
+    def numbers_in(tokenizer: Tokenizer) -> list[str]:
+        pieces = [tokenizer.decode([i]).strip() for i in tokenizer.encode(text)]
+        return [piece for piece in pieces if any(c.isdigit() for c in piece)]
+
+    assert numbers_in(split) and all(len(piece) == 1 for piece in numbers_in(split))
+    assert any(len(piece) > 1 for piece in numbers_in(merged))
+    if kind == "bpe":
+        assert split.decode(split.encode(text)) == text
+    split.save(tmp_path / "tokenizer.json")  # the split is part of the file, so transformers splits alike
+    reference = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    for sample in [text, *NUMBERS[:4], *TRICKY]:
+        assert split.encode(sample) == reference.encode(sample, add_special_tokens=False)
+    assert Tokenizer.load(tmp_path / "tokenizer.json").encode(text) == split.encode(text)
+
+
+def test_split_digits_is_refused_for_char_tokenizers():
+    with pytest.raises(ValueError, match="split_digits: a char tokenizer"):
+        TokenizerConfig(kind="char", split_digits=True)
+
+
 # GPT-2's original files
 
 

@@ -65,6 +65,13 @@ class TokenizerConfig(Config):
     min_frequency: int = Field(2, ge=1)
     special_tokens: list[str] = Field(default_factory=list)
     lowercase: bool = False
+    split_digits: bool = Field(False, description="every digit a token of its own (LLaMA, Qwen2): for arithmetic")
+
+    @model_validator(mode="after")
+    def _digits_split_where_they_can_merge(self) -> TokenizerConfig:
+        if self.split_digits and self.kind == "char":
+            raise ValueError("split_digits: a char tokenizer reads every digit alone already")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -104,6 +111,7 @@ def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig, *, show_progress
         special_tokens=cfg.special_tokens,
         lowercase=cfg.lowercase,
         show_progress=show_progress,
+        **({"split_digits": True} if cfg.split_digits else {}),
     )
     if characters_seen == 0:
         raise LmlabError("train_tokenizer: the training texts are empty, so there is nothing to learn from")

@@ -27,15 +27,16 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from lmlab.errors import LmlabError
 from lmlab.files import read_json
-from lmlab.tokenizers.tokenizer import Tokenizer
+from lmlab.tokenizers.tokenizer import Tokenizer, with_digits_split
 
 
-def byte_level_tokenizer(model: models.BPE) -> tokenizers.Tokenizer:
+def byte_level_tokenizer(model: models.BPE, split_digits: bool = False) -> tokenizers.Tokenizer:
     """Wrap a BPE model in GPT-2's pipeline: regex pieces -> bytes -> merges, and back."""
     backend = tokenizers.Tokenizer(model)
     # No prefix space: GPT-2 encodes "Hello" and " Hello" differently, and adding a space
     # would break the exact round trip decode(encode(text)) == text.
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.pre_tokenizer = with_digits_split(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+                                              split_digits)
     backend.decoder = decoders.ByteLevel()
     # Only adjusts character offsets; kept because GPT-2's own tokenizer.json has it.
     backend.post_processor = processors.ByteLevel(trim_offsets=False)
@@ -50,9 +51,10 @@ def train_bpe(
     special_tokens: list[str],
     lowercase: bool,
     show_progress: bool = False,
+    split_digits: bool = False,
 ) -> tokenizers.Tokenizer:
     """Learn byte-level BPE merges from `texts` (streamed) until `vocab_size` symbols exist."""
-    backend = byte_level_tokenizer(models.BPE())
+    backend = byte_level_tokenizer(models.BPE(), split_digits)
     if lowercase:
         backend.normalizer = normalizers.Lowercase()
     trainer = trainers.BpeTrainer(

@@ -27,6 +27,16 @@ EOS_TOKENS = ("<|endoftext|>", "[SEP]", "</s>", "<eos>")
 PAD_TOKENS = ("[PAD]", "<pad>", "<|padding|>")
 
 
+def with_digits_split(pre_tokenizer: tokenizers.pre_tokenizers.PreTokenizer,
+                      split_digits: bool) -> tokenizers.pre_tokenizers.PreTokenizer:
+    """`pre_tokenizer`, after cutting every digit into a piece of its own when `split_digits` (LLaMA's and
+    Qwen2's choice): merges never join digits, so "1234" is 1, 2, 3, 4 as "1243" is, and arithmetic reads
+    numbers digit by digit instead of in whatever chunks the corpus happened to make frequent."""
+    if not split_digits:
+        return pre_tokenizer
+    return tokenizers.pre_tokenizers.Sequence([tokenizers.pre_tokenizers.Digits(individual_digits=True), pre_tokenizer])
+
+
 class Tokenizer:
     """Text <-> token ids, with the end-of-document and padding ids a language model needs."""
 

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from lmlab.tokenizers.tokenizer import with_digits_split
+
 UNK = "[UNK]"
 
 
@@ -31,13 +33,14 @@ def train_wordpiece(
     special_tokens: list[str],
     lowercase: bool,
     show_progress: bool = False,
+    split_digits: bool = False,
 ) -> tokenizers.Tokenizer:
     """Learn a BERT-style WordPiece vocabulary of up to `vocab_size` entries from `texts`."""
     backend = tokenizers.Tokenizer(models.WordPiece(unk_token=UNK, continuing_subword_prefix="##"))
     backend.normalizer = normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase
     )
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.pre_tokenizer = with_digits_split(pre_tokenizers.BertPreTokenizer(), split_digits)
     backend.decoder = decoders.WordPiece(prefix="##")
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
