@@ -12,6 +12,7 @@ import pytest
 from lmlab.datasets.chat import (
     check_reply,
     conversation_splits,
+    partial_credit,
     plausible_wrong,
     preference_splits,
     read_conversations,
@@ -97,6 +98,25 @@ def test_the_checker_accepts_the_answer_and_rejects_every_plausible_wrong_one():
             assert check_reply(record, f"  {record['answer']}. "), record  # spacing and a full stop do not matter
             wrong = plausible_wrong(record, rng)
             assert wrong != record["answer"] and not check_reply(record, wrong), (record, wrong)
+
+
+@pytest.mark.parametrize(("answer", "reply", "credit"), [
+    ("632", "632.", 1.0), ("632", "631", 2 / 3), ("632", "532", 2 / 3),  # digits compared from the units up
+    ("632", "32", 2 / 3), ("632", "6320", 0.0), ("632", "seven", 0.0),  # a missing digit costs one, a shift all
+    ("2, 5, 9", "2, 9, 5", 1 / 3), ("2, 5, 9", "2、5", 2 / 3), ("2, 5, 9", "2, 5, 9, 9", 3 / 4),
+    ("Friday", "Monday", 0.0), ("7", "8", 0.0),  # one part only: right or wrong, nothing in between
+])
+def test_partial_credit_is_the_share_of_parts_in_place(answer, reply, credit):
+    record = {"answer": answer}
+    assert partial_credit(record, reply) == pytest.approx(credit)
+    assert check_reply(record, reply) == (credit == 1.0)
+
+
+def test_partial_credit_is_one_for_right_answers_and_below_for_every_plausible_wrong_one():
+    rng = random.Random(1)
+    for record in generate_tasks("zh", 40, seed=3) + generate_tasks("en", 40, seed=3):
+        assert partial_credit(record, record["answer"]) == 1.0
+        assert 0.0 <= partial_credit(record, plausible_wrong(record, rng)) < 1.0
 
 
 @pytest.mark.parametrize(("kind", "language"), [("add", "en"), ("subtract", "zh"), ("sort", "en"), ("weekday", "zh")])

@@ -17,7 +17,7 @@ from lmlab.datasets.chat import conversation_splits
 from lmlab.models import load_model
 from lmlab.report import write_report
 from lmlab.train.checkpoint import list_checkpoints
-from lmlab.tune.tasks.grpo import GRPOConfig, Sample, group_advantages, grpo_loss, k3_kl
+from lmlab.tune.tasks.grpo import GRPOConfig, Sample, group_advantages, grpo_loss, k3_kl, reward_function
 
 
 def test_advantages_are_standardised_within_each_group():
@@ -46,6 +46,14 @@ def test_the_clip_stops_the_gradient_of_a_ratio_that_moved_too_far():
     loss.backward()
     assert torch.equal(logprobs.grad[0], torch.zeros(2)) and (logprobs.grad[1] != 0).all()
     assert figures["clip_ratio"] == 0.5 and figures["reward"] == 0.5
+
+
+def test_the_checker_gives_wrong_replies_partial_credit_only_when_asked():
+    records = [{"answer": "632"}, {"answer": "632"}, {"answer": "cat, dog"}]
+    replies = ["632", "631", "dog, cat"]
+    assert reward_function(GRPOConfig())(records, replies).tolist() == [1.0, 0.0, 0.0]
+    partial = reward_function(GRPOConfig(partial_credit=0.5))(records, replies)
+    assert partial.tolist() == pytest.approx([1.0, 1 / 3, 0.0])  # half of the 2 digits in 3 in place
 
 
 @pytest.fixture(scope="module")

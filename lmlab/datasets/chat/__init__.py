@@ -28,11 +28,11 @@ import numpy as np
 from lmlab.datasets.chat.cedict import lookup_splits
 from lmlab.datasets.chat.chatterbot import chatterbot_splits
 from lmlab.datasets.chat.records import Record, read_conversations, read_preferences, where_of
-from lmlab.datasets.chat.tasks import KINDS, LANGUAGES, check_reply, generate_tasks, plausible_wrong
+from lmlab.datasets.chat.tasks import KINDS, LANGUAGES, check_reply, generate_tasks, partial_credit, plausible_wrong
 from lmlab.errors import LmlabError
 
-__all__ = ["CONVERSATION_SETS", "PREFERENCE_SETS", "check_reply", "conversation_splits", "plausible_wrong",
-           "preference_splits", "read_conversations", "read_preferences", "where_of"]
+__all__ = ["CONVERSATION_SETS", "PREFERENCE_SETS", "check_reply", "conversation_splits", "partial_credit",
+           "plausible_wrong", "preference_splits", "read_conversations", "read_preferences", "where_of"]
 
 SPLITS = ("train", "validation", "test")
 TASKS_PER_KIND = 400  # per language: 3,200 questions, 2,560 to train on

@@ -15,7 +15,9 @@ model to learn in minutes. Each kind below is both, in English and in Chinese:
 
 A record is a conversation (one user turn, the assistant's answer) with ``kind`` and ``answer``
 fields; `check_reply` compares a reply with the answer after light normalisation (outer spaces, a
-final full stop, list separators, the case of English words), exactly otherwise.
+final full stop, list separators, the case of English words), exactly otherwise; `partial_credit`
+gives a wrong reply the share of digits or list items it has in place, for a reward that is not all
+or nothing.
 `plausible_wrong` writes the answer a careless solver would: off by one, a dropped carry, two
 list items swapped, the neighbouring weekday; the rejected side of a preference pair.
 """
@@ -148,6 +150,31 @@ def check_reply(record: Record, reply: str) -> bool:
     """Whether `reply` gives the record's answer, or one of its ``accepted`` answers where it lists several (a
     word's synonyms); see the module for the normalisation."""
     return _normalised(reply) in {_normalised(answer) for answer in record.get("accepted", [record["answer"]])}
+
+
+def answer_parts(text: str) -> list[str]:
+    """What a reply is made of, for partial credit: a list's items, a number's digits from the units up (the
+    column a sum starts in), or the whole text as one part."""
+    text = _normalised(text)
+    if ", " in text:
+        return text.split(", ")
+    return list(reversed(text)) if text.isdigit() else [text]
+
+
+def partial_credit(record: Record, reply: str) -> float:
+    """1 for a right reply; else the share of the answer's parts (`answer_parts`) the reply has in their
+    places, out of the longer of the two, so a missing or an extra part costs as much as a wrong one. A
+    denser signal than right-or-wrong: 632 for 631 earns 2/3, where a checker sees nothing to prefer."""
+    if check_reply(record, reply):
+        return 1.0
+    given = answer_parts(reply)
+    best = 0.0
+    for answer in record.get("accepted", [record["answer"]]):
+        wanted = answer_parts(answer)
+        if len(wanted) > 1:
+            right = sum(a == b for a, b in zip(given, wanted, strict=False))
+            best = max(best, right / max(len(given), len(wanted)))
+    return best
 
 
 def plausible_wrong(record: Record, rng: random.Random) -> str:

@@ -10,8 +10,10 @@ A reply better than its group's mean becomes more likely, a worse one less; the 
 sample from moving the policy far (PPO's trust region), and β keeps it near the reference, the model
 it started from, so it cannot drift into text the reward happens to like but nobody would write.
 
-The reward comes from the verifiable tasks' exact checker (1 for a right answer, 0 else) or from a
-reward-model run (`lmlab tune task=reward`), which scores any conversation.
+The reward comes from the verifiable tasks' exact checker (1 for a right answer, 0 else; with
+``partial_credit`` a wrong answer earns that weight times the share of its digits or list items in
+place, so a group whose replies are all wrong still says which were nearer) or from a reward-model
+run (`lmlab tune task=reward`), which scores any conversation.
 
 Each step samples afresh, unless ``updates_per_sample`` > 1 reuses a sample for that many steps (ρ
 then moves away from 1 and the clip acts). Sampling is seeded by (seed, sample, micro-batch), and a
@@ -35,7 +37,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from lmlab.config import Config
-from lmlab.datasets.chat import check_reply, conversation_splits
+from lmlab.datasets.chat import check_reply, conversation_splits, partial_credit
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams, generate_ids
 from lmlab.modes import evaluating
@@ -61,6 +63,8 @@ class GRPOConfig(Config):
     """The settings of `lmlab tune task=grpo` (see lmlab.tune.tasks.grpo)."""
 
     reward: str = Field(CHECKER, description="checker (the verifiable tasks' exact answers) or a reward-model run")
+    partial_credit: float = Field(0.0, ge=0, lt=1, description="with the checker, a wrong reply's reward: this "
+                                  "times the share of digits or list items it has in place (0: right or wrong)")
     group_size: int = Field(4, ge=2, description="replies sampled per prompt, compared with each other")
     beta: float = Field(0.04, ge=0, description="the weight of the KL to the reference (0: no reference)")
     clip: float = Field(0.2, gt=0, lt=1, description="how far one update may move a token's probability ratio")
@@ -69,14 +73,16 @@ class GRPOConfig(Config):
     temperature: float = Field(1.0, gt=0, description="sampling temperature: enough spread for groups to differ")
 
 
-def checker_reward(records: Sequence[dict[str, Any]], replies: Sequence[str]) -> Tensor:
-    return torch.tensor([float(check_reply(record, reply)) for record, reply in zip(records, replies, strict=True)])
+def checker_reward(records: Sequence[dict[str, Any]], replies: Sequence[str], partial: float = 0.0) -> Tensor:
+    """1 for a right reply; a wrong one gets `partial` times its `partial_credit` (the share of it in place)."""
+    return torch.tensor([1.0 if check_reply(record, reply) else partial * partial_credit(record, reply)
+                         for record, reply in zip(records, replies, strict=True)])
 
 
 def reward_function(settings: GRPOConfig) -> Reward:
-    """The exact checker, or a reward-model run scoring each prompt with its reply."""
+    """The exact checker (with partial credit if asked), or a reward-model run scoring each prompt with its reply."""
     if settings.reward == CHECKER:
-        return checker_reward
+        return lambda records, replies: checker_reward(records, replies, settings.partial_credit)
     from lmlab.tune.tasks.reward import RewardScorer  # a reward run is read only when asked for
 
     scorer = RewardScorer(settings.reward)
