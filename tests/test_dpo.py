@@ -71,13 +71,14 @@ def close(ours: float, theirs: float) -> bool:
     return abs(ours - theirs) <= 1e-5 * max(abs(theirs), 1e-3)
 
 
-@pytest.mark.parametrize("kind", ["sigmoid", "ipo"])
-def test_dpo_loss_rewards_and_margin_equal_trl_dpo_trainer(tmp_path, hf_tokenizer, kind):
+@pytest.mark.parametrize(("kind", "sft_weight"), [("sigmoid", 0.0), ("ipo", 0.0), ("sigmoid", 0.5)])
+def test_dpo_loss_rewards_and_margin_equal_trl_dpo_trainer(tmp_path, hf_tokenizer, kind, sft_weight):
     from trl import DPOConfig, DPOTrainer
 
     policy, reference, hf_policy, hf_reference = policy_and_reference(tmp_path, len(hf_tokenizer))
+    losses = {"loss_type": [kind, "sft"], "loss_weights": [1.0, sft_weight]} if sft_weight else {"loss_type": [kind]}
     args = DPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=3, max_steps=1, beta=0.1,
-                     loss_type=[kind], bf16=False, gradient_checkpointing=False, report_to="none",
+                     **losses, bf16=False, gradient_checkpointing=False, report_to="none",
                      save_strategy="no", use_cpu=True)
     trainer = DPOTrainer(model=hf_policy, ref_model=hf_reference, args=args, train_dataset=Dataset.from_dict(PAIRS),
                          processing_class=hf_tokenizer)
@@ -88,7 +89,7 @@ def test_dpo_loss_rewards_and_margin_equal_trl_dpo_trainer(tmp_path, hf_tokenize
     trl = {name: values[-1] for name, values in trainer._metrics["eval"].items()}
 
     ours = lmlab_output(kind, policy, reference, batch["input_ids"], batch["attention_mask"],
-                        batch["completion_mask"], beta=0.1)
+                        batch["completion_mask"], beta=0.1, sft_weight=sft_weight)
     figures = ours.figures()
     assert close(float(ours.loss), trl_loss), (float(ours.loss), trl_loss)
     assert close(figures["reward_chosen"], trl["rewards/chosen"])

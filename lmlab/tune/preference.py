@@ -10,6 +10,7 @@ and, for the losses with a reference, the same from a frozen copy of the startin
     simpo (Meng et al. 2024), no reference  -log σ(β (ā_w - ā_l) - γ)       ā: the answer's mean token log-prob
     orpo (Hong et al. 2024), no reference   NLL(y_w) - β log σ(log odds(ā_w) - log odds(ā_l))
                                                                              odds(p) = p / (1 - p), p = exp(ā)
+    any of them + w NLL(y_w) (``sft_weight``)                               the chosen answers' NLL per token
 
 DPO's insight: the policy that maximises reward - β KL(π || π_ref) has reward r(x, y) = β log π(y|x) /
 π_ref(y|x) + (a term of x alone), so a Bradley–Terry model of the preferences can be fitted on the
@@ -122,12 +123,23 @@ class PreferenceOutput:
 
 def preference_loss(kind: PreferenceLoss, chosen: AnswerLogprobs, rejected: AnswerLogprobs,
                     reference_chosen: Tensor | None, reference_rejected: Tensor | None, beta: float,
-                    simpo_gamma: float = 0.5) -> PreferenceOutput:
+                    simpo_gamma: float = 0.5, sft_weight: float = 0.0) -> PreferenceOutput:
     """The loss `kind` of a batch of pairs (see the module), and the rewards it implies.
 
     `reference_*` are the reference model's summed answer log-probabilities, (B,) each; the
-    reference-free losses take None.
+    reference-free losses take None. `sft_weight` adds that times the chosen answers' NLL per token
+    over the batch (TRL's ``loss_type=[kind, "sft"]``; RPO, Pang et al. 2024): DPO alone may widen the
+    margin by making both answers less likely, this keeps the chosen one likely.
     """
+    output = _pair_loss(kind, chosen, rejected, reference_chosen, reference_rejected, beta, simpo_gamma)
+    if sft_weight:
+        output.loss = output.loss + sft_weight * -chosen.total.sum() / chosen.tokens.sum()
+    return output
+
+
+def _pair_loss(kind: PreferenceLoss, chosen: AnswerLogprobs, rejected: AnswerLogprobs,
+               reference_chosen: Tensor | None, reference_rejected: Tensor | None, beta: float,
+               simpo_gamma: float) -> PreferenceOutput:
     if kind in REFERENCE_FREE:
         chosen_logratio, rejected_logratio = chosen.mean, rejected.mean  # the answer's own mean log-prob
         if kind == "simpo":

@@ -52,6 +52,8 @@ class PreferenceConfig(Config):
     beta: float = Field(0.1, gt=0, description="how far from the reference the policy may go (DPO, IPO); the "
                         "reward scale for simpo (about 2) and the odds-ratio weight for orpo (about 0.1)")
     simpo_gamma: float = Field(0.5, ge=0, description="simpo: the margin the chosen answer must win by")
+    sft_weight: float = Field(0.0, ge=0, description="adds this times the chosen answers' NLL per token (TRL's "
+                              'loss_type [..., "sft"]): the right answers stay likely while the margin grows')
 
 
 @dataclass
@@ -176,7 +178,7 @@ class PreferenceObjective(GatheredFigures, TaskObjective):
         chosen, rejected = pair_logprobs(model, batch)
         reference = batch["reference_logprobs"]
         return preference_loss(self.settings.loss, chosen, rejected, reference[:, 0], reference[:, 1],
-                               self.settings.beta, self.settings.simpo_gamma)
+                               self.settings.beta, self.settings.simpo_gamma, self.settings.sft_weight)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         output = self._output(model, batch)
