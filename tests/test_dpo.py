@@ -16,7 +16,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from lmlab.cli import main
-from lmlab.datasets.chat import preference_splits
+from lmlab.datasets.chat import check_reply, preference_splits
 from lmlab.models import load_model
 from lmlab.models.gpt import GPT, GPTConfig
 from lmlab.models.hf import export_gpt2
@@ -199,6 +199,47 @@ def test_each_preference_loss_raises_preference_accuracy_and_margin(base_run, sa
     assert all({"margin", "reward_chosen", "reward_rejected", "preference_accuracy"} <= set(r)
                for r in records if "loss" in r)
     assert open_run(run_dir).family_class.kind == "decoder"
+
+
+def test_sampled_rejected_answers_are_the_models_own_wrong_replies(base_run):
+    from lmlab.generate import GenerationParams
+    from lmlab.tune.runner import chat_ready
+    from lmlab.tune.tasks.chat import ChatContext, generate_replies
+    from lmlab.tune.tasks.dpo import own_wrong_answers
+
+    model, tokenizer, template = chat_ready(open_run(base_run))
+    end = template.end_of_turn_id(tokenizer)
+    context = ChatContext(tokenizer, template, 96, end, end, None, None, False)  # type: ignore[arg-type]
+    pairs = preference_splits("preferences-tasks")["train"][:12]
+    unchecked = {key: value for key, value in pairs[0].items() if key != "answer"}  # nothing to check it by
+    records = [unchecked, *pairs[1:]]
+    replaced = own_wrong_answers(records, model, context, samples=3, seed=5)
+    assert replaced == own_wrong_answers(records, model, context, samples=3, seed=5)  # seeded
+    assert replaced[0] is unchecked
+    samples = generate_replies(model, [r for r in pairs[1:] for _ in range(3)], context,
+                               GenerationParams(max_new_tokens=24, temperature=1.0, seed=5))
+    texts = [tokenizer.decode(reply, skip_special_tokens=True).strip() for reply in samples]
+    for at, (before, after) in enumerate(zip(pairs[1:], replaced[1:], strict=True)):
+        mine = [t for t in texts[3 * at:3 * at + 3] if t and not check_reply(before, t)]
+        if mine:  # the first of its own replies the checker rejects, everything else as it was
+            assert after == {**before, "rejected": mine[0], "rejected_by": "own sample"}
+        else:
+            assert after is before
+    assert sum(after.get("rejected_by") == "own sample" for after in replaced) >= 6  # a tiny model is mostly wrong
+
+
+def test_dpo_on_sampled_rejected_answers_trains_on_them_and_keeps_the_held_out_pairs(base_run, same_pairs, tmp_path):
+    figures = {}
+    for rejected in ("given", "sampled"):
+        run_dir = tmp_path / rejected
+        assert main(["tune", *dpo_words(base_run, run_dir, 2, f"preference.rejected={rejected}", "preference.samples=2",
+                                        "preference.loss=simpo", "preference.beta=2", "limit_eval=8",
+                                        data=str(same_pairs))]) == 0
+        summary = json.loads((run_dir / "summary.json").read_text())
+        first = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+        figures[rejected] = ({k: v for k, v in summary.items() if k.startswith("base_test_")}, first["reward_rejected"])
+    assert figures["sampled"][0] == figures["given"][0]  # the same held-out pairs, scored on the same base
+    assert figures["sampled"][1] != figures["given"][1]  # but other rejected answers to train on
 
 
 def test_dpo_resumes_bit_exactly_after_sigkill(base_run, tmp_path):

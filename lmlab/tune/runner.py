@@ -331,7 +331,7 @@ def tune_decoder(cfg: TuneConfig, task: ChatTask, console: Console | None = None
     context = ChatContext(tokenizer, template, min(cfg.block_size, model.config.block_size), pad_id,
                           template.end_of_turn_id(tokenizer), reference, cfg, model.packs_documents)
     # Every split is encoded before the run directory is written: a record the task refuses leaves nothing behind.
-    train, validation, test = (task.encode_records(splits[split], context) for split in ("train", "validation", "test"))
+    train, validation, test = task.encode_splits(splits, context)
     objective = task.chat_objective(train, validation, context)
     run_dir = Path(cfg.run_dir)
     if not resume and (run_dir / "checkpoints").exists():

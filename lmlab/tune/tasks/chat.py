@@ -169,6 +169,10 @@ class ChatTask(ABC):
     def encode_records(self, records: Sequence[dict[str, Any]], context: ChatContext) -> Any:
         """One split's records as the examples this task's objective batches."""
 
+    def encode_splits(self, splits: dict[str, list[dict[str, Any]]], context: ChatContext) -> tuple[Any, Any, Any]:
+        """The train, validation and test splits encoded (`encode_records`), in that order."""
+        return tuple(self.encode_records(splits[split], context) for split in ("train", "validation", "test"))
+
     @abstractmethod
     def chat_objective(self, train: Any, validation: Any, context: ChatContext) -> TaskObjective:
         """The objective on encoded training and validation examples."""

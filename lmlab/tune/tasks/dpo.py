@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,8 +27,9 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from lmlab.config import Config
-from lmlab.datasets.chat import preference_splits
+from lmlab.datasets.chat import check_reply, preference_splits
 from lmlab.errors import LmlabError
+from lmlab.generate import GenerationParams
 from lmlab.modes import evaluating
 from lmlab.train.objectives import Batch, on_device
 from lmlab.tune.encoding import pad_batch
@@ -42,7 +43,7 @@ from lmlab.tune.preference import (
     preference_loss,
 )
 from lmlab.tune.tasks.base import TaskObjective, TaskSettings, limited
-from lmlab.tune.tasks.chat import ChatContext, ChatTask, GatheredFigures, LengthCheck, exact_match
+from lmlab.tune.tasks.chat import ChatContext, ChatTask, GatheredFigures, LengthCheck, exact_match, generate_replies
 
 
 class PreferenceConfig(Config):
@@ -52,6 +53,9 @@ class PreferenceConfig(Config):
     beta: float = Field(0.1, gt=0, description="how far from the reference the policy may go (DPO, IPO); the "
                         "reward scale for simpo (about 2) and the odds-ratio weight for orpo (about 0.1)")
     simpo_gamma: float = Field(0.5, ge=0, description="simpo: the margin the chosen answer must win by")
+    rejected: Literal["given", "sampled"] = Field("given", description="sampled: each training pair's rejected "
+                                                  "answer is the starting model's own wrong reply, if it makes one")
+    samples: int = Field(4, ge=1, description="sampled: replies drawn per prompt to find a wrong one among")
     sft_weight: float = Field(0.0, ge=0, description="adds this times the chosen answers' NLL per token (TRL's "
                               'loss_type [..., "sft"]): the right answers stay likely while the margin grows')
 
@@ -98,6 +102,27 @@ def encode_pairs(records: Sequence[dict[str, Any]], context: ChatContext) -> Pai
         pairs.records.append(record)
     lengths.report(len(records))
     return pairs
+
+
+def own_wrong_answers(records: Sequence[dict[str, Any]], model: nn.Module, context: ChatContext, samples: int,
+                      seed: int) -> list[dict[str, Any]]:
+    """Each checkable pair with its rejected answer replaced by `model`'s own wrong reply: `samples` replies at
+    temperature 1, seeded, the first that is not empty and that the checker rejects. A pair the model always
+    answers right keeps the rejected answer it had, and one without an ``answer`` to check is left as it is.
+
+    A plausible wrong answer is a mistake someone else would make; the model's own is the one it would make,
+    so DPO pushes down what it actually writes (on-policy pairs, as in iterative DPO and RPO)."""
+    checkable = [record for record in records if record.get("answer") is not None]
+    params = GenerationParams(max_new_tokens=24, temperature=1.0, seed=seed)
+    replies = generate_replies(model, [record for record in checkable for _ in range(samples)], context, params)
+    texts = [context.tokenizer.decode(reply, skip_special_tokens=True).strip() for reply in replies]
+    wrong: dict[int, str] = {}
+    for at, record in enumerate(checkable):
+        mistakes = [text for text in texts[at * samples:(at + 1) * samples] if text and not check_reply(record, text)]
+        if mistakes:
+            wrong[id(record)] = mistakes[0]
+    return [{**record, "rejected": wrong[id(record)], "rejected_by": "own sample"} if id(record) in wrong
+            else record for record in records]
 
 
 def pair_rows(pairs: Pairs, indices: Sequence[int], pad_id: int) -> Batch:
@@ -205,13 +230,24 @@ class PreferenceTask(ChatTask):
     best_metric = "val_loss"
 
     def needs_reference(self, settings: TaskSettings) -> bool:
-        return settings.preference.loss not in REFERENCE_FREE
+        return settings.preference.loss not in REFERENCE_FREE or settings.preference.rejected == "sampled"
 
     def read(self, settings: TaskSettings) -> dict[str, list[dict[str, Any]]]:
         return limited(preference_splits(settings.data, seed=settings.train.seed), settings)
 
     def encode_records(self, records: Sequence[dict[str, Any]], context: ChatContext) -> Pairs:
         return encode_pairs(records, context)
+
+    def encode_splits(self, splits: dict[str, list[dict[str, Any]]], context: ChatContext) -> tuple[Pairs, ...]:
+        """With ``rejected=sampled``, the training pairs' rejected answers are the starting model's (the reference,
+        still equal to it) own wrong replies; the held-out pairs stay as given, so figures compare across runs."""
+        settings = context.settings
+        if settings.preference.rejected == "sampled":
+            if context.reference is None:
+                raise LmlabError("preference.rejected=sampled: needs the starting model to sample from")
+            splits = {**splits, "train": own_wrong_answers(splits["train"], context.reference, context,
+                                                           settings.preference.samples, settings.train.seed)}
+        return super().encode_splits(splits, context)
 
     def chat_objective(self, train: Pairs, validation: Pairs, context: ChatContext) -> PreferenceObjective:
         return PreferenceObjective(train, validation, context, context.settings.preference)
