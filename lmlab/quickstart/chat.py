@@ -155,8 +155,8 @@ def run_chat_quickstart(options: ChatQuickstartOptions, console: Console | None 
                   f"{len(splits['validation']):,} validation, {len(splits['test']):,} test conversations "
                   "(English and Chinese), and as many preference pairs", highlight=False)
     prepared = prepare_corpus(paths, options.out / "data", PrepareConfig(
-        data=DataConfig(dedup="near"), tokenizer=TokenizerConfig(kind="bpe", vocab_size=4096), val_fraction=0.05,
-        seed=2))
+        data=DataConfig(dedup="near"), tokenizer=TokenizerConfig(kind="bpe", vocab_size=4096, split_digits=True),
+        val_fraction=0.05, seed=2))
     console.print(f"  byte-level BPE of {prepared.tokenizer.vocab_size:,} tokens; "
                   f"{prepared.meta.splits['train'].tokens:,} training tokens -> {options.out / 'data'}/")
 
