@@ -10,6 +10,11 @@ a pair's tokens, is computed once (`shared_prompt_rows`). The reference's log-pr
 computed once, when the objective is built, before the first step: they never change, and a resumed
 run computes the very same ones.
 
+The pairs are given (a preference set or file), or with ``rejected=sampled`` each training pair's
+rejected answer is the starting model's own wrong reply (`own_wrong_answers`), sampled once before
+training; ``sft_weight`` adds the chosen answers' NLL, so the margin does not grow by making the
+right answers less likely too.
+
 Figures: the loss, the mean implied rewards of each side, their margin and the preference accuracy
 (the share of pairs whose chosen answer the policy now prefers, relative to the reference), and,
 for pairs built from verifiable tasks, the exact match of the policy's greedy replies.
