@@ -117,17 +117,17 @@ def own_wrong_answers(records: Sequence[dict[str, Any]], model: nn.Module, conte
 
     A plausible wrong answer is a mistake someone else would make; the model's own is the one it would make,
     so DPO pushes down what it actually writes (on-policy pairs, as in iterative DPO and RPO)."""
-    checkable = [record for record in records if record.get("answer") is not None]
+    checkable = [at for at, record in enumerate(records) if record.get("answer") is not None]
     params = GenerationParams(max_new_tokens=24, temperature=1.0, seed=seed)
-    replies = generate_replies(model, [record for record in checkable for _ in range(samples)], context, params)
+    replies = generate_replies(model, [records[at] for at in checkable for _ in range(samples)], context, params)
     texts = [context.tokenizer.decode(reply, skip_special_tokens=True).strip() for reply in replies]
-    wrong: dict[int, str] = {}
-    for at, record in enumerate(checkable):
-        mistakes = [text for text in texts[at * samples:(at + 1) * samples] if text and not check_reply(record, text)]
+    replaced = list(records)
+    for n, at in enumerate(checkable):
+        own = texts[n * samples:(n + 1) * samples]
+        mistakes = [text for text in own if text and not check_reply(records[at], text)]
         if mistakes:
-            wrong[id(record)] = mistakes[0]
-    return [{**record, "rejected": wrong[id(record)], "rejected_by": "own sample"} if id(record) in wrong
-            else record for record in records]
+            replaced[at] = {**records[at], "rejected": mistakes[0], "rejected_by": "own sample"}
+    return replaced
 
 
 def pair_rows(pairs: Pairs, indices: Sequence[int], pad_id: int) -> Batch:
