@@ -28,6 +28,29 @@ def test_advantages_are_standardised_within_each_group():
     assert torch.equal(advantages[4:], torch.zeros(4))  # a group that agrees teaches nothing
 
 
+def test_advantages_are_scaled_by_the_group_the_batch_or_not_at_all():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    centred = rewards - rewards.view(2, 4).mean(dim=1).repeat_interleave(4)
+    assert torch.allclose(group_advantages(rewards, 4, "none"), centred)
+    assert torch.allclose(group_advantages(rewards, 4, "batch"), centred / (rewards.std() + 1e-4))
+    by_group = group_advantages(rewards, 4, "group")
+    assert by_group[0] / centred[0] == pytest.approx(1 / (rewards[:4].std().item() + 1e-4))
+
+
+@pytest.mark.parametrize(("loss_type", "expected"), [("grpo", 0.0), ("bnpo", 0.5), ("dr_grpo", 0.25)])
+def test_the_loss_types_weigh_a_long_wrong_reply_as_trl_names_them(loss_type, expected):
+    # one right reply of 1 token (A = +1) and one wrong of 3 (A = -1), at ratio 1 with no KL: grpo averages
+    # within each reply first, so the long reply's 3 tokens weigh what the short one's 1 does (Dr. GRPO's
+    # length bias); bnpo averages all 4 tokens; dr_grpo sums them over 2 replies x max_new_tokens 4
+    settings = GRPOConfig(group_size=2, beta=0.0, max_new_tokens=4, loss_type=loss_type)
+    sample = Sample(input_ids=torch.zeros(2, 4, dtype=torch.long), attention_mask=torch.ones(2, 4),
+                    reply_mask=torch.tensor([[1.0, 0, 0], [1, 1, 1]]), advantages=torch.tensor([1.0, -1.0]),
+                    old_logprobs=torch.zeros(2, 3), reference_logprobs=torch.zeros(2, 3),
+                    rewards=torch.tensor([1.0, 0.0]))
+    loss, _ = grpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), sample, settings)
+    assert float(loss) == pytest.approx(expected)
+
+
 def test_k3_is_zero_at_the_reference_and_positive_elsewhere():
     logprobs = torch.log(torch.tensor([0.5, 0.2, 0.9]))
     assert torch.equal(k3_kl(logprobs, logprobs), torch.zeros(3))

@@ -2,9 +2,13 @@
 
     a prompt ──policy samples G replies──> o_1 .. o_G ──reward──> r_1 .. r_G
     advantage A_i = (r_i - mean(r)) / (std(r) + 1e-4)      each reply against its own group: no value model
-    loss = -mean_i 1/|o_i| Σ_t [ min(ρ_t A_i, clip(ρ_t, 1 - ε, 1 + ε) A_i) - β KL_t ]
+    loss = -mean_i 1/|o_i| Σ_t [ min(ρ_t A_i, clip(ρ_t, 1 - ε, 1 + ε) A_i) - β KL_t ]   (loss_type grpo)
            ρ_t = π(o_t) / π_old(o_t)                       the policy now over the one that sampled
            KL_t = π_ref/π - log(π_ref/π) - 1               an unbiased, always positive estimate of KL(π || π_ref)
+
+``loss_type`` bnpo averages over all reply tokens instead, and dr_grpo (Liu et al., 2025, Dr. GRPO) sums
+them over replies x max_new_tokens: under grpo a long wrong reply loses less per token than a short one,
+so replies may grow. ``scale_rewards`` none drops the division by the group's std, as Dr. GRPO does.
 
 A reply better than its group's mean becomes more likely, a worse one less; the clip stops one
 sample from moving the policy far (PPO's trust region), and β keeps it near the reference, the model
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -71,6 +75,13 @@ class GRPOConfig(Config):
     updates_per_sample: int = Field(1, ge=1, description="optimizer steps on each sample (above 1 the clip acts)")
     max_new_tokens: int = Field(24, ge=1, description="the longest reply sampled")
     temperature: float = Field(1.0, gt=0, description="sampling temperature: enough spread for groups to differ")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo"] = Field(
+        "grpo", description="how token terms are averaged (TRL's names): grpo, over each reply then over replies; "
+        "bnpo, over all reply tokens of the micro-batch; dr_grpo, summed and divided by replies x max_new_tokens, "
+        "so a long wrong reply is not penalised less per token than a short one")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="divide each advantage by its group's reward std, the micro-batch's, or not at all "
+        "(Dr. GRPO: a group that nearly agrees then weighs less)")
 
 
 def checker_reward(records: Sequence[dict[str, Any]], replies: Sequence[str], partial: float = 0.0) -> Tensor:
@@ -129,11 +140,16 @@ class Sample:
         return cls(**{name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)})
 
 
-def group_advantages(rewards: Tensor, group_size: int) -> Tensor:
-    """Each reward against its group's: (r - mean) / (std + 1e-4), the std unbiased as TRL's."""
+def group_advantages(rewards: Tensor, group_size: int, scale: str = "group") -> Tensor:
+    """Each reward against its group's mean, divided by (std + 1e-4) of its group, of all `rewards`, or by
+    nothing (`scale` group, batch or none); the std unbiased as TRL's."""
     groups = rewards.view(-1, group_size)
-    mean, std = groups.mean(dim=1, keepdim=True), groups.std(dim=1, keepdim=True)
-    return ((groups - mean) / (std + 1e-4)).flatten()
+    centred = groups - groups.mean(dim=1, keepdim=True)
+    if scale == "group":
+        centred = centred / (groups.std(dim=1, keepdim=True) + 1e-4)
+    elif scale == "batch":
+        centred = centred / (rewards.std() + 1e-4)
+    return centred.flatten()
 
 
 def k3_kl(logprobs: Tensor, reference_logprobs: Tensor) -> Tensor:
@@ -153,7 +169,12 @@ def grpo_loss(logprobs: Tensor, old_logprobs: Tensor, sample: Sample, settings: 
     kl = k3_kl(logprobs, sample.reference_logprobs)
     per_token = surrogate - settings.beta * kl if settings.beta else surrogate
     lengths = mask.sum(dim=1).clamp(min=1)
-    loss = -((per_token * mask).sum(dim=1) / lengths).mean()
+    if settings.loss_type == "grpo":
+        loss = -((per_token * mask).sum(dim=1) / lengths).mean()
+    elif settings.loss_type == "bnpo":
+        loss = -(per_token * mask).sum() / mask.sum().clamp(min=1)
+    else:
+        loss = -(per_token * mask).sum() / (mask.size(0) * settings.max_new_tokens)
     clipped = ((ratio.detach() - 1).abs() > clip).to(mask.dtype)
     figures = {
         "reward": float(sample.rewards.mean()),
@@ -215,7 +236,8 @@ class GRPOObjective(GatheredFigures, TaskObjective):
             reference = self.context.reference
             ref = (token_logprobs(reference.to(device), ids, attention, reply_mask) if reference is not None and s.beta
                    else torch.zeros(ids.size(0), ids.size(1) - 1, device=device))
-        return Sample(ids, attention, reply_mask, group_advantages(rewards, s.group_size), old, ref, rewards)
+        advantages = group_advantages(rewards, s.group_size, s.scale_rewards)
+        return Sample(ids, attention, reply_mask, advantages, old, ref, rewards)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         sample_index, micro = batch["draw"].tolist()
