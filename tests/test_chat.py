@@ -53,6 +53,22 @@ def test_the_chat_pipeline_answers_in_transformers_shape(chat_run):
                                                          max_new_tokens=16) == answer
 
 
+def test_eval_answers_scores_held_out_questions_and_pairs_each_run_with_the_first(chat_run, tmp_path):
+    run, records = chat_run
+    data = run.parent / "same"  # its held-out questions are the 16 it learned, twice over
+    out = tmp_path / "answers.json"
+    assert main(["eval", "answers", str(run), str(run), "--data", str(data), "--json", str(out)]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    replies = ChatModel.from_run(open_run(run), "cpu").replies([r["messages"][:-1] for r in records],
+                                                              GenerationParams(temperature=0, max_new_tokens=24))
+    right = sum(reply == record["answer"] for record, reply in zip(records, replies, strict=True)) / len(records)
+    assert result["items"] == 32 and [row["exact_match"] for row in result["runs"]] == [right, right]
+    assert result["runs"][1]["gained"] == result["runs"][1]["lost"] == 0 and result["runs"][1]["p_value"] == 1.0
+    assert main(["eval", "answers", str(run), "--data", str(data), "--limit", "5", "--json", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["items"] == 5
+    assert main(["eval", "answers"]) == 2
+
+
 def test_streamed_replies_join_to_the_batch_reply_and_the_conversation_goes_on(chat_run):
     run, records = chat_run
     model = ChatModel.from_run(open_run(run), "cpu")

@@ -1,5 +1,7 @@
 """`lmlab eval`: score runs. One run's perplexity, benchmark tasks (`--tasks`), runs side by side
-(`eval compare`), and human rating: a sheet to fill in (`eval sheet`) and the report of filled ones (`eval ratings`).
+(`eval compare`), chat runs' exact match on held-out verifiable questions, each against the first by
+McNemar's paired test (`eval answers`), and human rating: a sheet to fill in (`eval sheet`) and the
+report of filled ones (`eval ratings`).
 """
 
 from __future__ import annotations
@@ -7,8 +9,10 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.table import Table
 
 from lmlab.cli.common import add_json, save_json
+from lmlab.datasets.chat import conversation_splits
 from lmlab.errors import LmlabError
 from lmlab.evaluate import evaluate_run
 from lmlab.evaluate.compare import compare_runs, comparison_table, count_notes, write_comparison
@@ -22,6 +26,9 @@ from lmlab.evaluate.human import (
 )
 from lmlab.evaluate.leaderboard import evaluate_runs, results_json, results_table, write_results
 from lmlab.files import write_text
+from lmlab.metrics.paired import mcnemar
+from lmlab.pipelines.chat import ChatModel, checked_replies
+from lmlab.runs import open_run
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -64,6 +71,33 @@ def _tasks(args: argparse.Namespace) -> None:
     save_json(args.json, results_json(results))
 
 
+def _answers(args: argparse.Namespace) -> None:
+    runs = args.targets[1:]
+    if not runs:
+        raise LmlabError("eval answers: give one or more chat runs; the first is the one the others are compared with")
+    splits = conversation_splits(args.data or "tasks")
+    records = [r for r in splits["validation"] + splits["test"] if r.get("answer") is not None][:args.limit]
+    if not records:
+        raise LmlabError(f"eval answers: {args.data or 'tasks'} has no held-out record with an exact answer")
+    kinds = sorted({str(r.get("kind", "")) for r in records} - {""})
+    results, first = [], None
+    for run in runs:
+        _, right = checked_replies(ChatModel.from_run(open_run(run), "cpu"), records)
+        first = first or right
+        by_kind = {k: sum(ok for r, ok in zip(records, right, strict=True) if r.get("kind") == k)
+                   / sum(r.get("kind") == k for r in records) for k in kinds}
+        results.append({"run": run, "exact_match": sum(right) / len(right), "kinds": by_kind,
+                        **mcnemar(first, right).to_dict()})
+    table = Table(title=f"exact match on {len(records)} held-out questions (greedy); gained/lost against {runs[0]}")
+    for column in ("run", "exact match", *kinds, "gained", "lost", "McNemar p"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for row in results:
+        table.add_row(row["run"], f"{row['exact_match']:.4f}", *(f"{row['kinds'][k]:.3f}" for k in kinds),
+                      str(row["gained"]), str(row["lost"]), f"{row['p_value']:.3f}")
+    Console().print(table)
+    save_json(args.json, {"items": len(records), "runs": results})
+
+
 def _sheet(args: argparse.Namespace) -> None:
     if len(args.targets) != 2 or not args.out:
         raise LmlabError("eval sheet: give one JSONL of {id, system, prompt, output} records and --out SHEET.csv")
@@ -90,25 +124,28 @@ def _ratings(args: argparse.Namespace) -> None:
 
 
 # The forms named by the first word; any other first word is a run directory.
-MODES = {"compare": _compare, "sheet": _sheet, "ratings": _ratings}
+MODES = {"compare": _compare, "answers": _answers, "sheet": _sheet, "ratings": _ratings}
 
 
 def add_eval(parser: argparse.ArgumentParser) -> None:
     parser.description = ("perplexity and bits per byte of a run, beside a unigram baseline; "
                           "`eval RUN... --tasks T,...` runs benchmark tasks; "
                           "`eval compare RUN...` puts runs of any generation on one table; "
+                          "`eval answers CHAT_RUN...`: exact match on held-out verifiable questions, paired; "
                           "`eval sheet OUTPUTS.jsonl --out S.csv` / `eval ratings S1.csv S2.csv...`: human rating")
     parser.set_defaults(handler=cmd_eval)
     parser.add_argument("targets", nargs="+", metavar="RUN", help="a run directory, or: compare RUN [RUN ...]")
     parser.add_argument("--tasks", action="append", metavar="TASK,...",
                         help="harness tasks: bundled names, YAML files, or `all` (any number of runs)")
-    parser.add_argument("--limit", type=int, help="tasks: score the first N documents of each")
+    parser.add_argument("--limit", type=int, help="tasks: score the first N documents of each; answers: the first N "
+                        "held-out questions")
     parser.add_argument("--num-fewshot", type=int, help="tasks: k solved examples before each question")
     parser.add_argument("--log-samples", action="store_true", help="tasks: keep every request and answer in JSON")
     parser.add_argument("--split", default="val", choices=["train", "val"])
     add_json(parser, "the result (sheet: where the sheet and its key went)")
     parser.add_argument("--data", help="compare: the packed data whose split all runs are scored on "
-                        "(default: the first run's)")
+                        "(default: the first run's); answers: the conversation set whose validation and test "
+                        "questions are asked (default: tasks)")
     parser.add_argument("--max-documents", type=int, help="compare: score this many documents, spread evenly")
     parser.add_argument("--out", help="compare or tasks: where the tables and chart go (default runs/compare or "
                         "runs/eval); sheet: the CSV to write; ratings: also write the Markdown report here")

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lmlab.datasets.chat import check_reply
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams, generate_ids, ready_pieces, stream_tokens
 from lmlab.modes import evaluating
@@ -110,6 +111,15 @@ class Conversation:
             self.turns.pop()  # an interrupted turn leaves no half a reply behind
             raise
         self.turns.append({"role": "assistant", "content": "".join(pieces)})
+
+
+def checked_replies(chat: ChatModel, records: Sequence[dict[str, Any]], max_new_tokens: int = 24,
+                    ) -> tuple[list[str], list[bool]]:
+    """Greedy replies to each record's prompt (its messages before the last) and whether each is right by
+    the record's exact checker (`lmlab.datasets.chat.check_reply`)."""
+    replies = chat.replies([record["messages"][:-1] for record in records],
+                           GenerationParams(temperature=0, max_new_tokens=max_new_tokens))
+    return replies, [check_reply(record, reply) for record, reply in zip(records, replies, strict=True)]
 
 
 def is_conversation(value: Any) -> bool:

@@ -33,10 +33,10 @@ from rich.table import Table
 from lmlab.data.pipeline import DataConfig
 from lmlab.data.prepare import PrepareConfig, prepare_corpus
 from lmlab.datasets import load_corpus
-from lmlab.datasets.chat import check_reply, conversation_splits, preference_splits
+from lmlab.datasets.chat import conversation_splits, preference_splits
 from lmlab.generate import GenerationParams
 from lmlab.modes import evaluating
-from lmlab.pipelines.chat import ChatModel, Conversation
+from lmlab.pipelines.chat import ChatModel, Conversation, checked_replies
 from lmlab.report import write_report
 from lmlab.runs import open_run
 from lmlab.tokenizers import TokenizerConfig
@@ -99,8 +99,7 @@ def held_out_figures(run_dir: Path, prompts: list[dict[str, Any]], pairs: list[d
     """One model on the same held-out items: the exact match of its greedy replies, the reward model's mean
     score of them, and the share of pairs whose chosen answer it finds likelier per token than the rejected."""
     chat = ChatModel.from_run(open_run(run_dir), "cpu")
-    replies = chat.replies([record["messages"][:-1] for record in prompts],
-                           GenerationParams(temperature=0, max_new_tokens=24))
+    replies, right = checked_replies(chat, prompts)
     context = ChatContext(chat.tokenizer, chat.template, chat.model.config.block_size, chat.end_id, chat.end_id,
                           None, None, False)  # type: ignore[arg-type]
     encoded = encode_pairs(pairs, context)
@@ -111,7 +110,7 @@ def held_out_figures(run_dir: Path, prompts: list[dict[str, Any]], pairs: list[d
             chosen, rejected = sides(answer_logprobs(chat.model, **batch))
             preferred += int((chosen.mean > rejected.mean).sum())
     return {
-        "exact_match": sum(check_reply(r, t) for r, t in zip(prompts, replies, strict=True)) / len(prompts),
+        "exact_match": sum(right) / len(prompts),
         "preference_accuracy": preferred / len(encoded.records),
         "mean_reward": float(scorer([r["messages"][:-1] for r in prompts], replies).mean()),
     }
