@@ -7,6 +7,7 @@ report of filled ones (`eval ratings`).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -88,12 +89,20 @@ def _answers(args: argparse.Namespace) -> None:
                    / sum(r.get("kind") == k for r in records) for k in kinds}
         results.append({"run": run, "exact_match": sum(right) / len(right), "kinds": by_kind,
                         **mcnemar(first, right).to_dict()})
-    table = Table(title=f"exact match on {len(records)} held-out questions (greedy); gained/lost against {runs[0]}")
-    for column in ("run", "exact match", *kinds, "gained", "lost", "McNemar p"):
+    labels = [Path(run).name for run in runs]
+    labels = labels if len(set(labels)) == len(labels) else list(runs)
+    table = Table(title=f"greedy exact match on {len(records)} held-out questions, against {labels[0]}")
+    for column in ("run", "exact match", "gained", "lost", "McNemar p"):
         table.add_column(column, justify="left" if column == "run" else "right")
-    for row in results:
-        table.add_row(row["run"], f"{row['exact_match']:.4f}", *(f"{row['kinds'][k]:.3f}" for k in kinds),
-                      str(row["gained"]), str(row["lost"]), f"{row['p_value']:.3f}")
+    for label, row in zip(labels, results, strict=True):
+        table.add_row(label, f"{row['exact_match']:.4f}", str(row["gained"]), str(row["lost"]), f"{row['p_value']:.3f}")
+    by_kind = Table(title="per kind")
+    for column in ("kind", *labels):
+        by_kind.add_column(column, justify="left" if column == "kind" else "right")
+    for kind in kinds:
+        by_kind.add_row(kind, *(f"{row['kinds'][kind]:.3f}" for row in results))
+    if kinds:
+        Console().print(by_kind)
     Console().print(table)
     save_json(args.json, {"items": len(records), "runs": results})
 
