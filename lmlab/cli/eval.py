@@ -27,9 +27,7 @@ from lmlab.evaluate.human import (
 )
 from lmlab.evaluate.leaderboard import evaluate_runs, results_json, results_table, write_results
 from lmlab.files import write_text
-from lmlab.metrics.paired import mcnemar
-from lmlab.pipelines.chat import ChatModel, checked_replies
-from lmlab.runs import open_run
+from lmlab.pipelines.chat import compare_answers
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -80,15 +78,8 @@ def _answers(args: argparse.Namespace) -> None:
     records = [r for r in splits["validation"] + splits["test"] if r.get("answer") is not None][:args.limit]
     if not records:
         raise LmlabError(f"eval answers: {args.data or 'tasks'} has no held-out record with an exact answer")
-    kinds = sorted({str(r.get("kind", "")) for r in records} - {""})
-    results, first = [], None
-    for run in runs:
-        _, right = checked_replies(ChatModel.from_run(open_run(run), "cpu"), records)
-        first = first or right
-        by_kind = {k: sum(ok for r, ok in zip(records, right, strict=True) if r.get("kind") == k)
-                   / sum(r.get("kind") == k for r in records) for k in kinds}
-        results.append({"run": run, "exact_match": sum(right) / len(right), "kinds": by_kind,
-                        **mcnemar(first, right).to_dict()})
+    results = compare_answers(runs, records)
+    kinds = list(results[0]["kinds"])
     labels = [Path(run).name for run in runs]
     labels = labels if len(set(labels)) == len(labels) else list(runs)
     table = Table(title=f"greedy exact match on {len(records)} held-out questions, against {labels[0]}")

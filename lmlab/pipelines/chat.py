@@ -16,6 +16,7 @@ keeps a dialogue going (a system prompt, the turns so far, streaming), for `lmla
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,9 +25,10 @@ from torch import nn
 from lmlab.datasets.chat import check_reply
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams, generate_ids, ready_pieces, stream_tokens
+from lmlab.metrics.paired import mcnemar
 from lmlab.modes import evaluating
 from lmlab.pipelines.base import Pipeline
-from lmlab.runs import Run
+from lmlab.runs import Run, open_run
 from lmlab.tokenizers import Tokenizer
 from lmlab.tokenizers.chat import ChatTemplate, check_messages
 
@@ -120,6 +122,23 @@ def checked_replies(chat: ChatModel, records: Sequence[dict[str, Any]], max_new_
     replies = chat.replies([record["messages"][:-1] for record in records],
                            GenerationParams(temperature=0, max_new_tokens=max_new_tokens))
     return replies, [check_reply(record, reply) for record, reply in zip(records, replies, strict=True)]
+
+
+def compare_answers(runs: Sequence[str | Path], records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each chat run's greedy exact match on `records`, overall and per kind, and its questions gained and
+    lost against the first run's with McNemar's exact p (`lmlab.metrics.paired`)."""
+    kinds = sorted({str(record.get("kind", "")) for record in records} - {""})
+    results: list[dict[str, Any]] = []
+    first: list[bool] | None = None
+    for run in runs:
+        _, right = checked_replies(ChatModel.from_run(open_run(run), "cpu"), records)
+        first = right if first is None else first
+        by_kind = {kind: [ok for record, ok in zip(records, right, strict=True) if record.get("kind") == kind]
+                   for kind in kinds}
+        results.append({"run": str(run), "exact_match": sum(right) / len(right),
+                        "kinds": {kind: sum(oks) / len(oks) for kind, oks in by_kind.items()},
+                        **mcnemar(first, right).to_dict()})
+    return results
 
 
 def is_conversation(value: Any) -> bool:
