@@ -77,13 +77,22 @@ def test_user_files_split_80_10_10_and_a_directory_keeps_its_splits(tmp_path):
         conversation_splits(tmp_path / "dir")
 
 
-@pytest.mark.parametrize("name", ["tasks-en", "tasks-zh", "tasks"])
+@pytest.mark.parametrize("name", ["tasks-en", "tasks-zh", "tasks", "tasks-large"])
 def test_named_task_sets_have_disjoint_splits_of_every_kind(name):
     splits = conversation_splits(name)
     questions = {split: {r["messages"][0]["content"] for r in rows} for split, rows in splits.items()}
     assert not questions["train"] & questions["test"] and not questions["train"] & questions["validation"]
     assert {r["kind"] for r in splits["test"]} == set(KINDS)
     assert len(splits["train"]) > 2000
+
+
+def test_tasks_large_holds_out_what_tasks_holds_out_and_trains_on_ten_times_the_questions():
+    small, large = conversation_splits("tasks"), conversation_splits("tasks-large")
+    assert large["validation"] == small["validation"] and large["test"] == small["test"]
+    assert large["train"][:len(small["train"])] == small["train"]
+    questions = [r["messages"][0]["content"] for r in large["train"]]
+    assert len(set(questions)) == len(questions) > 10 * len(small["train"])
+    assert {r["language"] for r in large["train"][len(small["train"]):][:2]} == {"en", "zh"}  # alternating
 
 
 def test_tasks_are_the_same_for_the_same_seed_and_differ_for_another():

@@ -148,11 +148,11 @@ def run_chat_quickstart(options: ChatQuickstartOptions, console: Console | None 
     _stage(console, 1, "Data: two corpora to pretrain on, verifiable tasks to instruct and align on")
     named = [] if options.corpora else [load_corpus(name) for name in ("shakespeare", "peoples-daily")]
     paths = list(options.corpora) or [corpus.path for corpus in named]
-    splits, pairs = conversation_splits("tasks"), preference_splits("preferences-tasks")
+    splits, pairs = conversation_splits("tasks-large"), preference_splits("preferences-tasks")
     pretraining = ", ".join(corpus.name for corpus in named) if named else ", ".join(map(str, paths))
     console.print(f"  pretraining on {pretraining}; tasks: {len(splits['train']):,} train, "
                   f"{len(splits['validation']):,} validation, {len(splits['test']):,} test conversations "
-                  "(English and Chinese), and as many preference pairs", highlight=False)
+                  f"(English and Chinese); {len(pairs['train']):,} preference pairs to train on", highlight=False)
     prepared = prepare_corpus(paths, options.out / "data", PrepareConfig(
         data=DataConfig(dedup="near"), tokenizer=TokenizerConfig(kind="bpe", vocab_size=4096, split_digits=True),
         val_fraction=0.05, seed=2))
@@ -223,5 +223,7 @@ def run_chat_quickstart(options: ChatQuickstartOptions, console: Console | None 
                   "preference.loss=simpo preference.beta=2")
     console.print(f"  lmlab tune lmlab/recipes/chat-grpo.yaml base={options.out / 'sft'} run_dir=runs/grpo-rm "
                   f"grpo.reward={options.out / 'reward'}")
+    console.print(f"  lmlab eval answers {options.out / 'sft'} {options.out / 'dpo'} {options.out / 'grpo'}   # all "
+                  "held-out tasks, gained and lost against SFT, McNemar's p")
     console.print(f"  lmlab export {options.out / 'grpo'} runs/hf-chat   # transformers' apply_chat_template works")
     return figures
