@@ -222,7 +222,7 @@ def generate_ids(model: nn.Module, prompts_ids: list[list[int]], params: Generat
 
 # ---- text in, text out -----------------------------------------------------------------------------
 
-def _continuation(tokenizer: TextTokenizer, prompt_ids: list[int], prompt_text: str,
+def continuation_text(tokenizer: TextTokenizer, prompt_ids: list[int], prompt_text: str,
                   new_ids: list[int]) -> str:
     # Decoding prompt and continuation together and removing the prompt's text keeps the
     # boundary right for decoders that treat a sequence's first token specially (leading spaces).
@@ -250,12 +250,12 @@ def generate_text(model: nn.Module, tokenizer: TextTokenizer, prompts: list[str]
             elif not done[row]:
                 outputs[row].append(token)
                 if params.stop:
-                    text = _continuation(tokenizer, prompts_ids[row], heads[row], outputs[row])
+                    text = continuation_text(tokenizer, prompts_ids[row], heads[row], outputs[row])
                     done[row] = _cut_at_stop(text, params.stop)[1]
         if all(done):
             break
     return [
-        _cut_at_stop(_continuation(tokenizer, ids, head, new), params.stop)[0]
+        _cut_at_stop(continuation_text(tokenizer, ids, head, new), params.stop)[0]
         for ids, head, new in zip(prompts_ids, heads, outputs, strict=True)
     ]
 
@@ -279,22 +279,41 @@ def stream_text(model: nn.Module, tokenizer: TextTokenizer, prompt: str,
     def continuations() -> Iterator[str]:
         for token in stream_tokens(model, prompt_ids, params, tokenizer.eos_id):
             new_ids.append(token)
-            yield _continuation(tokenizer, prompt_ids, head, new_ids)
+            yield continuation_text(tokenizer, prompt_ids, head, new_ids)
 
     yield from ready_pieces(continuations(), params.stop)
 
 
+class ReadyText:
+    """A growing text handed out in pieces that will not change: half a character (byte-level BPE can end a
+    token inside a UTF-8 character) and what may be the start of a stop string are held back, and the text
+    ends before the first stop string. ``update`` takes each new version of the whole text."""
+
+    def __init__(self, stop: Sequence[str]):
+        self.stop, self.text, self.emitted, self.stopped = list(stop), "", 0, False
+
+    def update(self, text: str) -> str:
+        """The piece `text` makes ready ("" if none); `stopped` tells whether a stop string ended it."""
+        self.text, self.stopped = _cut_at_stop(text, self.stop)
+        ready = len(self.text) if self.stopped else len(self.text) - _held_back(self.text, self.stop)
+        piece = self.text[self.emitted:ready]
+        self.emitted = max(self.emitted, ready)
+        return piece
+
+    def rest(self) -> str:
+        """What was held back, once the text is known to be complete."""
+        piece, self.emitted = self.text[self.emitted:], len(self.text)
+        return piece
+
+
 def ready_pieces(texts: Iterator[str], stop: Sequence[str]) -> Iterator[str]:
-    """Successive versions of a growing text as the pieces each adds, holding back what may still change (half a
-    character, the start of a stop string) and ending before the first stop string."""
-    text, emitted = "", 0
-    for text in texts:  # noqa: B007 - the last version is read after the loop
-        text, stopped = _cut_at_stop(text, list(stop))
-        if stopped:
-            break
-        ready = len(text) - _held_back(text, list(stop))
-        if ready > emitted:
-            yield text[emitted:ready]
-            emitted = ready
-    if len(text) > emitted:
-        yield text[emitted:]
+    """Successive versions of a growing text as the pieces each adds (`ReadyText`), ending before the first
+    stop string."""
+    ready = ReadyText(stop)
+    for text in texts:
+        if piece := ready.update(text):
+            yield piece
+        if ready.stopped:
+            return
+    if rest := ready.rest():
+        yield rest

@@ -99,3 +99,23 @@ def chat_tune_words(base: Path, task: str, data: str, run_dir: Path, steps: int,
             "train.eval_every=3", "train.batch_size=8", "train.device=cpu", "train.log_every=1",
             "train.checkpoint_every=1", "block_size=96", "limit_train=64", "limit_eval=12", "optimizer.lr=3e-3",
             *extra]
+
+
+@pytest.fixture(scope="session")
+def chat_run(tmp_path_factory):
+    """A tiny LLaMA taught 16 task conversations by SFT: it answers them, and it stops at the end of its turn."""
+    from lmlab.cli import main
+    from lmlab.datasets.chat import conversation_splits
+
+    root = tmp_path_factory.mktemp("chat")
+    base = tiny_decoder_base(root, "llama")
+    data = root / "same"
+    data.mkdir()
+    records = conversation_splits("tasks-en")["train"][:16]
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    for split in ("train", "validation", "test"):
+        (data / f"{split}.jsonl").write_text(lines, encoding="utf-8")
+    words = chat_tune_words(base, "sft", str(data), root / "sft", 60, "train.batch_size=16", "optimizer.lr=1e-2",
+                            "train.eval_every=30")
+    assert main(["tune", *words]) == 0
+    return root / "sft", records

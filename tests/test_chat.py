@@ -9,35 +9,17 @@ import sys
 
 import pytest
 import torch
-from conftest import chat_tune_words, tiny_decoder_base
+from conftest import tiny_decoder_base
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import lmlab
 from lmlab.cli import main
-from lmlab.datasets.chat import conversation_splits
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams
 from lmlab.pipelines.chat import ChatModel, Conversation
 from lmlab.runs import open_run
 
 QUESTION = [{"role": "user", "content": "What day of the week was 2025-10-29?"}]
-
-
-@pytest.fixture(scope="module")
-def chat_run(tmp_path_factory):
-    """A tiny LLaMA taught 16 task conversations by SFT: it answers them, and it stops at the end of its turn."""
-    root = tmp_path_factory.mktemp("chat")
-    base = tiny_decoder_base(root, "llama")
-    data = root / "same"
-    data.mkdir()
-    records = conversation_splits("tasks-en")["train"][:16]
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    for split in ("train", "validation", "test"):
-        (data / f"{split}.jsonl").write_text(lines, encoding="utf-8")
-    words = chat_tune_words(base, "sft", str(data), root / "sft", 60, "train.batch_size=16", "optimizer.lr=1e-2",
-                            "train.eval_every=30")
-    assert main(["tune", *words]) == 0
-    return root / "sft", records
 
 
 def test_the_chat_pipeline_answers_in_transformers_shape(chat_run):

@@ -38,6 +38,7 @@ VERBS: dict[str, tuple[str, str]] = {
              "several methods on the same split)"),
     "generate": ("lmlab.cli.generate:add_generate", "continue prompts with a trained model"),
     "chat": ("lmlab.cli.chat:add_chat", "talk with a chat run in the terminal (streamed, /reset, a system prompt)"),
+    "serve": ("lmlab.cli.serve:add_serve", "an OpenAI-compatible HTTP server over runs, batching all clients together"),
     "pipeline": ("lmlab.cli.pipeline:add_pipeline", "run a model on texts: `pipeline TASK --model RUN [TEXT ...]`"),
     "vectors": ("lmlab.cli.vectors:add_vectors", "word vectors (word2vec): skip-gram and CBOW, negative sampling"),
     "export": ("lmlab.cli.export:add_export", "write a run's model as a Hugging Face directory (GPT-2, LLaMA, BERT)"),

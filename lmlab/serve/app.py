@@ -1,0 +1,553 @@
+"""The OpenAI-compatible HTTP server: FastAPI routes over one `BatchEngine` per served decoder.
+
+    GET  /health                 {"status": "ok"}, never behind the API key
+    GET  /v1/models              the served runs, by name
+    POST /v1/completions         prompt: text, texts, token ids or lists of them; n, stop, seed, logprobs, echo
+    POST /v1/chat/completions    messages through the run's chat template, stopping at the end of the turn
+    POST /v1/embeddings          an encoder's (or decoder's) pooled last hidden states
+    GET  /metrics                Prometheus text: queue depth, running sequences, tokens, latencies
+
+Streaming answers are server-sent events (``data: {chunk}``, then ``data: [DONE]``), as OpenAI sends
+them. Every refusal is OpenAI's error JSON with a 4xx status: 400 for a request that does not parse or
+asks for what the model cannot do, 401 without the API key, 404 for an unknown model or route, 405 for
+a wrong method, 413 for a body or prompt over the limits, 429 with ``Retry-After`` when the queue is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from torch import nn
+
+from lmlab.config import Config
+from lmlab.errors import LmlabError
+from lmlab.generate import GenerationParams, ReadyText, continuation_text
+from lmlab.pipelines import pipeline
+from lmlab.pipelines.chat import ChatModel
+from lmlab.runs import open_run
+from lmlab.serve.engine import BatchEngine, EndEvent, Event, PromptEvent, Sequence, TokenEvent
+from lmlab.serve.metrics import Metrics
+from lmlab.serve.protocol import ChatRequest, CompletionRequest, EmbeddingRequest, ServeError, parsed
+from lmlab.tokenizers import Tokenizer
+
+
+class ServeSettings(Config):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: str | None = None
+    device: str = "auto"
+    max_batch: int = Field(16, ge=1, description="sequences decoded together in one forward pass")
+    max_waiting: int = Field(64, ge=1, description="sequences waiting for a place; more get 429")
+    max_prompt_tokens: int | None = Field(None, ge=1, description="a longer prompt gets 413 (default: the context)")
+    max_tokens: int = Field(1024, ge=1, description="the most tokens one choice may ask for")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="a larger request body gets 413")
+
+
+@dataclass
+class ServedModel:
+    """A run the server answers for: its decoder and batch engine, or its encoder for embeddings."""
+
+    name: str
+    path: Path
+    tokenizer: Tokenizer
+    block_size: int
+    vocab_size: int
+    engine: BatchEngine | None = None
+    chat: ChatModel | None = None
+    embedder: Any = None
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def served_model(source: str, settings: ServeSettings) -> ServedModel:
+    """Open `source` for serving: a decoder with a KV cache generates; an encoder gives embeddings."""
+    run = open_run(source)
+    name = Path(source).name or str(source)
+    kind = run.family_class.kind
+    if kind == "decoder" and hasattr(run.family_class, "new_cache"):
+        model: nn.Module = run.model(settings.device)
+        engine = BatchEngine(model, settings.max_batch, settings.max_waiting)
+        template = run.chat_template()
+        tokenizer = run.tokenizer()
+        chat = ChatModel(model, tokenizer, template) if template is not None else None
+        return ServedModel(name, run.path, tokenizer, model.config.block_size, model.config.vocab_size, engine, chat)
+    if kind == "encoder":
+        embedder = pipeline("feature-extraction", run.path, device=settings.device)
+        return ServedModel(name, run.path, embedder.tokenizer, embedder.max_length, embedder.model.config.vocab_size,
+                           embedder=embedder)
+    raise run.refusal(f"lmlab serve needs a Transformer decoder (GPT, LLaMA) or an encoder; a {run.family} "
+                      f"model ({kind}) is not served")
+
+
+# ---- one choice's text, as its tokens arrive -----------------------------------------------------------
+
+class ChoiceText:
+    """The text of one choice: decoded as a whole each time a token arrives, handed out in ready pieces,
+    cut before the first stop string (the client then stops the sequence)."""
+
+    def __init__(self, tokenizer: Tokenizer, prompt: list[int], stops: list[str], chat: bool):
+        self.tokenizer, self.prompt, self.chat = tokenizer, prompt, chat
+        self.head = "" if chat else tokenizer.decode(prompt)
+        self.ids: list[int] = []
+        self.ready = ReadyText(stops)
+        self.text = ""  # what was handed out so far
+        self.tokens: list[TokenEvent] = []
+        self.prompt_event: PromptEvent | None = None
+        self.finish_reason: str | None = None
+
+    def add(self, event: TokenEvent) -> str:
+        self.ids.append(event.token)
+        self.tokens.append(event)
+        whole = (self.tokenizer.decode(self.ids, skip_special_tokens=True) if self.chat
+                 else continuation_text(self.tokenizer, self.prompt, self.head, self.ids))
+        piece = self.ready.update(whole)
+        self.text += piece
+        return piece
+
+    def finish(self, reason: str) -> str:
+        self.finish_reason = "stop" if reason == "stop" or self.ready.stopped else "length"
+        piece = "" if self.ready.stopped else self.ready.rest()
+        self.text += piece
+        return piece
+
+    @property
+    def stopped(self) -> bool:
+        return self.ready.stopped
+
+
+def token_string(tokenizer: Tokenizer, token: int) -> str:
+    return tokenizer.decode([token])
+
+
+def completion_logprobs(tokenizer: Tokenizer, choice: ChoiceText, prompt_offset: int) -> dict[str, Any]:
+    """OpenAI's legacy ``logprobs`` object: tokens, their log-probabilities, the top alternatives, offsets."""
+    tokens, logprobs, tops, offsets = [], [], [], []
+    offset = prompt_offset
+    if choice.prompt_event is not None:
+        for token, logprob, top in zip(choice.prompt, choice.prompt_event.logprobs, choice.prompt_event.top,
+                                       strict=True):
+            text = token_string(tokenizer, token)
+            tokens.append(text)
+            logprobs.append(logprob)
+            tops.append(None if top is None else {token_string(tokenizer, i): v for i, v in top})
+            offsets.append(offset)
+            offset += len(text)
+    for event in choice.tokens:
+        text = token_string(tokenizer, event.token)
+        tokens.append(text)
+        logprobs.append(event.logprob)
+        tops.append({token_string(tokenizer, i): v for i, v in event.top})
+        offsets.append(offset)
+        offset += len(text)
+    return {"tokens": tokens, "token_logprobs": logprobs, "top_logprobs": tops, "text_offset": offsets}
+
+
+def chat_logprobs(tokenizer: Tokenizer, events: list[TokenEvent]) -> dict[str, Any]:
+    """The chat ``logprobs`` object: per token its text, log-probability, UTF-8 bytes and top alternatives."""
+    def entry(token: int, logprob: float) -> dict[str, Any]:
+        text = token_string(tokenizer, token)
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+    return {"content": [{**entry(e.token, e.logprob), "top_logprobs": [entry(i, v) for i, v in e.top]}
+                        for e in events]}
+
+
+# ---- the application ---------------------------------------------------------------------------------
+
+def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
+    """The FastAPI application serving `models`; their engines start and stop with it."""
+    by_name = {m.name: m for m in models}
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for m in models:
+            if m.engine is not None:
+                m.engine.start()
+        yield
+        for m in models:
+            if m.engine is not None:
+                m.engine.stop()
+
+    app = FastAPI(title="lmlab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    def error_response(error: ServeError) -> JSONResponse:
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(ServeError)
+    async def _serve_error(request: Request, exc: ServeError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+        return error_response(ServeError(exc.status_code, message.get(exc.status_code, str(exc.detail)), kind=kind,
+                                         headers=dict(exc.headers or {})))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(ServeError(400, str(exc.errors()[0].get("msg", "invalid request"))))
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next: Callable[..., Any]) -> Response:
+        """The API key, then the body's size, before any route reads it."""
+        guarded = settings.api_key is not None and request.url.path != "/health"
+        if guarded and request.headers.get("authorization") != f"Bearer {settings.api_key}":
+            return error_response(ServeError(401, "a valid API key is needed: Authorization: Bearer KEY",
+                                             kind="authentication_error", code="invalid_api_key"))
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            return error_response(ServeError(413, f"the request body is over {settings.max_body_bytes} bytes"))
+        started = time.perf_counter()
+        response = await call_next(request)
+        metrics.observe_request(request.url.path, response.status_code, time.perf_counter() - started)
+        return response
+
+    async def read_json(request: Request) -> Any:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_body_bytes:
+                raise ServeError(413, f"the request body is over {settings.max_body_bytes} bytes")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ServeError(400, f"the request body is not UTF-8 (byte {exc.start})") from None
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise ServeError(400, "the request body nests too deeply") from None
+        except json.JSONDecodeError as exc:
+            raise ServeError(400, f"the request body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                             ) from None
+
+    def find_model(name: str, need: str) -> ServedModel:
+        served = by_name.get(name)
+        if served is None:
+            raise ServeError(404, f"model {name!r} is not served here; GET /v1/models lists {', '.join(by_name)}",
+                             "model", code="model_not_found")
+        if need == "generate" and served.engine is None:
+            raise ServeError(400, f"model {name!r} is an encoder: it gives embeddings, not text", "model")
+        if need == "chat" and served.chat is None:
+            raise ServeError(400, f"model {name!r} has no chat template (tune it with task=sft); use /v1/completions",
+                             "model")
+        if need == "embed" and served.embedder is None:
+            raise ServeError(400, f"model {name!r} gives no embeddings", "model")
+        return served
+
+    def prompt_ids(served: ServedModel, prompt: Any) -> list[list[int]]:
+        """The prompts of a completion request, as token ids."""
+        if isinstance(prompt, str):
+            prompts = [served.tokenizer.encode(prompt)]
+        elif prompt and all(isinstance(p, int) for p in prompt):
+            prompts = [list(prompt)]
+        elif prompt and all(isinstance(p, str) for p in prompt):
+            prompts = [served.tokenizer.encode(p) for p in prompt]
+        elif prompt and all(isinstance(p, list) for p in prompt):
+            prompts = [list(p) for p in prompt]
+        else:
+            raise ServeError(400, "prompt: a string, a list of strings, a list of token ids or a list of such lists",
+                             "prompt")
+        if len(prompts) > settings.max_waiting:
+            raise ServeError(400, f"prompt: at most {settings.max_waiting} prompts per request", "prompt")
+        eos = served.tokenizer.eos_id
+        checked = []
+        for index, ids in enumerate(prompts):
+            if not ids:
+                if eos is None:
+                    raise ServeError(400, f"prompt {index} is empty and the model has no end-of-text token to start "
+                                     "from", "prompt")
+                ids = [eos]
+            if any(not 0 <= i < served.vocab_size for i in ids):
+                raise ServeError(400, f"prompt {index}: token ids must lie in [0, {served.vocab_size})", "prompt")
+            checked.append(ids)
+        return checked
+
+    def check_room(served: ServedModel, prompts: list[list[int]], max_tokens: int, field_name: str) -> None:
+        limit = settings.max_prompt_tokens or served.block_size
+        for index, ids in enumerate(prompts):
+            if len(ids) > limit:
+                raise ServeError(413, f"prompt {index} has {len(ids)} tokens; the limit is {limit}", "prompt",
+                                 code="context_length_exceeded")
+            if len(ids) + max_tokens > served.block_size:
+                raise ServeError(400, f"prompt {index} has {len(ids)} tokens and {field_name} is {max_tokens}: "
+                                 f"more than the model's context of {served.block_size}", field_name,
+                                 code="context_length_exceeded")
+        if max_tokens > settings.max_tokens:
+            raise ServeError(400, f"{field_name}: at most {settings.max_tokens}", field_name)
+
+    def sequences(served: ServedModel, request: Any, prompts: list[list[int]], max_tokens: int,
+                  end_ids: frozenset[int], top: int | None, echo: bool,
+                  put: Callable[[int, Event], None]) -> list[Sequence]:
+        engine = served.engine
+        assert engine is not None
+        if not engine.has_room(len(prompts) * request.n):
+            raise ServeError(429, "the queue is full; try again shortly", kind="rate_limit_error",
+                             headers={"Retry-After": "1"})
+        made = []
+        for p, ids in enumerate(prompts):
+            for j in range(request.n):
+                seed = None if request.seed is None else request.seed + j
+                params = GenerationParams(max_new_tokens=max_tokens, temperature=request.temperature,
+                                          top_p=request.top_p if request.top_p < 1 else None, top_k=request.top_k,
+                                          seed=seed)
+                index = p * request.n + j
+                made.append(Sequence(ids, params, lambda event, index=index: put(index, event), end_ids, top, echo))
+        return made
+
+    def event_queue() -> tuple[asyncio.Queue[tuple[int, Event]], Callable[[int, Event], None]]:
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+
+        def put(index: int, event: Event) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, (index, event))
+
+        return events, put
+
+    async def run_choices(request: Request, engine: BatchEngine, seqs: list[Sequence], choices: list[ChoiceText],
+                          events: asyncio.Queue[tuple[int, Event]]) -> AsyncIterator[tuple[int, str, Event]]:
+        """Submit `seqs` and yield (choice, new text, event) until every choice has ended; stopping a choice at a
+        stop string, and cancelling all of them if the client goes away or the caller stops listening."""
+        started = time.perf_counter()
+        first = True
+        for sequence in seqs:
+            engine.submit(sequence)
+        open_choices = set(range(len(seqs)))
+        try:
+            while open_choices:
+                try:
+                    index, event = await asyncio.wait_for(events.get(), timeout=1.0)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    continue
+                if index not in open_choices:
+                    continue
+                choice = choices[index]
+                if isinstance(event, PromptEvent):
+                    choice.prompt_event = event
+                    yield index, "", event
+                elif isinstance(event, TokenEvent):
+                    if first:
+                        metrics.observe_first_token(time.perf_counter() - started)
+                        first = False
+                    piece = choice.add(event)
+                    if choice.stopped:
+                        seqs[index].cancel()
+                        open_choices.discard(index)
+                        choice.finish("stop")
+                        yield index, piece, EndEvent("stop")
+                    else:
+                        yield index, piece, event
+                else:
+                    if event.reason == "error":
+                        raise ServeError(500, f"generation failed: {event.message}", kind="server_error")
+                    open_choices.discard(index)
+                    yield index, choice.finish(event.reason), event
+        finally:
+            for sequence in seqs:
+                sequence.cancel()
+
+    def usage(prompts: list[list[int]], n: int, choices: list[ChoiceText]) -> dict[str, int]:
+        prompt_tokens = sum(len(ids) for ids in prompts)
+        completion = sum(len(c.ids) for c in choices)
+        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                "total_tokens": prompt_tokens + completion}
+
+    def sse(payload: Any) -> str:
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    # ---- routes ---------------------------------------------------------------------------------------
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": m.name, "object": "model", "created": m.created,
+                                            "owned_by": "lmlab"} for m in models]}
+
+    @app.get("/metrics")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render({m.name: m.engine for m in models if m.engine is not None}),
+                                 media_type="text/plain; version=0.0.4")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        body = parsed(CompletionRequest, await read_json(request))
+        served = find_model(body.model, "generate")
+        prompts = prompt_ids(served, body.prompt)
+        check_room(served, prompts, body.max_tokens, "max_tokens")
+        stops = body.stops
+        eos = served.tokenizer.eos_id
+        end_ids = frozenset() if eos is None else frozenset({eos})
+        events, put = event_queue()
+        seqs = sequences(served, body, prompts, body.max_tokens, end_ids, body.logprobs, body.echo, put)
+        choices = [ChoiceText(served.tokenizer, s.prompt, stops, chat=False) for s in seqs]
+        engine = served.engine
+        assert engine is not None
+        ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        heads = [served.tokenizer.decode(s.prompt) for s in seqs] if body.echo else None
+
+        def logprobs_of(index: int) -> dict[str, Any] | None:
+            if body.logprobs is None:
+                return None
+            return completion_logprobs(served.tokenizer, choices[index], 0)
+
+        if not body.stream:
+            async for _ in run_choices(request, engine, seqs, choices, events):
+                pass
+            return JSONResponse({
+                "id": ident, "object": "text_completion", "created": created, "model": served.name,
+                "choices": [{"index": i, "text": (heads[i] if heads else "") + c.text, "logprobs": logprobs_of(i),
+                             "finish_reason": c.finish_reason} for i, c in enumerate(choices)],
+                "usage": usage(prompts, body.n, choices),
+            })
+
+        async def stream() -> AsyncIterator[str]:
+            def chunk(index: int, text: str, logprobs: Any, finish: str | None) -> str:
+                return sse({"id": ident, "object": "text_completion", "created": created, "model": served.name,
+                            "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}]})
+
+            async for index, piece, event in run_choices(request, engine, seqs, choices, events):
+                if isinstance(event, PromptEvent):
+                    if heads:
+                        yield chunk(index, heads[index], None, None)
+                elif isinstance(event, TokenEvent):
+                    logprobs = None
+                    if body.logprobs is not None:
+                        text = token_string(served.tokenizer, event.token)
+                        logprobs = {"tokens": [text], "token_logprobs": [event.logprob],
+                                    "top_logprobs": [{token_string(served.tokenizer, i): v for i, v in event.top}],
+                                    "text_offset": [len(choices[index].text) - len(piece)]}
+                    if piece or logprobs:
+                        yield chunk(index, piece, logprobs, None)
+                else:
+                    yield chunk(index, piece, None, choices[index].finish_reason)
+            if body.include_usage:
+                yield sse({"id": ident, "object": "text_completion", "created": created, "model": served.name,
+                           "choices": [], "usage": usage(prompts, body.n, choices)})
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        body = parsed(ChatRequest, await read_json(request))
+        served = find_model(body.model, "chat")
+        chat = served.chat
+        assert chat is not None
+        try:
+            prompt = chat.prompt_ids([m.model_dump(exclude={"name"}) for m in body.messages])
+        except LmlabError as exc:
+            raise ServeError(400, str(exc), "messages") from None
+        limit = body.reply_limit
+        room = served.block_size - len(prompt)
+        max_tokens = min(limit if limit is not None else room, settings.max_tokens) if room > 0 else 1
+        field_name = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+        check_room(served, [prompt], max_tokens, field_name)
+        eos = served.tokenizer.eos_id
+        end_ids = frozenset({chat.end_id} if eos is None else {chat.end_id, eos})
+        top = (body.top_logprobs or 0) if body.logprobs else None
+        events, put = event_queue()
+        seqs = sequences(served, body, [prompt], max_tokens, end_ids, top, False, put)
+        choices = [ChoiceText(served.tokenizer, prompt, body.stops, chat=True) for _ in seqs]
+        engine = served.engine
+        assert engine is not None
+        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+        if not body.stream:
+            async for _ in run_choices(request, engine, seqs, choices, events):
+                pass
+            return JSONResponse({
+                "id": ident, "object": "chat.completion", "created": created, "model": served.name,
+                "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
+                             "logprobs": chat_logprobs(served.tokenizer, c.tokens) if body.logprobs else None,
+                             "finish_reason": c.finish_reason} for i, c in enumerate(choices)],
+                "usage": usage([prompt], body.n, choices),
+            })
+
+        async def stream() -> AsyncIterator[str]:
+            def chunk(index: int, delta: dict[str, Any], logprobs: Any, finish: str | None) -> str:
+                return sse({"id": ident, "object": "chat.completion.chunk", "created": created, "model": served.name,
+                            "choices": [{"index": index, "delta": delta, "logprobs": logprobs,
+                                         "finish_reason": finish}]})
+
+            for index in range(len(seqs)):
+                yield chunk(index, {"role": "assistant", "content": ""}, None, None)
+            async for index, piece, event in run_choices(request, engine, seqs, choices, events):
+                if isinstance(event, TokenEvent):
+                    logprobs = chat_logprobs(served.tokenizer, [event]) if body.logprobs else None
+                    if piece or logprobs:
+                        yield chunk(index, {"content": piece}, logprobs, None)
+                elif isinstance(event, EndEvent):
+                    yield chunk(index, {"content": piece} if piece else {}, None, choices[index].finish_reason)
+            if body.include_usage:
+                yield sse({"id": ident, "object": "chat.completion.chunk", "created": created, "model": served.name,
+                           "choices": [], "usage": usage([prompt], body.n, choices)})
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        body = parsed(EmbeddingRequest, await read_json(request))
+        served = find_model(body.model, "embed")
+        inputs = body.input
+        if isinstance(inputs, str):
+            texts = [inputs]
+        elif inputs and all(isinstance(t, str) for t in inputs):
+            texts = list(inputs)
+        elif inputs and all(isinstance(t, int) for t in inputs):
+            texts = [served.tokenizer.decode(list(inputs))]
+        elif inputs and all(isinstance(t, list) for t in inputs):
+            texts = [served.tokenizer.decode(list(t)) for t in inputs]
+        else:
+            raise ServeError(400, "input: a string, a list of strings, token ids or lists of token ids", "input")
+        if len(texts) > 2048 or any(not t for t in texts):
+            raise ServeError(400, "input: 1 to 2048 non-empty texts", "input")
+        if body.dimensions is not None:
+            raise ServeError(400, "dimensions: lmlab's embeddings keep the model's width", "dimensions")
+        embedder = served.embedder
+        pooling = "mean"
+        try:
+            vectors = await asyncio.to_thread(lambda: embedder(texts, pooling=pooling))
+        except LmlabError as exc:
+            raise ServeError(400, str(exc), "input") from None
+        tokens = sum(len(served.tokenizer.encode(t)) for t in texts)
+        if body.encoding_format == "base64":
+            vectors = [base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode() for v in vectors]
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        return JSONResponse({"object": "list", "model": served.name, "data": data,
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    return app
+
+
+def serve(sources: list[str], settings: ServeSettings) -> None:
+    """Serve `sources` until interrupted; SIGTERM lets streams in flight finish first."""
+    import uvicorn
+
+    torch.set_grad_enabled(False)
+    models = [served_model(source, settings) for source in sources]
+    if len({m.name for m in models}) < len(models):
+        raise LmlabError("serve: two runs have the same folder name; serve them from differently named folders")
+    app = create_app(models, settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=60)

@@ -1,0 +1,297 @@
+"""Continuous batching: the sequences of every client share each forward pass of one decoder.
+
+    request ──> Sequence ──> waiting ──(a step boundary, room in the batch)──> prefill alone ──┐
+                                                                                              v
+     running batch: one KV cache, every row right-aligned, left padding masked out  <──── join
+       each step:  forward(every row's last token) ──> each row picks with its own sampling
+                   parameters and generator ──> token events to its client
+       a row that ends (end of text, max_tokens, its client gone) leaves at once
+
+A decoding step costs nearly the same for one row as for sixteen on a small model: what a step
+spends is mostly reading the weights and launching operations, so sixteen clients batched get
+close to sixteen times the tokens per second of one client served after another.
+
+Why right-aligned: all rows append their new token in the same cache column, so one forward
+extends them all. A row that joins with a prompt shorter than the batch's width is left-padded;
+one with a longer prompt pads the others. A row's positions are counted from its first real
+token (from the attention mask, as in a left-padded batch of `lmlab.generate`), so padding
+changes no row's result: its tokens are those it gets alone (tests check it, greedy).
+
+A joining prompt is read alone (batch of one) so that its first token, its prompt log-probabilities
+and its place in the batch never depend on who else is being served.
+
+The engine runs in one thread of its own; events go to each sequence's callback, which the server
+turns into an asyncio queue. Families without a KV cache (recurrent, n-gram) are not batched here:
+the server runs them one request at a time through `lmlab.generate`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from lmlab.generate import GenerationParams, pick_next_tokens
+from lmlab.models.base import KVCache
+from lmlab.modes import evaluating
+
+
+@dataclass
+class TokenEvent:
+    """One new token of a sequence, with its log-probability and the `top` alternatives asked for."""
+
+    token: int
+    logprob: float
+    top: list[tuple[int, float]]
+
+
+@dataclass
+class PromptEvent:
+    """An echoed prompt's log-probabilities: None for its first token, then log p(token | the ones before)."""
+
+    logprobs: list[float | None]
+    top: list[list[tuple[int, float]] | None]
+
+
+@dataclass
+class EndEvent:
+    reason: str  # "stop" (an end token), "length" (max_tokens reached), "cancelled" or "error"
+    message: str = ""
+
+
+Event = TokenEvent | PromptEvent | EndEvent
+
+
+@dataclass
+class Sequence:
+    """One choice to generate: a prompt, how to sample, and where its events go."""
+
+    prompt: list[int]
+    params: GenerationParams
+    on_event: Callable[[Event], None]
+    end_ids: frozenset[int] = frozenset()
+    top_logprobs: int | None = None  # None: no log-probabilities; 0: the chosen token's; k: and the k best
+    echo: bool = False  # the prompt's own log-probabilities first
+    generator: torch.Generator | None = None
+    generated: int = 0
+    cancelled: bool = False
+    ended: bool = False
+    next_token: int = -1  # the token the next step feeds in
+    enqueued: float = field(default_factory=time.perf_counter)
+
+    def cancel(self) -> None:
+        """Stop generating (the client went away, or a stop string appeared); the row leaves at the next step."""
+        self.cancelled = True
+
+    def end(self, reason: str, message: str = "") -> None:
+        """Tell the client the sequence is over, once."""
+        if not self.ended:
+            self.ended = True
+            self.on_event(EndEvent(reason, message))
+
+
+def _generator(seed: int | None, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
+    return generator
+
+
+def _log_probs(logits: Tensor, chosen: Tensor, top: int | None) -> tuple[list[float], list[list[tuple[int, float]]]]:
+    """Per row of float32 (N, V) logits: the log-probability of `chosen` (N,) and the `top` best (id, log-prob)."""
+    log_probs = logits.log_softmax(dim=-1)
+    picked = log_probs.gather(1, chosen[:, None])[:, 0].tolist()
+    if not top:
+        return picked, [[] for _ in picked]
+    values, ids = log_probs.topk(min(top, log_probs.size(-1)), dim=-1)
+    return picked, [list(zip(i, v, strict=True)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
+
+
+class BatchEngine:
+    """A decoder with a KV cache, serving sequences as they come in `max_batch` rows at a time."""
+
+    def __init__(self, model: nn.Module, max_batch: int = 16, max_waiting: int = 64):
+        self.model, self.max_batch, self.max_waiting = model, max_batch, max_waiting
+        self.block_size: int = model.config.block_size
+        self.device = next(model.parameters()).device
+        self.waiting: queue.Queue[Sequence] = queue.Queue()
+        self.rows: list[Sequence] = []
+        self.cache: KVCache | None = None
+        self.mask: Tensor | None = None  # (B, block_size) long: 1 over each row's real positions so far
+        self.lengths: list[int] = []  # each row's real positions in the cache
+        self.tokens_generated = 0
+        self.largest_batch = 0  # the most rows one forward has decoded together
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lmlab-batch-engine", daemon=True)
+
+    # ---- what the server calls --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.waiting.put(None)  # type: ignore[arg-type]  # wakes the loop if it waits for work
+        self._thread.join(timeout=30)
+
+    def has_room(self, count: int = 1) -> bool:
+        """Whether `count` more sequences may wait (the server answers 429 when not)."""
+        return self.waiting.qsize() + count <= self.max_waiting
+
+    def submit(self, sequence: Sequence) -> None:
+        if sequence.generator is None and sequence.params.temperature > 0:
+            sequence.generator = _generator(sequence.params.seed, self.device)
+        self.waiting.put(sequence)
+
+    @property
+    def running(self) -> int:
+        return len(self.rows)
+
+    # ---- the loop -------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        with torch.inference_mode(), evaluating(self.model):
+            while not self._stop.is_set():
+                self._admit()
+                if self.rows:
+                    self._step()
+
+    def _admit(self) -> None:
+        """Move waiting sequences into the batch while they fit; block for one when nothing runs."""
+        while len(self.rows) < self.max_batch:
+            try:
+                sequence = self.waiting.get(block=not self.rows, timeout=None if not self.rows else 0)
+            except queue.Empty:
+                return
+            if sequence is None:  # stop() wakes the loop
+                return
+            if sequence.cancelled:
+                sequence.end("cancelled")
+                continue
+            if not self._fits(sequence):
+                self._pending_front(sequence)
+                return
+            self._join(sequence)
+
+    def _pending_front(self, sequence: Sequence) -> None:
+        # Put it back first in line: it waits for rows to leave, and nobody overtakes it.
+        rest = []
+        while True:
+            try:
+                rest.append(self.waiting.get_nowait())
+            except queue.Empty:
+                break
+        for item in [sequence, *rest]:
+            self.waiting.put(item)
+
+    def _fits(self, sequence: Sequence) -> bool:
+        width = max([len(sequence.prompt), *self.lengths])
+        remaining = [s.params.max_new_tokens - s.generated for s in self.rows] + [sequence.params.max_new_tokens]
+        return not self.rows or width + max(remaining) <= self.block_size
+
+    def _join(self, sequence: Sequence) -> None:
+        """Read the prompt alone, give its first token, and place its keys and values in the batch."""
+        try:
+            prompt = torch.tensor([sequence.prompt], device=self.device)
+            cache = self.model.new_cache(1, self.block_size)
+            out = self.model(prompt, cache=cache, last_token_only=not sequence.echo)
+            logits = out.logits[0].float()  # (P or 1, V)
+            if sequence.echo:
+                self._echo(sequence, logits)
+            if sequence.params.max_new_tokens == 0:
+                sequence.end("length")
+                return
+            self._place(sequence, cache)
+            self._emit(sequence, logits[-1:])
+        except Exception as exc:  # noqa: BLE001 - one bad request must not stop the engine serving the others
+            sequence.end("error", f"{type(exc).__name__}: {exc}")
+            if sequence in self.rows:
+                self._leave([sequence])
+            return
+        self._leave([s for s in self.rows if self._finished(s)])
+
+    def _echo(self, sequence: Sequence, logits: Tensor) -> None:
+        prompt = torch.tensor(sequence.prompt[1:], device=self.device)
+        picked, top = _log_probs(logits[:-1], prompt, sequence.top_logprobs) if len(prompt) else ([], [])
+        sequence.on_event(PromptEvent([None, *picked], [None, *top]))
+
+    def _place(self, sequence: Sequence, cache: KVCache) -> None:
+        """Rebuild the batch's cache with `sequence` as its last row, every row right-aligned."""
+        length = len(sequence.prompt)
+        self._realign(self.rows + [sequence], self.lengths + [length], extra=(cache, length))
+
+    def _realign(self, rows: list[Sequence], lengths: list[int], extra: tuple[KVCache, int] | None = None) -> None:
+        """New cache and mask for `rows` (the current ones, kept in order, then `extra`'s single row)."""
+        width = max(lengths)
+        old, old_lengths = self.cache, self.lengths
+        keep = [self.rows.index(s) for s in rows[: len(rows) - (extra is not None)]]
+        cache = self.model.new_cache(len(rows), self.block_size)
+        mask = torch.ones(len(rows), self.block_size, dtype=torch.long, device=self.device)
+        sources = [(old, index, old_lengths[index]) for index in keep]
+        if extra is not None:
+            sources.append((extra[0], 0, extra[1]))
+        for row, (source, index, length) in enumerate(sources):
+            start = source.length - length  # a batch row ends at the old width; a prompt's cache holds it alone
+            mask[row, : width - length] = 0
+            for target, origin in zip((*cache.keys, *cache.values), (*source.keys, *source.values), strict=True):
+                target[row, :, width - length: width] = origin[index, :, start: start + length]
+        cache.length = width
+        self.cache, self.mask, self.rows, self.lengths = cache, mask, rows, lengths
+
+    def _step(self) -> None:
+        """One forward for every row, then each row's next token."""
+        cache, mask = self.cache, self.mask
+        assert cache is not None and mask is not None
+        tokens = torch.tensor([[s.next_token] for s in self.rows], device=self.device)
+        self.largest_batch = max(self.largest_batch, len(self.rows))
+        padded = any(length < cache.length for length in self.lengths)
+        try:
+            out = self.model(tokens, attention_mask=mask[:, : cache.length + 1] if padded else None, cache=cache,
+                             last_token_only=True)
+        except Exception as exc:  # noqa: BLE001 - end every row with the reason rather than hang them
+            for sequence in self.rows:
+                sequence.end("error", f"{type(exc).__name__}: {exc}")
+            self.rows, self.lengths, self.cache, self.mask = [], [], None, None
+            return
+        self.lengths = [length + 1 for length in self.lengths]
+        logits = out.logits[:, -1].float()  # (B, V)
+        for row, sequence in enumerate(self.rows):
+            if not sequence.cancelled:
+                self._emit(sequence, logits[row: row + 1])
+        self._leave([s for s in self.rows if self._finished(s)])
+
+    def _emit(self, sequence: Sequence, logits: Tensor) -> None:
+        """Pick `sequence`'s next token from its (1, V) logits and tell its client."""
+        token = pick_next_tokens(logits, sequence.params, None, sequence.generator)
+        sequence.next_token = int(token)
+        sequence.generated += 1
+        self.tokens_generated += 1
+        if sequence.next_token in sequence.end_ids:
+            sequence.end("stop")
+            return
+        logprob, top = 0.0, []
+        if sequence.top_logprobs is not None:
+            picked, tops = _log_probs(logits, token, sequence.top_logprobs)
+            logprob, top = picked[0], tops[0]
+        sequence.on_event(TokenEvent(sequence.next_token, logprob, top))
+        if sequence.generated >= sequence.params.max_new_tokens:
+            sequence.end("length")
+
+    def _finished(self, sequence: Sequence) -> bool:
+        return sequence.cancelled or sequence.ended
+
+    def _leave(self, done: list[Sequence]) -> None:
+        if not done:
+            return
+        for sequence in done:
+            sequence.end("cancelled")  # a no-op for one that has ended already
+        keep = [s for s in self.rows if s not in done]
+        if not keep:
+            self.rows, self.lengths, self.cache, self.mask = [], [], None, None
+            return
+        self._realign(keep, [self.lengths[self.rows.index(s)] for s in keep])

@@ -1,0 +1,287 @@
+"""`lmlab serve`: the official openai client, lm-eval's local-completions and raw HTTP against a server the
+tests start on a free loopback port; batching across clients checked against each request served alone."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+import torch
+import uvicorn
+
+from lmlab.cli import main
+from lmlab.generate import GenerationParams, generate_ids, generate_text
+from lmlab.pipelines import pipeline
+from lmlab.pipelines.chat import ChatModel
+from lmlab.runs import open_run
+from lmlab.serve import ServeSettings, create_app, served_model
+
+ENCODER = "all-MiniLM-L6-v2"
+
+
+class Running:
+    """A uvicorn server in a thread of the test process, on a port the system picked."""
+
+    def __init__(self, sources: list[str], **settings: object):
+        self.settings = ServeSettings(device="cpu", **settings)
+        app = create_app([served_model(s, self.settings) for s in sources], self.settings)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    def client(self, key: str = "none") -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=60)
+
+    def post(self, path: str, body: bytes, headers: dict[str, str] | None = None,
+             method: str = "POST") -> tuple[int, dict[str, str], dict]:
+        request = urllib.request.Request(self.url + path, data=body, method=method,
+                                         headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, dict(response.headers), json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def server(chat_run):
+    run, records = chat_run
+    with Running([str(run), ENCODER]) as running:
+        yield running, run, records
+
+
+def test_models_and_health(server):
+    running, run, _ = server
+    assert [m.id for m in running.client().models.list().data] == [run.name, ENCODER]
+    with urllib.request.urlopen(running.url + "/health") as response:
+        assert json.loads(response.read()) == {"status": "ok"}
+
+
+def test_a_greedy_completion_is_lmlab_generate_and_its_logprobs_are_the_model_s(server):
+    running, run, records = server
+    model, tokenizer = open_run(run).model("cpu"), open_run(run).tokenizer()
+    prompt = records[0]["messages"][0]["content"]
+    answer = running.client().completions.create(model=run.name, prompt=prompt, max_tokens=12, temperature=0,
+                                                 logprobs=3)
+    choice = answer.choices[0]
+    assert choice.text == generate_text(model, tokenizer, [prompt], GenerationParams(max_new_tokens=12,
+                                                                                      temperature=0))[0]
+    ids = tokenizer.encode(prompt)
+    new = generate_ids(model, [ids], GenerationParams(max_new_tokens=12, temperature=0), tokenizer.eos_id)[0]
+    assert answer.usage.prompt_tokens == len(ids) and answer.usage.completion_tokens == len(new)
+    with torch.no_grad():
+        expected = model(torch.tensor([ids + new])).logits[0].float().log_softmax(-1)
+    wanted = [float(expected[len(ids) - 1 + i, token]) for i, token in enumerate(new)]
+    assert choice.logprobs.token_logprobs == pytest.approx(wanted, abs=1e-4)
+    for logprob, top in zip(choice.logprobs.token_logprobs, choice.logprobs.top_logprobs, strict=True):
+        assert len(top) <= 3 and max(top.values()) == pytest.approx(logprob, abs=1e-6)  # greedy: the best one
+
+
+def test_echo_gives_the_prompt_logprobs_lm_eval_reads(server):
+    running, run, _ = server
+    model = open_run(run).model("cpu")
+    prompts = [[5, 60, 71, 9], [33, 2, 101]]
+    answer = running.client().completions.create(model=run.name, prompt=prompts, max_tokens=1, temperature=0,
+                                                 logprobs=1, echo=True)
+    assert [c.index for c in answer.choices] == [0, 1]
+    for ids, choice in zip(prompts, answer.choices, strict=True):
+        with torch.no_grad():
+            expected = model(torch.tensor([ids])).logits[0].float().log_softmax(-1)
+        lps = choice.logprobs.token_logprobs
+        assert len(lps) == len(ids) + 1 and lps[0] is None  # the prompt's tokens, then the generated one
+        assert lps[1:-1] == pytest.approx([float(expected[i - 1, ids[i]]) for i in range(1, len(ids))], abs=1e-4)
+        assert lps[-1] == pytest.approx(float(expected[-1].max()), abs=1e-4)
+
+
+def test_stop_strings_n_and_seeds(server):
+    running, run, records = server
+    client = running.client()
+    prompt = records[1]["messages"][0]["content"]
+    whole = client.completions.create(model=run.name, prompt=prompt, max_tokens=16, temperature=0).choices[0].text
+    assert len(whole) > 3
+    stop = whole[2:4]
+    cut = client.completions.create(model=run.name, prompt=prompt, max_tokens=16, temperature=0, stop=[stop])
+    assert cut.choices[0].text == whole[: whole.index(stop)] and cut.choices[0].finish_reason == "stop"
+    sampled = client.completions.create(model=run.name, prompt=prompt, max_tokens=8, temperature=1.0, n=4, seed=7)
+    again = client.completions.create(model=run.name, prompt=prompt, max_tokens=8, temperature=1.0, n=4, seed=7)
+    texts = [c.text for c in sampled.choices]
+    assert [c.index for c in sampled.choices] == [0, 1, 2, 3]
+    assert texts == [c.text for c in again.choices]  # a seed makes a request repeatable
+    assert len(set(texts)) > 1  # and each choice draws its own sample
+
+
+def test_streamed_completions_join_to_the_whole_answer(server):
+    running, run, records = server
+    client = running.client()
+    prompt = records[2]["messages"][0]["content"]
+    whole = client.completions.create(model=run.name, prompt=prompt, max_tokens=10, temperature=0)
+    chunks = list(client.completions.create(model=run.name, prompt=prompt, max_tokens=10, temperature=0,
+                                            stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.choices[0].text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == whole.choices[0].finish_reason
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens and not chunks[-1].choices
+
+
+def test_chat_answers_as_the_chat_pipeline_and_streams_the_same_reply(server):
+    running, run, records = server
+    client = running.client()
+    chat = ChatModel.from_run(open_run(run), "cpu")
+    for record in records[:3]:
+        messages = record["messages"][:1]
+        expected = chat.replies([messages], GenerationParams(max_new_tokens=24, temperature=0))[0]
+        answer = client.chat.completions.create(model=run.name, messages=messages, max_tokens=24, temperature=0)
+        assert answer.choices[0].message.content == expected == record["answer"]  # it learned these
+        assert answer.choices[0].finish_reason == "stop"  # at the end of its turn
+        stream = client.chat.completions.create(model=run.name, messages=messages, max_tokens=24, temperature=0,
+                                                stream=True, logprobs=True, top_logprobs=2)
+        chunks = list(stream)
+        assert chunks[0].choices[0].delta.role == "assistant"
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected
+        assert chunks[-1].choices[0].finish_reason == "stop"
+        tokens = [entry for c in chunks if c.choices[0].logprobs for entry in c.choices[0].logprobs.content]
+        assert tokens and all(len(t.top_logprobs) == 2 and t.top_logprobs[0].logprob >= t.logprob - 1e-6
+                              for t in tokens)
+
+
+def test_embeddings_are_the_feature_extraction_pipeline_s(server):
+    running, _, _ = server
+    texts = ["A man is eating food.", "The cat sits outside"]
+    answer = running.client().embeddings.create(model=ENCODER, input=texts)
+    expected = torch.tensor(pipeline("feature-extraction", model=ENCODER, device="cpu")(texts, pooling="mean"))
+    got = torch.tensor([d.embedding for d in answer.data])
+    assert torch.allclose(got, expected, atol=1e-5) and answer.usage.prompt_tokens > 0
+
+
+def test_sixteen_concurrent_greedy_requests_each_get_what_they_get_alone(server):
+    running, run, records = server
+    client = running.client()
+    requests = [(r["messages"][0]["content"], 6 + i % 7) for i, r in enumerate(records)]  # prompts and lengths differ
+    alone = [client.completions.create(model=run.name, prompt=p, max_tokens=n, temperature=0).choices[0].text
+             for p, n in requests]
+
+    def ask(request: tuple[str, int]) -> str:
+        prompt, tokens = request
+        stream = client.completions.create(model=run.name, prompt=prompt, max_tokens=tokens, temperature=0,
+                                           stream=True)
+        return "".join(c.choices[0].text for c in stream)
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        together = list(pool.map(ask, requests))
+    assert len(requests) == 16 and together == alone
+    with urllib.request.urlopen(running.url + "/metrics") as response:
+        largest = [line for line in response.read().decode().splitlines() if line.startswith("lmlab_largest_batch")]
+    assert float(largest[0].split()[-1]) >= 8  # they were decoded together, not one after another
+
+
+def test_refusals_are_openai_errors_with_4xx(server):
+    running, run, _ = server
+    ok = json.dumps({"model": run.name, "prompt": "hi", "max_tokens": 2}).encode()
+    cases = [
+        (b"{not json", 400, "not JSON"),
+        (b'{"model": "\xff"}', 400, "not UTF-8"),
+        (b"[" * 50_000 + b"]" * 50_000, 400, "nests too deeply"),
+        (b"[1, 2]", 400, "JSON object"),
+        (json.dumps({"model": "nope", "prompt": "hi"}).encode(), 404, "not served here"),
+        (json.dumps({"model": run.name, "prompt": "hi", "max_tokens": -3}).encode(), 400, "max_tokens"),
+        (json.dumps({"model": run.name, "prompt": "hi", "max_tokens": 10**9}).encode(), 400, "max_tokens"),
+        (json.dumps({"model": run.name, "prompt": "hi", "tempreature": 0}).encode(), 400, "tempreature: unknown"),
+        (json.dumps({"model": run.name, "prompt": [10**9]}).encode(), 400, "token ids must lie"),
+        (json.dumps({"model": run.name, "prompt": "hi " * 500}).encode(), 413, "the limit is"),
+        (json.dumps({"model": run.name, "prompt": "x" * 2_000_000}).encode(), 413, "over"),
+        (json.dumps({"model": ENCODER, "prompt": "hi"}).encode(), 400, "encoder"),
+    ]
+    for body, status, words in cases:
+        code, _, answer = running.post("/v1/completions", body)
+        assert code == status and words in answer["error"]["message"], (body[:60], code, answer)
+        assert set(answer["error"]) == {"message", "type", "param", "code"}
+    code, _, answer = running.post("/v1/chat/completions", json.dumps(
+        {"model": run.name, "messages": [{"role": "robot", "content": "hi"}]}).encode())
+    assert code == 400 and answer["error"]["param"].startswith("messages")
+    assert running.post("/v1/completions", b"", method="GET")[0] == 405
+    assert running.post("/v2/nothing", ok)[0] == 404
+    assert running.post("/v1/completions", ok)[0] == 200  # and it still serves
+
+
+def test_an_api_key_guards_every_route_but_health(chat_run):
+    run, _ = chat_run
+    with Running([str(run)], api_key="s3cret") as running:
+        code, _, answer = running.post("/v1/completions", json.dumps({"model": run.name, "prompt": "hi"}).encode())
+        assert code == 401 and answer["error"]["code"] == "invalid_api_key"
+        with pytest.raises(openai.AuthenticationError):
+            running.client("wrong").models.list()
+        assert [m.id for m in running.client("s3cret").models.list().data] == [run.name]
+        with urllib.request.urlopen(running.url + "/health") as response:
+            assert response.status == 200
+
+
+def test_metrics_count_what_was_served(server):
+    running, run, _ = server
+    running.client().completions.create(model=run.name, prompt="hello", max_tokens=3, temperature=0)
+    with urllib.request.urlopen(running.url + "/metrics") as response:
+        text = response.read().decode()
+    tokens = [line for line in text.splitlines() if line.startswith("lmlab_generated_tokens_total")]
+    assert tokens and float(tokens[0].split()[-1]) >= 3
+    assert 'lmlab_request_seconds_count{route="/v1/completions"}' in text and "lmlab_running_sequences" in text
+
+
+def test_lm_eval_local_completions_scores_a_task_as_lmlab_s_harness_does(server, tmp_path):
+    """lm-eval's own API model, tokenizing with the exported tokenizer, asks the server for echoed log-probs."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.openai_completions import LocalCompletionsAPI
+
+    from lmlab.evaluate.harness import evaluate_task, load_task
+
+    running, run, _ = server
+    exported = tmp_path / "hf"
+    assert main(["export", str(run), str(exported)]) == 0
+    block = open_run(run).model("cpu").config.block_size
+    remote = LocalCompletionsAPI(model=run.name, base_url=f"{running.url}/v1/completions",
+                                 tokenizer_backend="huggingface", tokenizer=str(exported), num_concurrent=1,
+                                 max_retries=1, batch_size=1, max_length=block)
+    local = open_run(run).language_model()
+
+    class Recorded:
+        """lmlab's harness over a `score` function, keeping every request and its answer."""
+
+        def __init__(self, score):
+            self.score, self.log = score, []
+
+        def loglikelihood(self, requests):
+            answers = self.score(list(requests))
+            self.log += list(zip(requests, answers, strict=True))
+            return answers
+
+        def __getattr__(self, name):
+            return getattr(local, name)
+
+    def through_server(requests):
+        instances = [Instance(request_type="loglikelihood", doc={}, arguments=r, idx=i)
+                     for i, r in enumerate(requests)]
+        return [(float(lp), bool(greedy)) for lp, greedy in remote.loglikelihood(instances, disable_tqdm=True)]
+
+    ours, theirs = Recorded(local.loglikelihood), Recorded(through_server)
+    task = load_task("arc_easy_mini")
+    mine, served = evaluate_task(ours, task, limit=12), evaluate_task(theirs, task, limit=12)
+    assert [r for r, _ in ours.log] == [r for r, _ in theirs.log] and len(ours.log) >= 40
+    for (_, (lp, greedy)), (_, (their_lp, their_greedy)) in zip(ours.log, theirs.log, strict=True):
+        assert their_lp == pytest.approx(lp, abs=1e-3) and their_greedy == greedy
+    assert served.metrics == mine.metrics
