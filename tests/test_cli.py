@@ -37,7 +37,8 @@ def test_python_m_lmlab_cli_runs_the_command():
 # One argument of each verb, which its `--help` must show.
 OWN_ARGUMENT = {"data": "prepare", "tokenizer": "train", "datasets": "get", "train": "--resume", "eval": "--tasks",
                 "tune": "--methods", "generate": "--max-new-tokens", "pipeline": "fill-mask", "vectors": "analogy",
-                "export": "run", "import": "hf_dir", "report": "run", "quickstart": "--steps", "chat": "--system"}
+                "export": "run", "import": "hf_dir", "report": "run", "quickstart": "--steps", "chat": "--system",
+                "serve": "--api-key"}
 
 
 def test_every_verb_is_checked():

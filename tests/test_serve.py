@@ -4,6 +4,11 @@ tests start on a free loopback port; batching across clients checked against eac
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -17,6 +22,7 @@ import uvicorn
 
 from lmlab.cli import main
 from lmlab.generate import GenerationParams, generate_ids, generate_text
+from lmlab.models import model_from_config, save_model
 from lmlab.pipelines import pipeline
 from lmlab.pipelines.chat import ChatModel
 from lmlab.runs import open_run
@@ -57,9 +63,9 @@ class Running:
                                          headers={"Content-Type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, dict(response.headers), json.loads(response.read())
+                return response.status, {k.lower(): v for k, v in response.headers.items()}, json.loads(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), json.loads(error.read())
+            return error.code, {k.lower(): v for k, v in error.headers.items()}, json.loads(error.read())
 
 
 @pytest.fixture(scope="module")
@@ -175,14 +181,17 @@ def test_sixteen_concurrent_greedy_requests_each_get_what_they_get_alone(server)
     running, run, records = server
     client = running.client()
     requests = [(r["messages"][0]["content"], 6 + i % 7) for i, r in enumerate(records)]  # prompts and lengths differ
-    alone = [client.completions.create(model=run.name, prompt=p, max_tokens=n, temperature=0).choices[0].text
-             for p, n in requests]
+    alone = []
+    for prompt, tokens in requests:
+        answer = client.completions.create(model=run.name, prompt=prompt, max_tokens=tokens, temperature=0)
+        alone.append((answer.choices[0].text, answer.choices[0].finish_reason, answer.usage.completion_tokens))
 
-    def ask(request: tuple[str, int]) -> str:
+    def ask(request: tuple[str, int]) -> tuple[str, str, int]:
         prompt, tokens = request
-        stream = client.completions.create(model=run.name, prompt=prompt, max_tokens=tokens, temperature=0,
-                                           stream=True)
-        return "".join(c.choices[0].text for c in stream)
+        chunks = list(client.completions.create(model=run.name, prompt=prompt, max_tokens=tokens, temperature=0,
+                                                stream=True, stream_options={"include_usage": True}))
+        text = "".join(c.choices[0].text for c in chunks if c.choices)
+        return text, [c.choices[0].finish_reason for c in chunks if c.choices][-1], chunks[-1].usage.completion_tokens
 
     with ThreadPoolExecutor(len(requests)) as pool:
         together = list(pool.map(ask, requests))
@@ -285,3 +294,101 @@ def test_lm_eval_local_completions_scores_a_task_as_lmlab_s_harness_does(server,
     for (_, (lp, greedy)), (_, (their_lp, their_greedy)) in zip(ours.log, theirs.log, strict=True):
         assert their_lp == pytest.approx(lp, abs=1e-3) and their_greedy == greedy
     assert served.metrics == mine.metrics
+
+
+@pytest.fixture(scope="module")
+def slow_run(chat_run, tmp_path_factory):
+    """A random GPT with a long context, a stream of 900 tokens lasts about two seconds."""
+    run, _ = chat_run
+    folder = tmp_path_factory.mktemp("slow") / "slow"
+    tokenizer = open_run(run).tokenizer()
+    torch.manual_seed(0)
+    config = {"vocab_size": tokenizer.vocab_size, "block_size": 1024, "n_layer": 8, "n_head": 4, "n_embd": 256}
+    save_model(model_from_config("gpt", config), folder)
+    shutil.copy(run / "tokenizer.json", folder / "tokenizer.json")
+    return folder
+
+
+def metric(running: Running, name: str) -> float:
+    with urllib.request.urlopen(running.url + "/metrics") as response:
+        lines = [line for line in response.read().decode().splitlines() if line.startswith(name + "{")]
+    return float(lines[0].split()[-1])
+
+
+def test_a_full_queue_answers_429_with_retry_after(slow_run):
+    with Running([str(slow_run)], max_batch=1, max_waiting=1) as running:
+        body = json.dumps({"model": "slow", "prompt": "hi", "max_tokens": 600, "temperature": 0}).encode()
+        code, headers, answer = running.post("/v1/completions", json.dumps(
+            {"model": "slow", "prompt": "hi", "max_tokens": 5, "n": 2}).encode())
+        assert code == 429 and headers["retry-after"] == "1" and answer["error"]["type"] == "rate_limit_error"
+        with ThreadPoolExecutor(3) as pool:
+            codes = sorted(code for code, _, _ in pool.map(lambda _: running.post("/v1/completions", body), range(3)))
+        assert codes[0] == 200 and codes[-1] == 429  # one decoding, at most one waiting, the rest turned away
+
+
+def test_a_client_that_goes_away_cancels_its_sequence(slow_run):
+    with Running([str(slow_run)]) as running:
+        stream = running.client().completions.create(model="slow", prompt="hi", max_tokens=900, temperature=0,
+                                                     stream=True)
+        for _, _ in zip(range(3), stream, strict=False):
+            pass
+        stream.close()
+        deadline = time.monotonic() + 5
+        while metric(running, "lmlab_running_sequences") > 0:
+            assert time.monotonic() < deadline, "the stream's sequence kept running after its client left"
+            time.sleep(0.05)
+        assert metric(running, "lmlab_generated_tokens_total") < 900
+        before = metric(running, "lmlab_generated_tokens_total")
+        body = json.dumps({"model": "slow", "prompt": "hi", "max_tokens": 900, "temperature": 0}).encode()
+        with socket.create_connection(("127.0.0.1", running.port)) as raw:  # a plain request, then hang up
+            raw.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            time.sleep(0.3)
+        deadline = time.monotonic() + 5
+        while metric(running, "lmlab_running_sequences") > 0:
+            assert time.monotonic() < deadline, "the request's sequence kept running after its client left"
+            time.sleep(0.05)
+        assert metric(running, "lmlab_generated_tokens_total") - before < 900
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_lmlab_serve_binds_loopback_and_sigterm_lets_a_stream_in_flight_finish(slow_run):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "lmlab.cli", "serve", str(slow_run), "--port", str(port),
+                               "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.models.list()
+                break
+            except openai.APIConnectionError:
+                assert time.monotonic() < deadline and server.poll() is None, server.communicate()
+                time.sleep(0.2)
+        address = socket.gethostbyname(socket.gethostname())
+        if not address.startswith("127."):  # only loopback listens
+            with pytest.raises(OSError), socket.create_connection((address, port), timeout=2):
+                pass
+        whole = client.completions.create(model="slow", prompt="hi", max_tokens=900, temperature=0)
+        stream = client.completions.create(model="slow", prompt="hi", max_tokens=900, temperature=0, stream=True)
+        pieces = [next(iter(stream)).choices[0].text]
+        server.send_signal(signal.SIGTERM)
+        pieces += [chunk.choices[0].text for chunk in stream]
+        assert "".join(pieces) == whole.choices[0].text  # the stream in flight ran to its end
+        # then uvicorn ends the process by the signal it got, as a service manager expects
+        assert server.wait(timeout=30) == -signal.SIGTERM
+        assert "Traceback" not in server.stderr.read()
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_lmlab_serve_refuses_what_it_cannot_serve(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

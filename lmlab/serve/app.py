@@ -167,6 +167,50 @@ def chat_logprobs(tokenizer: Tokenizer, events: list[TokenEvent]) -> dict[str, A
                         for e in events]}
 
 
+class Guard:
+    """The API key, then the body's size, before any route reads the request; then its latency, once answered.
+
+    Plain ASGI rather than FastAPI's ``@app.middleware``, whose wrapping of the request hides a client's
+    disconnection from the route (so a gone client's sequence would run on to its end).
+    """
+
+    def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics):
+        self.app, self.settings, self.metrics = app, settings, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        key = self.settings.api_key
+        refusal = None
+        if key is not None and scope["path"] != "/health" and headers.get("authorization") != f"Bearer {key}":
+            refusal = ServeError(401, "a valid API key is needed: Authorization: Bearer KEY",
+                                 kind="authentication_error", code="invalid_api_key")
+        length = headers.get("content-length")
+        if refusal is None and length is not None and (not length.isdigit()
+                                                       or int(length) > self.settings.max_body_bytes):
+            refusal = ServeError(413, f"the request body is over {self.settings.max_body_bytes} bytes")
+        if refusal is not None:
+            await error_response(refusal)(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.metrics.observe_request(scope["path"], status[0], time.perf_counter() - started)
+
+
+def error_response(error: ServeError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
 # ---- the application ---------------------------------------------------------------------------------
 
 def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
@@ -186,9 +230,6 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
 
     app = FastAPI(title="lmlab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
-    def error_response(error: ServeError) -> JSONResponse:
-        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
-
     @app.exception_handler(ServeError)
     async def _serve_error(request: Request, exc: ServeError) -> JSONResponse:
         return error_response(exc)
@@ -204,20 +245,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(ServeError(400, str(exc.errors()[0].get("msg", "invalid request"))))
 
-    @app.middleware("http")
-    async def _guard(request: Request, call_next: Callable[..., Any]) -> Response:
-        """The API key, then the body's size, before any route reads it."""
-        guarded = settings.api_key is not None and request.url.path != "/health"
-        if guarded and request.headers.get("authorization") != f"Bearer {settings.api_key}":
-            return error_response(ServeError(401, "a valid API key is needed: Authorization: Bearer KEY",
-                                             kind="authentication_error", code="invalid_api_key"))
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return error_response(ServeError(413, f"the request body is over {settings.max_body_bytes} bytes"))
-        started = time.perf_counter()
-        response = await call_next(request)
-        metrics.observe_request(request.url.path, response.status_code, time.perf_counter() - started)
-        return response
+    app.add_middleware(Guard, settings=settings, metrics=metrics)
 
     async def read_json(request: Request) -> Any:
         body = bytearray()
@@ -320,23 +348,27 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
 
         return events, put
 
+    async def cancel_when_gone(request: Request, seqs: list[Sequence]) -> None:
+        """Cancel `seqs` once the client has disconnected (a stream learns it from Starlette, which cancels it)."""
+        while not await request.is_disconnected():
+            await asyncio.sleep(0.25)
+        for sequence in seqs:
+            sequence.cancel()
+
     async def run_choices(request: Request, engine: BatchEngine, seqs: list[Sequence], choices: list[ChoiceText],
-                          events: asyncio.Queue[tuple[int, Event]]) -> AsyncIterator[tuple[int, str, Event]]:
+                          events: asyncio.Queue[tuple[int, Event]], streaming: bool,
+                          ) -> AsyncIterator[tuple[int, str, Event]]:
         """Submit `seqs` and yield (choice, new text, event) until every choice has ended; stopping a choice at a
         stop string, and cancelling all of them if the client goes away or the caller stops listening."""
         started = time.perf_counter()
         first = True
+        watcher = None if streaming else asyncio.create_task(cancel_when_gone(request, seqs))
         for sequence in seqs:
             engine.submit(sequence)
         open_choices = set(range(len(seqs)))
         try:
             while open_choices:
-                try:
-                    index, event = await asyncio.wait_for(events.get(), timeout=1.0)
-                except TimeoutError:
-                    if await request.is_disconnected():
-                        return
-                    continue
+                index, event = await events.get()
                 if index not in open_choices:
                     continue
                 choice = choices[index]
@@ -361,6 +393,8 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
                     open_choices.discard(index)
                     yield index, choice.finish(event.reason), event
         finally:
+            if watcher is not None:
+                watcher.cancel()
             for sequence in seqs:
                 sequence.cancel()
 
@@ -412,7 +446,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
             return completion_logprobs(served.tokenizer, choices[index], 0)
 
         if not body.stream:
-            async for _ in run_choices(request, engine, seqs, choices, events):
+            async for _ in run_choices(request, engine, seqs, choices, events, streaming=False):
                 pass
             return JSONResponse({
                 "id": ident, "object": "text_completion", "created": created, "model": served.name,
@@ -426,7 +460,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
                 return sse({"id": ident, "object": "text_completion", "created": created, "model": served.name,
                             "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}]})
 
-            async for index, piece, event in run_choices(request, engine, seqs, choices, events):
+            async for index, piece, event in run_choices(request, engine, seqs, choices, events, streaming=True):
                 if isinstance(event, PromptEvent):
                     if heads:
                         yield chunk(index, heads[index], None, None)
@@ -474,7 +508,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
         ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
         if not body.stream:
-            async for _ in run_choices(request, engine, seqs, choices, events):
+            async for _ in run_choices(request, engine, seqs, choices, events, streaming=False):
                 pass
             return JSONResponse({
                 "id": ident, "object": "chat.completion", "created": created, "model": served.name,
@@ -492,7 +526,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
 
             for index in range(len(seqs)):
                 yield chunk(index, {"role": "assistant", "content": ""}, None, None)
-            async for index, piece, event in run_choices(request, engine, seqs, choices, events):
+            async for index, piece, event in run_choices(request, engine, seqs, choices, events, streaming=True):
                 if isinstance(event, TokenEvent):
                     logprobs = chat_logprobs(served.tokenizer, [event]) if body.logprobs else None
                     if piece or logprobs:
