@@ -407,6 +407,10 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
     def sse(payload: Any) -> str:
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
+    def stream_end(include_usage: bool, header: dict[str, Any], counts: dict[str, int]) -> list[str]:
+        """A stream's last events: the usage chunk when asked for (no choices), then OpenAI's [DONE]."""
+        return ([sse({**header, "choices": [], "usage": counts})] if include_usage else []) + ["data: [DONE]\n\n"]
+
     # ---- routes ---------------------------------------------------------------------------------------
 
     @app.get("/health")
@@ -475,10 +479,9 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
                         yield chunk(index, piece, logprobs, None)
                 else:
                     yield chunk(index, piece, None, choices[index].finish_reason)
-            if body.include_usage:
-                yield sse({"id": ident, "object": "text_completion", "created": created, "model": served.name,
-                           "choices": [], "usage": usage(prompts, body.n, choices)})
-            yield "data: [DONE]\n\n"
+            for line in stream_end(body.include_usage, {"id": ident, "object": "text_completion", "created": created,
+                                                        "model": served.name}, usage(prompts, body.n, choices)):
+                yield line
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
@@ -533,10 +536,10 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
                         yield chunk(index, {"content": piece}, logprobs, None)
                 elif isinstance(event, EndEvent):
                     yield chunk(index, {"content": piece} if piece else {}, None, choices[index].finish_reason)
-            if body.include_usage:
-                yield sse({"id": ident, "object": "chat.completion.chunk", "created": created, "model": served.name,
-                           "choices": [], "usage": usage([prompt], body.n, choices)})
-            yield "data: [DONE]\n\n"
+            for line in stream_end(body.include_usage, {"id": ident, "object": "chat.completion.chunk",
+                                                        "created": created, "model": served.name},
+                                   usage([prompt], body.n, choices)):
+                yield line
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
