@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -582,7 +581,6 @@ def serve(sources: list[str], settings: ServeSettings) -> None:
     """Serve `sources` until interrupted; SIGTERM lets streams in flight finish first."""
     import uvicorn
 
-    torch.set_grad_enabled(False)
     models = [served_model(source, settings) for source in sources]
     if len({m.name for m in models}) < len(models):
         raise LmlabError("serve: two runs have the same folder name; serve them from differently named folders")
