@@ -155,6 +155,11 @@ def test_streamed_completions_join_to_the_whole_answer(server):
     assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.choices[0].text
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == whole.choices[0].finish_reason
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens and not chunks[-1].choices
+    scored = client.completions.create(model=run.name, prompt=prompt, max_tokens=10, temperature=0, logprobs=2)
+    streamed = [c.choices[0].logprobs for c in client.completions.create(
+        model=run.name, prompt=prompt, max_tokens=10, temperature=0, logprobs=2, stream=True) if c.choices[0].logprobs]
+    assert [lp for part in streamed for lp in part.token_logprobs] == scored.choices[0].logprobs.token_logprobs
+    assert [o for part in streamed for o in part.text_offset] == scored.choices[0].logprobs.text_offset
 
 
 def test_chat_answers_as_the_chat_pipeline_and_streams_the_same_reply(server):
@@ -399,6 +404,13 @@ def test_lmlab_serve_binds_loopback_and_sigterm_lets_a_stream_in_flight_finish(s
         server.wait()
 
 
-def test_lmlab_serve_refuses_what_it_cannot_serve(tmp_path, capsys):
+def test_lmlab_serve_refuses_what_it_cannot_serve(chat_run, tmp_path, capsys):
     assert main(["serve", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+    run, _ = chat_run
+    save_model(model_from_config("rnn", {"vocab_size": open_run(run).tokenizer().vocab_size, "block_size": 32}),
+               tmp_path / "lstm")
+    shutil.copy(run / "tokenizer.json", tmp_path / "lstm" / "tokenizer.json")
+    assert main(["serve", str(tmp_path / "lstm")]) == 2  # no KV cache for the batch engine to join rows in
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "rnn model" in err and "not served" in err

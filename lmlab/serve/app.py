@@ -32,11 +32,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from torch import nn
 
 from lmlab.config import Config
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams, ReadyText, continuation_text
+from lmlab.models.base import KVCache
 from lmlab.pipelines import pipeline
 from lmlab.pipelines.chat import ChatModel
 from lmlab.runs import open_run
@@ -78,8 +78,8 @@ def served_model(source: str, settings: ServeSettings) -> ServedModel:
     run = open_run(source)
     name = Path(source).name or str(source)
     kind = run.family_class.kind
-    if kind == "decoder" and hasattr(run.family_class, "new_cache"):
-        model: nn.Module = run.model(settings.device)
+    model = run.model(settings.device) if kind == "decoder" else None
+    if model is not None and isinstance(model.new_cache(1, 1), KVCache):  # rows the engine can move and join
         engine = BatchEngine(model, settings.max_batch, settings.max_waiting)
         template = run.chat_template()
         tokenizer = run.tokenizer()
@@ -133,27 +133,26 @@ def token_string(tokenizer: Tokenizer, token: int) -> str:
     return tokenizer.decode([token])
 
 
-def completion_logprobs(tokenizer: Tokenizer, choice: ChoiceText, prompt_offset: int) -> dict[str, Any]:
-    """OpenAI's legacy ``logprobs`` object: tokens, their log-probabilities, the top alternatives, offsets."""
+def completion_logprobs(tokenizer: Tokenizer, entries: list[tuple[int, float | None, Any]],
+                        offset: int = 0) -> dict[str, Any]:
+    """OpenAI's legacy ``logprobs`` object for (token, log-probability, top alternatives) `entries` whose text
+    starts at character `offset`: tokens, their log-probabilities, the top ones as {text: log-prob}, offsets."""
     tokens, logprobs, tops, offsets = [], [], [], []
-    offset = prompt_offset
-    if choice.prompt_event is not None:
-        for token, logprob, top in zip(choice.prompt, choice.prompt_event.logprobs, choice.prompt_event.top,
-                                       strict=True):
-            text = token_string(tokenizer, token)
-            tokens.append(text)
-            logprobs.append(logprob)
-            tops.append(None if top is None else {token_string(tokenizer, i): v for i, v in top})
-            offsets.append(offset)
-            offset += len(text)
-    for event in choice.tokens:
-        text = token_string(tokenizer, event.token)
+    for token, logprob, top in entries:
+        text = token_string(tokenizer, token)
         tokens.append(text)
-        logprobs.append(event.logprob)
-        tops.append({token_string(tokenizer, i): v for i, v in event.top})
+        logprobs.append(logprob)
+        tops.append(None if top is None else {token_string(tokenizer, i): v for i, v in top})
         offsets.append(offset)
         offset += len(text)
     return {"tokens": tokens, "token_logprobs": logprobs, "top_logprobs": tops, "text_offset": offsets}
+
+
+def choice_entries(choice: ChoiceText) -> list[tuple[int, float | None, Any]]:
+    """A completion choice's tokens for `completion_logprobs`: the echoed prompt's first, then the generated."""
+    echoed = choice.prompt_event
+    prompt = [] if echoed is None else list(zip(choice.prompt, echoed.logprobs, echoed.top, strict=True))
+    return prompt + [(e.token, e.logprob, e.top) for e in choice.tokens]
 
 
 def chat_logprobs(tokenizer: Tokenizer, events: list[TokenEvent]) -> dict[str, Any]:
@@ -397,7 +396,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
             for sequence in seqs:
                 sequence.cancel()
 
-    def usage(prompts: list[list[int]], n: int, choices: list[ChoiceText]) -> dict[str, int]:
+    def usage(prompts: list[list[int]], choices: list[ChoiceText]) -> dict[str, int]:
         prompt_tokens = sum(len(ids) for ids in prompts)
         completion = sum(len(c.ids) for c in choices)
         return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
@@ -446,7 +445,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
         def logprobs_of(index: int) -> dict[str, Any] | None:
             if body.logprobs is None:
                 return None
-            return completion_logprobs(served.tokenizer, choices[index], 0)
+            return completion_logprobs(served.tokenizer, choice_entries(choices[index]))
 
         if not body.stream:
             async for _ in run_choices(request, engine, seqs, choices, events, streaming=False):
@@ -455,7 +454,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
                 "id": ident, "object": "text_completion", "created": created, "model": served.name,
                 "choices": [{"index": i, "text": (heads[i] if heads else "") + c.text, "logprobs": logprobs_of(i),
                              "finish_reason": c.finish_reason} for i, c in enumerate(choices)],
-                "usage": usage(prompts, body.n, choices),
+                "usage": usage(prompts, choices),
             })
 
         async def stream() -> AsyncIterator[str]:
@@ -470,16 +469,14 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
                 elif isinstance(event, TokenEvent):
                     logprobs = None
                     if body.logprobs is not None:
-                        text = token_string(served.tokenizer, event.token)
-                        logprobs = {"tokens": [text], "token_logprobs": [event.logprob],
-                                    "top_logprobs": [{token_string(served.tokenizer, i): v for i, v in event.top}],
-                                    "text_offset": [len(choices[index].text) - len(piece)]}
+                        logprobs = completion_logprobs(served.tokenizer, [(event.token, event.logprob, event.top)],
+                                                       len(choices[index].text) - len(piece))
                     if piece or logprobs:
                         yield chunk(index, piece, logprobs, None)
                 else:
                     yield chunk(index, piece, None, choices[index].finish_reason)
             for line in stream_end(body.include_usage, {"id": ident, "object": "text_completion", "created": created,
-                                                        "model": served.name}, usage(prompts, body.n, choices)):
+                                                        "model": served.name}, usage(prompts, choices)):
                 yield line
 
         return StreamingResponse(stream(), media_type="text/event-stream")
@@ -494,9 +491,8 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
             prompt = chat.prompt_ids([m.model_dump(exclude={"name"}) for m in body.messages])
         except LmlabError as exc:
             raise ServeError(400, str(exc), "messages") from None
-        limit = body.reply_limit
-        room = served.block_size - len(prompt)
-        max_tokens = min(limit if limit is not None else room, settings.max_tokens) if room > 0 else 1
+        # Unasked, a reply may fill the context; asked for, too many tokens is refused as in completions.
+        max_tokens = body.reply_limit or max(1, min(served.block_size - len(prompt), settings.max_tokens))
         field_name = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
         check_room(served, [prompt], max_tokens, field_name)
         eos = served.tokenizer.eos_id
@@ -517,7 +513,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
                 "choices": [{"index": i, "message": {"role": "assistant", "content": c.text},
                              "logprobs": chat_logprobs(served.tokenizer, c.tokens) if body.logprobs else None,
                              "finish_reason": c.finish_reason} for i, c in enumerate(choices)],
-                "usage": usage([prompt], body.n, choices),
+                "usage": usage([prompt], choices),
             })
 
         async def stream() -> AsyncIterator[str]:
@@ -537,7 +533,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
                     yield chunk(index, {"content": piece} if piece else {}, None, choices[index].finish_reason)
             for line in stream_end(body.include_usage, {"id": ident, "object": "chat.completion.chunk",
                                                         "created": created, "model": served.name},
-                                   usage([prompt], body.n, choices)):
+                                   usage([prompt], choices)):
                 yield line
 
         return StreamingResponse(stream(), media_type="text/event-stream")

@@ -30,9 +30,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -83,7 +82,6 @@ class Sequence:
     cancelled: bool = False
     ended: bool = False
     next_token: int = -1  # the token the next step feeds in
-    enqueued: float = field(default_factory=time.perf_counter)
 
     def cancel(self) -> None:
         """Stop generating (the client went away, or a stop string appeared); the row leaves at the next step."""
@@ -121,6 +119,7 @@ class BatchEngine:
         self.device = next(model.parameters()).device
         self.waiting: queue.Queue[Sequence] = queue.Queue()
         self.rows: list[Sequence] = []
+        self.deferred: Sequence | None = None  # the first in line, waiting until the batch has room for it
         self.cache: KVCache | None = None
         self.mask: Tensor | None = None  # (B, block_size) long: 1 over each row's real positions so far
         self.lengths: list[int] = []  # each row's real positions in the cache
@@ -164,30 +163,21 @@ class BatchEngine:
     def _admit(self) -> None:
         """Move waiting sequences into the batch while they fit; block for one when nothing runs."""
         while len(self.rows) < self.max_batch:
-            try:
-                sequence = self.waiting.get(block=not self.rows, timeout=None if not self.rows else 0)
-            except queue.Empty:
-                return
+            sequence, self.deferred = self.deferred, None
+            if sequence is None:
+                try:
+                    sequence = self.waiting.get(block=not self.rows)
+                except queue.Empty:
+                    return
             if sequence is None:  # stop() wakes the loop
                 return
             if sequence.cancelled:
                 sequence.end("cancelled")
                 continue
             if not self._fits(sequence):
-                self._pending_front(sequence)
+                self.deferred = sequence  # first in line: it waits for rows to leave, and nobody overtakes it
                 return
             self._join(sequence)
-
-    def _pending_front(self, sequence: Sequence) -> None:
-        # Put it back first in line: it waits for rows to leave, and nobody overtakes it.
-        rest = []
-        while True:
-            try:
-                rest.append(self.waiting.get_nowait())
-            except queue.Empty:
-                break
-        for item in [sequence, *rest]:
-            self.waiting.put(item)
 
     def _fits(self, sequence: Sequence) -> bool:
         width = max([len(sequence.prompt), *self.lengths])
