@@ -101,6 +101,15 @@ def chat_tune_words(base: Path, task: str, data: str, run_dir: Path, steps: int,
             *extra]
 
 
+def same_splits(folder: Path, records: list[dict]) -> Path:
+    """`folder` with `records` as its train, validation and test splits alike: a set a tiny model can learn."""
+    folder.mkdir()
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    for split in ("train", "validation", "test"):
+        (folder / f"{split}.jsonl").write_text(lines, encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def chat_run(tmp_path_factory):
     """A tiny LLaMA taught 16 task conversations by SFT: it answers them, and it stops at the end of its turn."""
@@ -109,12 +118,8 @@ def chat_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("chat")
     base = tiny_decoder_base(root, "llama")
-    data = root / "same"
-    data.mkdir()
     records = conversation_splits("tasks-en")["train"][:16]
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    for split in ("train", "validation", "test"):
-        (data / f"{split}.jsonl").write_text(lines, encoding="utf-8")
+    data = same_splits(root / "same", records)
     words = chat_tune_words(base, "sft", str(data), root / "sft", 60, "train.batch_size=16", "optimizer.lr=1e-2",
                             "train.eval_every=30")
     assert main(["tune", *words]) == 0

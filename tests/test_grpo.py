@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import chat_tune_words, kill_after_logged_steps, tiny_decoder_base
+from conftest import chat_tune_words, kill_after_logged_steps, same_splits, tiny_decoder_base
 from png_checks import drawn_png, saved_figures
 
 from lmlab.cli import main
@@ -85,11 +85,7 @@ def sft_run(tmp_path_factory):
     others, so sampled groups differ and GRPO has something to reinforce."""
     root = tmp_path_factory.mktemp("grpo")
     base = tiny_decoder_base(root)
-    data = root / "same"
-    data.mkdir()
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in conversation_splits("tasks-en")["train"][:16])
-    for split in ("train", "validation", "test"):
-        (data / f"{split}.jsonl").write_text(lines, encoding="utf-8")
+    data = same_splits(root / "same", conversation_splits("tasks-en")["train"][:16])
     words = chat_tune_words(base, "sft", str(data), root / "sft", 20, "train.batch_size=16", "optimizer.lr=1e-2",
                             "train.eval_every=10")
     assert main(["tune", *words]) == 0
