@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import random
 import shutil
 import signal
 import socket
@@ -15,7 +16,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import openai
 import pytest
@@ -414,3 +417,127 @@ def test_lmlab_serve_refuses_what_it_cannot_serve(chat_run, tmp_path, capsys):
     assert main(["serve", str(tmp_path / "lstm")]) == 2  # no KV cache for the batch engine to join rows in
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "rnn model" in err and "not served" in err
+
+
+def hostile_requests(model: str, encoder: str, count: int, seed: int = 0) -> list[tuple[str, str, bytes]]:
+    """`count` (method, path, body) requests, malformed or hostile in every way the fuzz test names, drawn
+    from a seeded generator so a failure can be replayed."""
+    rng = random.Random(seed)
+    good = {"/v1/completions": {"model": model, "prompt": "hi", "max_tokens": 3},
+            "/v1/chat/completions": {"model": model, "messages": [{"role": "user", "content": "hi"}]},
+            "/v1/embeddings": {"model": encoder, "input": "hi"}}
+    fields = ["model", "prompt", "messages", "input", "max_tokens", "max_completion_tokens", "temperature",
+              "top_p", "top_k", "n", "stop", "seed", "stream", "stream_options", "logprobs", "top_logprobs",
+              "echo", "best_of", "suffix", "logit_bias", "encoding_format", "dimensions", "user"]
+    odd_values = [None, True, -1, 0, -10**6, 10**30, 2**63, 1.5, -0.5, float("inf"), float("nan"), "", "x" * 5000,
+                  "🙂" * 100, "\u0000", [], [[]], [None], [-1], [10**12], [[1, 2], "mixed"], {}, {"a": {"b": []}},
+                  ["a"] * 500, list(range(3000)), [[5] * 10] * 70, [{"role": "user"}],
+                  [{"role": "user", "content": ["part"]}], [{"role": "tool", "content": "x"}],
+                  [{"role": "user", "content": "x", "extra": 1}]]
+
+    def mutated(path: str) -> dict[str, Any]:
+        body = dict(good[path])
+        for _ in range(rng.randint(1, 3)):
+            action = rng.random()
+            name = rng.choice(fields)
+            if action < 0.7:
+                body[name] = rng.choice(odd_values)
+            elif action < 0.85 and body:
+                body.pop(rng.choice(list(body)))
+            else:
+                body[f"field_{rng.randint(0, 9)}"] = rng.choice(odd_values)
+        return body
+
+    def broken(text: bytes) -> bytes:
+        choice = rng.randrange(5)
+        if choice == 0:
+            return text[: rng.randrange(len(text))]  # cut short
+        if choice == 1 and text:
+            at = rng.randrange(len(text))
+            return text[:at] + bytes([rng.choice([0xFF, 0xC3, 0xE4, 0x80, 0xF0])]) + text[at + 1:]  # not UTF-8
+        if choice == 2:
+            depth = rng.choice([100, 1000, 10_000, 200_000])
+            opener, closer = rng.choice([(b"[", b"]"), (b'{"a":', b"}")])
+            return opener * depth + b"1" + closer * depth  # nested deeper than any parser's stack
+        if choice == 3:
+            return rng.choice([b"", b"null", b"42", b'"text"', b"[]", b"{", b"}", b"{'model': 'x'}", b"\x00" * 64,
+                               b'{"model": "a", "model": 3}', b"NaN", b'{"a": 1e999999}'])
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))  # noise
+
+    requests: list[tuple[str, str, bytes]] = []
+    routes = list(good)
+    while len(requests) < count:
+        kind = rng.random()
+        path = rng.choice(routes)
+        if kind < 0.45:
+            body = mutated(path)
+            if rng.random() < 0.1:
+                body["model"] = rng.choice(["nope", "../" * 20, "", "x" * 10_000, encoder, model])
+            requests.append(("POST", path, json.dumps(body, allow_nan=True).encode()))
+        elif kind < 0.75:
+            requests.append(("POST", path, broken(json.dumps(mutated(path)).encode())))
+        elif kind < 0.8:
+            giant = {**good[path], "prompt" if path == "/v1/completions" else "input": "word " * rng.choice(
+                [2_000, 50_000, 190_000])}
+            if path == "/v1/chat/completions":
+                giant = {**good[path], "messages": [{"role": "user", "content": "word " * 50_000}]}
+            requests.append(("POST", path, json.dumps(giant).encode()))
+        elif kind < 0.95:
+            method = rng.choice(["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])
+            requests.append((method, rng.choice([*routes, "/v1/models", "/metrics", "/health"]) if method != "GET"
+                             else path, b""))
+        else:
+            requests.append(("POST", rng.choice(["/", "/v1", "/v1/completions/", "/../../etc/passwd", "/v1/models",
+                                                 "/%ff%fe", "/v1/" + "a" * 4000]), json.dumps(good[path]).encode()))
+    return requests
+
+
+def test_hostile_requests_never_get_a_5xx_and_the_server_keeps_serving(chat_run):
+    run, _ = chat_run
+    cheap = {"model": run.name, "prompt": "hello", "max_tokens": 3, "temperature": 0}
+    with Running([str(run), ENCODER], max_tokens=4, max_body_bytes=1_000_000) as running:
+        expected = running.post("/v1/completions", json.dumps(cheap).encode())[2]["choices"][0]["text"]
+        requests = hostile_requests(run.name, ENCODER, 600)
+
+        def send(request: tuple[str, str, bytes]) -> tuple[int, str, bytes]:
+            method, path, body = request
+            connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=60)
+            try:
+                connection.putrequest(method, path, skip_accept_encoding=True)
+                connection.putheader("Content-Type", "application/json")
+                connection.putheader("Content-Length", str(len(body)))
+                connection.endheaders()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    connection.send(body)
+                response = connection.getresponse()
+                return response.status, response.getheader("content-type", ""), response.read()
+            finally:
+                connection.close()
+
+        with ThreadPoolExecutor(8) as pool:  # several at once, as a hostile crowd would send them
+            answers = list(pool.map(send, requests))
+        statuses = Counter(status for status, _, _ in answers)
+        for (method, path, body), (status, kind, payload) in zip(requests, answers, strict=True):
+            assert status < 500, (method, path, body[:200], status, payload[:300])
+            if status >= 400:
+                error = json.loads(payload)["error"]  # OpenAI's error shape, whatever went wrong
+                assert set(error) == {"message", "type", "param", "code"} and error["message"], (body[:200], error)
+            elif "event-stream" in kind:
+                assert payload.decode().rstrip().endswith("data: [DONE]")
+            else:
+                json.loads(payload)
+        assert statuses[200] > 10 and sum(n for s, n in statuses.items() if 400 <= s < 500) > 400, statuses
+        assert {400, 404, 405, 413} <= set(statuses), statuses
+        for raw in (b"GARBAGE\r\n\r\n", b"POST /v1/completions HTTP/1.1\r\nHost x\r\n\r\n",
+                    b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+                    b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n{",
+                    b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\x02\x00" * 40):
+            with (socket.create_connection(("127.0.0.1", running.port), timeout=10) as connection,
+                  contextlib.suppress(ConnectionResetError, BrokenPipeError)):
+                connection.sendall(raw)
+                answer = connection.recv(200)
+                status = int(answer.split()[1]) if answer.startswith(b"HTTP/") else None
+                assert status is None or 400 <= status < 500, (raw[:60], answer)  # refused, or hung up on
+        # after all that it still answers, and answers the same
+        assert running.post("/v1/completions", json.dumps(cheap).encode())[2]["choices"][0]["text"] == expected
+        assert metric(running, "lmlab_running_sequences") == 0 and metric(running, "lmlab_waiting_sequences") == 0

@@ -226,7 +226,9 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
             if m.engine is not None:
                 m.engine.stop()
 
-    app = FastAPI(title="lmlab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # No redirects for a trailing slash: a client gets the error JSON of an unknown route, not an empty 307.
+    app = FastAPI(title="lmlab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+                  redirect_slashes=False)
 
     @app.exception_handler(ServeError)
     async def _serve_error(request: Request, exc: ServeError) -> JSONResponse:
@@ -429,7 +431,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
     async def completions(request: Request) -> Response:
         body = parsed(CompletionRequest, await read_json(request))
         served = find_model(body.model, "generate")
-        prompts = prompt_ids(served, body.prompt)
+        prompts = await asyncio.to_thread(prompt_ids, served, body.prompt)  # a long prompt must not stall the loop
         check_room(served, prompts, body.max_tokens, "max_tokens")
         stops = body.stops
         eos = served.tokenizer.eos_id
@@ -488,7 +490,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
         chat = served.chat
         assert chat is not None
         try:
-            prompt = chat.prompt_ids([m.model_dump(exclude={"name"}) for m in body.messages])
+            prompt = await asyncio.to_thread(chat.prompt_ids, [m.model_dump(exclude={"name"}) for m in body.messages])
         except LmlabError as exc:
             raise ServeError(400, str(exc), "messages") from None
         # Unasked, a reply may fill the context; asked for, too many tokens is refused as in completions.
@@ -558,12 +560,14 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
         if body.dimensions is not None:
             raise ServeError(400, "dimensions: lmlab's embeddings keep the model's width", "dimensions")
         embedder = served.embedder
-        pooling = "mean"
+
+        def embed() -> tuple[list[Any], int]:
+            return embedder(texts, pooling="mean"), sum(len(served.tokenizer.encode(t)) for t in texts)
+
         try:
-            vectors = await asyncio.to_thread(lambda: embedder(texts, pooling=pooling))
+            vectors, tokens = await asyncio.to_thread(embed)
         except LmlabError as exc:
             raise ServeError(400, str(exc), "input") from None
-        tokens = sum(len(served.tokenizer.encode(t)) for t in texts)
         if body.encoding_format == "base64":
             vectors = [base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode() for v in vectors]
         data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
