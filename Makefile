@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean oracles
+.PHONY: demo test lint bench clean oracles browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,18 @@ demo: $(STAMP)
 oracles: $(STAMP)
 	PYTHON=$(BIN)/python bash tests/oracles/build_kenlm.sh
 
-test: $(STAMP) oracles
+# Debian's chromium and chromedriver for the playground's browser test (tests/test_serve.py); CI runs as root.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "error: the browser test needs chromium and chromedriver: sudo apt-get install chromium chromium-driver" >&2; \
+	    exit 2; \
+	  fi; \
+	fi
+
+test: $(STAMP) oracles browser
 	$(BIN)/ruff check lmlab tests benchmarks
 	$(BIN)/lint-imports --no-cache --no-logo  # the layer contract in pyproject.toml
 	$(BIN)/pytest

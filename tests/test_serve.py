@@ -3,10 +3,13 @@ tests start on a free loopback port; batching across clients checked against eac
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
+import math
 import random
+import re
 import shutil
 import signal
 import socket
@@ -17,13 +20,21 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 import torch
 import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from lmlab.cli import main
 from lmlab.generate import GenerationParams, generate_ids, generate_text
@@ -79,6 +90,23 @@ class Running:
             return response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(response.read())
         finally:
             connection.close()
+
+
+@contextlib.contextmanager
+def chromium(tmp_path: Path) -> Iterator[Any]:
+    """Debian's chromium, headless, driven by Selenium through Debian's chromedriver (make test installs both)."""
+    options = Options()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1200,900", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
+                              options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +276,7 @@ def test_refusals_are_openai_errors_with_4xx(server):
     assert running.post("/v1/completions", ok)[0] == 200  # and it still serves
 
 
-def test_an_api_key_guards_every_route_but_health(chat_run):
+def test_an_api_key_guards_every_route_but_health(chat_run, tmp_path):
     run, _ = chat_run
     with Running([str(run)], api_key="s3cret") as running:
         code, _, answer = running.post("/v1/completions", json.dumps({"model": run.name, "prompt": "hi"}).encode())
@@ -258,6 +286,19 @@ def test_an_api_key_guards_every_route_but_health(chat_run):
         assert [m.id for m in running.client("s3cret").models.list().data] == [run.name]
         with urllib.request.urlopen(running.url + "/health") as response:
             assert response.status == 200
+        for path in ("/", "/metrics", "/v1/models"):
+            assert running.post(path, b"", method="GET")[0] == 401
+        code, headers, _ = running.post("/", b"", method="GET")
+        assert headers["www-authenticate"] == 'Basic realm="lmlab"'  # so a browser asks for the key
+        for password, status in (("s3cret", 200), ("wrong", 401)):
+            basic = "Basic " + base64.b64encode(f"me:{password}".encode()).decode()
+            assert running.post("/v1/models", b"", {"Authorization": basic}, method="GET")[0] == status
+        assert running.post("/v1/models", b"", {"Authorization": "Basic %%%"}, method="GET")[0] == 401
+        # a browser given the key as a password lists the models: the page's requests carry it too
+        with chromium(tmp_path) as browser:
+            browser.get(f"http://me:s3cret@127.0.0.1:{running.port}/")
+            WebDriverWait(browser, 30).until(lambda b: b.execute_script(
+                "return document.getElementById('model').options.length") == 1)
 
 
 def test_metrics_count_what_was_served(server):
@@ -541,3 +582,74 @@ def test_hostile_requests_never_get_a_5xx_and_the_server_keeps_serving(chat_run)
         # after all that it still answers, and answers the same
         assert running.post("/v1/completions", json.dumps(cheap).encode())[2]["choices"][0]["text"] == expected
         assert metric(running, "lmlab_running_sequences") == 0 and metric(running, "lmlab_waiting_sequences") == 0
+
+
+def test_the_playground_streams_completions_shows_token_probabilities_and_chats_in_chromium(chat_run, slow_run,
+                                                                                             tmp_path):
+    run, records = chat_run
+    with Running([str(run), str(slow_run)]) as running, chromium(tmp_path) as browser:
+        with urllib.request.urlopen(running.url + "/") as response:
+            page = response.read().decode()
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import""", page)
+        browser.get(running.url + "/")
+        wait = WebDriverWait(browser, 30, poll_frequency=0.02)
+        wait.until(lambda b: len(Select(b.find_element(By.ID, "model")).options) == 2)
+        assert [o.text for o in Select(browser.find_element(By.ID, "model")).options] == [run.name, slow_run.name]
+
+        def field(name: str, value: str) -> None:
+            element = browser.find_element(By.ID, name)
+            element.clear()
+            element.send_keys(value)
+
+        def output(element: str = "output") -> str:
+            return browser.execute_script(f"return document.getElementById('{element}').textContent")
+
+        # the slow model: text arrives while it is still generating, and Stop ends it (and the server's sequence)
+        Select(browser.find_element(By.ID, "model")).select_by_visible_text(slow_run.name)
+        field("temperature", "0")
+        field("max_tokens", "900")
+        field("prompt", "hi")
+        browser.find_element(By.ID, "generate").click()
+        lengths = set()
+        wait.until(lambda b: lengths.add(len(output())) or len(lengths) >= 4)  # it grew, piece by piece
+        assert browser.find_element(By.ID, "status").text == "generating…"
+        browser.find_element(By.ID, "stop").click()
+        wait.until(lambda b: "stopped by you" in b.find_element(By.ID, "status").text)
+        deadline = time.monotonic() + 5
+        while metric(running, "lmlab_running_sequences") > 0:
+            assert time.monotonic() < deadline, "stopping in the page did not stop the server's sequence"
+            time.sleep(0.05)
+
+        # the chat model: the streamed text is the greedy completion, each piece carrying its tokens' log-probs
+        prompt = records[0]["messages"][0]["content"]
+        Select(browser.find_element(By.ID, "model")).select_by_visible_text(run.name)
+        field("max_tokens", "12")
+        field("prompt", prompt)
+        browser.find_element(By.ID, "generate").click()
+        wait.until(lambda b: "finished" in b.find_element(By.ID, "status").text)
+        expected = running.client().completions.create(model=run.name, prompt=prompt, max_tokens=12, temperature=0,
+                                                       logprobs=5).choices[0]
+        assert output() == prompt + expected.text
+        pieces = browser.find_elements(By.CSS_SELECTOR, "#output .tok")
+        shown = [json.loads(p.get_attribute("data-tokens")) for p in pieces]
+        assert [t["logprob"] for tokens in shown for t in tokens] == pytest.approx(expected.logprobs.token_logprobs,
+                                                                                   abs=1e-6)
+        ActionChains(browser).move_to_element(pieces[0]).perform()
+        wait.until(lambda b: b.find_element(By.ID, "tip").is_displayed())
+        first = shown[0][0]
+        assert f"{100 * math.exp(first['logprob']):.1f}%" in browser.find_element(By.ID, "tip").text
+
+        # chat mode, through the run's template: the reply it learned, then a new conversation
+        browser.find_element(By.ID, "tab-chat").click()
+        assert browser.find_element(By.ID, "chat-pane").is_displayed()
+        assert not browser.find_element(By.ID, "complete-pane").is_displayed()
+        field("max_tokens", "24")
+        field("message", records[0]["messages"][0]["content"])
+        browser.find_element(By.ID, "send").click()
+        wait.until(lambda b: "finished: stop" in b.find_element(By.ID, "status").text)
+        turns = browser.find_elements(By.CSS_SELECTOR, "#transcript .turn > span")
+        assert [t.text for t in turns] == [records[0]["messages"][0]["content"], records[0]["answer"]]
+        assert browser.save_screenshot(str(tmp_path / "playground.png"))
+        assert (tmp_path / "playground.png").stat().st_size > 10_000
+        browser.find_element(By.ID, "reset").click()
+        assert browser.find_elements(By.CSS_SELECTOR, "#transcript .turn") == []

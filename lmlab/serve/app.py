@@ -1,5 +1,6 @@
 """The OpenAI-compatible HTTP server: FastAPI routes over one `BatchEngine` per served decoder.
 
+    GET  /                       the playground: a page to try the models in a browser
     GET  /health                 {"status": "ok"}, never behind the API key
     GET  /v1/models              the served runs, by name
     POST /v1/completions         prompt: text, texts, token ids or lists of them; n, stop, seed, logprobs, echo
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import time
 import uuid
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -44,6 +46,8 @@ from lmlab.serve.engine import BatchEngine, EndEvent, Event, PromptEvent, Sequen
 from lmlab.serve.metrics import Metrics
 from lmlab.serve.protocol import ChatRequest, CompletionRequest, EmbeddingRequest, ServeError, parsed
 from lmlab.tokenizers import Tokenizer
+
+PLAYGROUND = Path(__file__).with_name("playground.html")
 
 
 class ServeSettings(Config):
@@ -168,6 +172,9 @@ def chat_logprobs(tokenizer: Tokenizer, events: list[TokenEvent]) -> dict[str, A
 class Guard:
     """The API key, then the body's size, before any route reads the request; then its latency, once answered.
 
+    The key comes as ``Authorization: Bearer KEY`` from API clients, or as the password of HTTP Basic from a
+    browser opening the playground (which then sends it with the page's own requests).
+
     Plain ASGI rather than FastAPI's ``@app.middleware``, whose wrapping of the request hides a client's
     disconnection from the route (so a gone client's sequence would run on to its end).
     """
@@ -175,16 +182,28 @@ class Guard:
     def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics):
         self.app, self.settings, self.metrics = app, settings, metrics
 
+    def authorized(self, headers: dict[str, str]) -> bool:
+        scheme, _, credentials = headers.get("authorization", "").partition(" ")
+        if scheme == "Basic":
+            try:
+                credentials = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")[2]
+            except ValueError:
+                return False
+        elif scheme != "Bearer":
+            return False
+        return hmac.compare_digest(credentials.encode(), str(self.settings.api_key).encode())
+
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-        key = self.settings.api_key
         refusal = None
-        if key is not None and scope["path"] != "/health" and headers.get("authorization") != f"Bearer {key}":
+        if self.settings.api_key is not None and scope["path"] != "/health" and not self.authorized(headers):
+            # A browser asks its user for the key (as the password) when told Basic; API clients send Bearer.
+            challenge = {"WWW-Authenticate": 'Basic realm="lmlab"'} if scope["path"] == "/" else {}
             refusal = ServeError(401, "a valid API key is needed: Authorization: Bearer KEY",
-                                 kind="authentication_error", code="invalid_api_key")
+                                 kind="authentication_error", code="invalid_api_key", headers=challenge)
         length = headers.get("content-length")
         if refusal is None and length is not None and (not length.isdigit()
                                                        or int(length) > self.settings.max_body_bytes):
@@ -412,6 +431,10 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
         return ([sse({**header, "choices": [], "usage": counts})] if include_usage else []) + ["data: [DONE]\n\n"]
 
     # ---- routes ---------------------------------------------------------------------------------------
+
+    @app.get("/")
+    async def playground() -> HTMLResponse:
+        return HTMLResponse(PLAYGROUND.read_text(encoding="utf-8"))
 
     @app.get("/health")
     async def health() -> dict[str, str]:
