@@ -15,7 +15,8 @@ For each server and client count the script records:
 - mixed-up streams: for lmlab, texts that differ from what lmlab's own `generate` gives for that
   prompt alone. Peers are compared the same way and their count is only reported: near-ties in float32
   can turn a greedy choice.
-- resident memory of the server process after a warm-up and after the run.
+- resident memory of the server process after a warm-up (one request per client at the highest client
+  count) and after the run: what grows between them is what a long-running server would leak.
 
 "overhead_1_client" sets lmlab's server at 1 client against direct in-process `generate` on the same
 prompts (target ≤ 10%). "ratio" is lmlab's throughput at 8 clients over the peer's best at 8 clients
@@ -236,7 +237,8 @@ def main() -> None:
         for name in chosen:
             server = Server(name, servers[name], exported.name if name == "lmlab" else str(exported))
             try:
-                load(server, prompts, 2, 1, args.max_tokens, expected)  # warm-up
+                # warm-up at the highest load: the batch's caches and the allocator reach their working size
+                load(server, prompts, max(levels), 1, args.max_tokens, expected)
                 warm = resident_mb(server.process.pid)
                 levels_out = [load(server, prompts, c, args.requests, args.max_tokens, expected) for c in levels]
                 after = resident_mb(server.process.pid)

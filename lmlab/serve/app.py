@@ -20,6 +20,8 @@ import asyncio
 import base64
 import hmac
 import json
+import signal
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -42,7 +44,7 @@ from lmlab.models.base import KVCache
 from lmlab.pipelines import pipeline
 from lmlab.pipelines.chat import ChatModel
 from lmlab.runs import open_run
-from lmlab.serve.engine import BatchEngine, EndEvent, Event, PromptEvent, Sequence, TokenEvent
+from lmlab.serve.engine import BatchEngine, DeviceLoop, EndEvent, Event, PromptEvent, Sequence, TokenEvent
 from lmlab.serve.metrics import Metrics
 from lmlab.serve.protocol import ChatRequest, CompletionRequest, EmbeddingRequest, ServeError, parsed
 from lmlab.tokenizers import Tokenizer
@@ -230,20 +232,21 @@ def error_response(error: ServeError) -> JSONResponse:
 
 # ---- the application ---------------------------------------------------------------------------------
 
-def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
-    """The FastAPI application serving `models`; their engines start and stop with it."""
+def create_app(models: list[ServedModel], settings: ServeSettings, device: DeviceLoop | None = None) -> FastAPI:
+    """The FastAPI application serving `models`. Their torch work runs on `device`, a loop the caller
+    runs (as `serve` does, on its main thread); without one, the app starts and stops a loop of its own."""
     by_name = {m.name: m for m in models}
     metrics = Metrics()
+    own_device = device is None
+    loop = device or DeviceLoop([m.engine for m in models if m.engine is not None])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for m in models:
-            if m.engine is not None:
-                m.engine.start()
+        if own_device:
+            loop.start()
         yield
-        for m in models:
-            if m.engine is not None:
-                m.engine.stop()
+        if own_device:
+            loop.stop()
 
     # No redirects for a trailing slash: a client gets the error JSON of an unknown route, not an empty 307.
     app = FastAPI(title="lmlab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
@@ -588,7 +591,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
             return embedder(texts, pooling="mean"), sum(len(served.tokenizer.encode(t)) for t in texts)
 
         try:
-            vectors, tokens = await asyncio.to_thread(embed)
+            vectors, tokens = await asyncio.wrap_future(loop.call(embed))
         except LmlabError as exc:
             raise ServeError(400, str(exc), "input") from None
         if body.encoding_format == "base64":
@@ -601,11 +604,34 @@ def create_app(models: list[ServedModel], settings: ServeSettings) -> FastAPI:
 
 
 def serve(sources: list[str], settings: ServeSettings) -> None:
-    """Serve `sources` until interrupted; SIGTERM lets streams in flight finish first."""
+    """Serve `sources` until interrupted: the HTTP server on a thread, the torch work on this one.
+
+    SIGTERM or Ctrl-C lets streams in flight finish (up to a minute; a second Ctrl-C cuts them), then
+    the process ends by the signal it got, as a service manager expects.
+    """
     import uvicorn
 
     models = [served_model(source, settings) for source in sources]
     if len({m.name for m in models}) < len(models):
         raise LmlabError("serve: two runs have the same folder name; serve them from differently named folders")
-    app = create_app(models, settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=60)
+    device = DeviceLoop([m.engine for m in models if m.engine is not None])
+    server = uvicorn.Server(uvicorn.Config(create_app(models, settings, device), host=settings.host,
+                                           port=settings.port, log_level="warning", timeout_graceful_shutdown=60))
+    received: list[int] = []
+
+    def on_signal(number: int, frame: object) -> None:
+        server.force_exit = bool(received) and number == signal.SIGINT
+        received.append(number)
+        server.should_exit = True
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, on_signal)
+    http = threading.Thread(target=server.run, name="lmlab-http")
+    http.start()
+    device.run(until=lambda: not http.is_alive())
+    http.join()
+    if not server.started:
+        raise LmlabError(f"serve: could not listen on {settings.host}:{settings.port} (is the port taken?)")
+    if received:
+        signal.signal(received[0], signal.SIG_DFL)
+        signal.raise_signal(received[0])
