@@ -32,6 +32,7 @@ from lmlab.errors import LmlabError, warn
 from lmlab.files import read_json
 from lmlab.models import LanguageModel, load_model, read_model_json
 from lmlab.models.base import KINDS
+from lmlab.models.quantize import quantize
 from lmlab.models.registry import family_class, hf_directory_reader
 from lmlab.modes import pick_device
 from lmlab.tokenizers import Tokenizer
@@ -101,22 +102,27 @@ class Run:
         """The chat template the run was tuned with (chat_template.jinja), or None for a run that has none."""
         return ChatTemplate.load(self.path)
 
-    def model(self, device: str | torch.device | None = None) -> Any:
-        """The model, in eval mode (a neural one on `device`, default CUDA when there is one)."""
+    def model(self, device: str | torch.device | None = None, quantization: str = "none") -> Any:
+        """The model, in eval mode (a neural one on `device`, default CUDA when there is one); with
+        ``quantization="int8"`` its linear layers hold int8 weights (`lmlab.models.quantize`), for inference."""
         device = pick_device(device or "auto")
-        if self._loaded is not None:
-            return self._loaded[0].to(device).eval()
-        return load_model(self.path, device=device)
+        model = self._loaded[0].to(device).eval() if self._loaded is not None else load_model(self.path, device=device)
+        if quantization == "none":
+            return model
+        if not isinstance(model, nn.Module):
+            raise self.refusal(f"--quantize {quantization} applies to neural models' weights")
+        return quantize(model, quantization)
 
-    def language_model(self, predict_end: bool = False, device: str | torch.device | None = None) -> LanguageModel:
+    def language_model(self, predict_end: bool = False, device: str | torch.device | None = None,
+                       quantization: str = "none") -> LanguageModel:
         """The model behind the `LanguageModel` interface, whatever its generation.
 
         ``predict_end``: neural models also score end-of-text after each text, as n-gram models
         always score ``</s>``, so that models of different generations predict the same units.
         """
         self.check_scores_text()
-        return self.model(device).language_model(self.tokenizer(), max_length=self.block_size,
-                                                 predict_end=predict_end)
+        return self.model(device, quantization).language_model(self.tokenizer(), max_length=self.block_size,
+                                                               predict_end=predict_end)
 
     def refusal(self, cannot: str) -> LmlabError:
         """The error for a command this run cannot serve: why, then what the run is and a command it can serve.

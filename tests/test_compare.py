@@ -111,6 +111,8 @@ def test_ngram_runs_generate_and_refuse_resume(runs, capsys):
     assert capsys.readouterr().out.startswith("To be")
     assert main(["train", str(runs[2]), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+    assert main(["generate", str(runs[2]), "To be", "--quantize", "int8"]) == 2
+    assert "--quantize int8 applies to neural models' weights" in capsys.readouterr().err
 
 
 def test_corrupt_ngram_weights_are_an_error_naming_the_file(runs, tmp_path, capsys):

@@ -653,3 +653,14 @@ def test_the_playground_streams_completions_shows_token_probabilities_and_chats_
         assert (tmp_path / "playground.png").stat().st_size > 10_000
         browser.find_element(By.ID, "reset").click()
         assert browser.find_elements(By.CSS_SELECTOR, "#transcript .turn") == []
+
+
+def test_lmlab_serve_quantize_int8_serves_the_int8_model(chat_run):
+    run, records = chat_run
+    prompt = records[3]["messages"][0]["content"]
+    model = open_run(run).model("cpu", quantization="int8")
+    params = GenerationParams(max_new_tokens=10, temperature=0)
+    expected = generate_text(model, open_run(run).tokenizer(), [prompt], params)[0]
+    with Running([str(run)], quantize="int8") as running:
+        answer = running.client().completions.create(model=run.name, prompt=prompt, max_tokens=10, temperature=0)
+    assert answer.choices[0].text == expected

@@ -9,6 +9,7 @@ from torch import nn
 from lmlab.cli.common import add_json, save_json
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams, stream_text
+from lmlab.models.quantize import QUANTIZATIONS
 from lmlab.runs import open_run
 from lmlab.tokenizers import Tokenizer
 
@@ -34,10 +35,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
         if not issubclass(run.family_class, nn.Module):
             raise LmlabError(f"{args.run}: --stream prints a neural model's tokens as they come; a "
                              f"{run.describe()} model generates whole texts, so leave --stream out")
-        model, tokenizer = run.model(), run.tokenizer()
+        model, tokenizer = run.model(quantization=args.quantize), run.tokenizer()
         texts = [_stream(model, tokenizer, prompt, params) for prompt in args.prompts]
     else:
-        texts = open_run(args.run).language_model().generate(args.prompts, params)
+        texts = open_run(args.run).language_model(quantization=args.quantize).generate(args.prompts, params)
         for prompt, text in zip(args.prompts, texts, strict=True):
             print(prompt + text)
     save_json(args.json, [{"prompt": prompt, "text": text} for prompt, text in zip(args.prompts, texts, strict=True)])
@@ -56,4 +57,6 @@ def add_generate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--stream", action="store_true", help="print tokens as they come")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decode step (long outputs)")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
+                        help="int8: int8 weights, a quarter of the bytes read per token (CPU)")
     add_json(parser, "{prompt, text} records (text: what was generated after the prompt)")

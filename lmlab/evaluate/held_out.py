@@ -97,24 +97,28 @@ def describe_count(lm: LanguageModel, units: int, documents: int, split: str) ->
             f"each scored from its start, {lm.context_note()}")
 
 
-def held_out_score(run: Run, texts: Sequence[str], split: str = "val") -> tuple[SplitScore, str]:
+def held_out_score(run: Run, texts: Sequence[str], split: str = "val",
+                   quantization: str = "none") -> tuple[SplitScore, str]:
     """The run's model on `texts`, predicting each text and then its end, and what the figure counts."""
-    lm = run.language_model(predict_end=True)
+    lm = run.language_model(predict_end=True, quantization=quantization)
     score = score_texts(lm, texts, lm.predicted_units, split)
     return score, describe_count(lm, score.tokens, len(texts), split)
 
 
-def perplexity(run: str | Path | Run, texts: Sequence[str] | None = None, split: str = "val") -> float:
+def perplexity(run: str | Path | Run, texts: Sequence[str] | None = None, split: str = "val",
+               quantization: str = "none") -> float:
     """Perplexity of a run (a directory, a name, or an open `Run`) on `texts`, default its data's `split`.
 
     Per unit of the model (a token, or an n-gram's word or character), each text's end included, as
-    `lmlab eval` prints it.
+    `lmlab eval` prints it; ``quantization="int8"`` scores the int8 model that ``--quantize int8`` serves.
     """
     run = run if isinstance(run, Run) else open_run(run)
-    return held_out_score(run, _split_texts(run, split) if texts is None else texts, split)[0].perplexity
+    texts = split_texts(run, split) if texts is None else texts
+    return held_out_score(run, texts, split, quantization)[0].perplexity
 
 
-def _split_texts(run: Run, split: str) -> list[str]:
+def split_texts(run: Run, split: str) -> list[str]:
+    """The documents of the run's own data split (``split`` of its config's ``data``)."""
     if "data" not in run.config:
         raise LmlabError(f"{run.path}: no config.yaml naming its data, so no validation split of its own; score it "
                          f"on prepared data with lmlab eval compare {run.path} --data DIR")
@@ -130,7 +134,7 @@ def evaluate_run(run_dir: str | Path, split: str = "val") -> dict[str, Any]:
     """
     run = open_run(run_dir)
     run.check_scores_text()
-    texts = _split_texts(run, split)
+    texts = split_texts(run, split)
     score, counts = held_out_score(run, texts, split)
     baseline = unigram_baseline(TokenShards(run.input_path("data")), split)
     result = {

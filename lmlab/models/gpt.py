@@ -177,7 +177,7 @@ class GPT(ModelFamily, nn.Module):
             raise LmlabError(
                 f"a cache of {max_len} positions exceeds the model's context of {self.config.block_size}"
             )
-        weight = self.lm_head.weight
+        weight = self.transformer.wte.weight  # floating point even when the linear layers are int8
         device_type = weight.device.type
         autocast = torch.is_autocast_enabled(device_type)
         dtype = torch.get_autocast_dtype(device_type) if autocast else weight.dtype

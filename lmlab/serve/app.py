@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -41,6 +41,7 @@ from lmlab.config import Config
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams, ReadyText, continuation_text
 from lmlab.models.base import KVCache
+from lmlab.models.quantize import quantize
 from lmlab.pipelines import pipeline
 from lmlab.pipelines.chat import ChatModel
 from lmlab.runs import open_run
@@ -62,6 +63,7 @@ class ServeSettings(Config):
     max_prompt_tokens: int | None = Field(None, ge=1, description="a longer prompt gets 413 (default: the context)")
     max_tokens: int = Field(1024, ge=1, description="the most tokens one choice may ask for")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="a larger request body gets 413")
+    quantize: Literal["none", "int8"] = Field("none", description="int8: the models' linear layers in int8")
 
 
 @dataclass
@@ -84,7 +86,7 @@ def served_model(source: str, settings: ServeSettings) -> ServedModel:
     run = open_run(source)
     name = Path(source).name or str(source)
     kind = run.family_class.kind
-    model = run.model(settings.device) if kind == "decoder" else None
+    model = run.model(settings.device, settings.quantize) if kind == "decoder" else None
     if model is not None and isinstance(model.new_cache(1, 1), KVCache):  # rows the engine can move and join
         engine = BatchEngine(model, settings.max_batch, settings.max_waiting)
         template = run.chat_template()
@@ -93,6 +95,7 @@ def served_model(source: str, settings: ServeSettings) -> ServedModel:
         return ServedModel(name, run.path, tokenizer, model.config.block_size, model.config.vocab_size, engine, chat)
     if kind == "encoder":
         embedder = pipeline("feature-extraction", run.path, device=settings.device)
+        quantize(embedder.model, settings.quantize)
         return ServedModel(name, run.path, embedder.tokenizer, embedder.max_length, embedder.model.config.vocab_size,
                            embedder=embedder)
     raise run.refusal(f"lmlab serve needs a Transformer decoder (GPT, LLaMA) or an encoder; a {run.family} "
