@@ -448,16 +448,60 @@ def test_lmlab_serve_binds_loopback_and_sigterm_lets_a_stream_in_flight_finish(s
         server.wait()
 
 
-def test_lmlab_serve_refuses_what_it_cannot_serve(chat_run, tmp_path, capsys):
+def test_lmlab_serve_refuses_what_it_cannot_serve(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
-    run, _ = chat_run
-    save_model(model_from_config("rnn", {"vocab_size": open_run(run).tokenizer().vocab_size, "block_size": 32}),
-               tmp_path / "lstm")
+
+
+def test_an_lstm_is_served_one_sequence_at_a_time_as_generate_writes(chat_run, tmp_path):
+    run, records = chat_run
+    tokenizer = open_run(run).tokenizer()
+    torch.manual_seed(0)
+    save_model(model_from_config("rnn", {"vocab_size": tokenizer.vocab_size, "block_size": 64}), tmp_path / "lstm")
     shutil.copy(run / "tokenizer.json", tmp_path / "lstm" / "tokenizer.json")
-    assert main(["serve", str(tmp_path / "lstm")]) == 2  # no KV cache for the batch engine to join rows in
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "rnn model" in err and "not served" in err
+    model = open_run(tmp_path / "lstm").model("cpu")
+    prompts = [r["messages"][0]["content"] for r in records[:4]]
+    params = GenerationParams(max_new_tokens=12, temperature=0)
+    expected = generate_text(model, tokenizer, prompts, params)
+    with Running([str(tmp_path / "lstm")]) as running:
+        client = running.client()
+        with ThreadPoolExecutor(4) as pool:  # asked together, answered one after another
+            answers = list(pool.map(lambda p: client.completions.create(model="lstm", prompt=p, max_tokens=12,
+                                                                        temperature=0, logprobs=1), prompts))
+        assert [a.choices[0].text for a in answers] == expected
+        ids = tokenizer.encode(prompts[0])
+        new = generate_ids(model, [ids], params, tokenizer.eos_id)[0]
+        with torch.no_grad():
+            logits = model(torch.tensor([ids + new])).logits[0].float().log_softmax(-1)
+        assert answers[0].choices[0].logprobs.token_logprobs == pytest.approx(
+            [float(logits[len(ids) - 1 + i, t]) for i, t in enumerate(new)], abs=1e-4)
+        assert metric(running, "lmlab_largest_batch") == 1
+
+
+def test_an_ngram_run_writes_whole_texts_and_refuses_token_questions(packed_dir, tmp_path):
+    from lmlab.train import read_train_config, train_run
+
+    folder = train_run(read_train_config(None, [f"data={packed_dir}", f"run_dir={tmp_path / 'kn'}",
+                                               "model.family=ngram", "model.unit=character", "model.order=4",
+                                               "model.discount_fallback=true"])).run_dir
+    text_model = open_run(folder).language_model()
+    with Running([str(folder)]) as running:
+        client = running.client()
+        answer = client.completions.create(model="kn", prompt="To be", max_tokens=20, seed=3, n=2)
+        expected = [text_model.generate(["To be"], GenerationParams(max_new_tokens=20, seed=seed))[0]
+                    for seed in (3, 4)]
+        assert [c.text for c in answer.choices] == expected and len(set(expected)) == 2
+        assert answer.usage.completion_tokens == sum(len(t) for t in expected)  # characters are its units
+        chunks = list(client.completions.create(model="kn", prompt="To be", max_tokens=20, seed=3, stream=True))
+        assert "".join(c.choices[0].text for c in chunks) == expected[0]
+        for body, field_name in (({"logprobs": 1}, "logprobs"), ({"echo": True}, "echo"),
+                                 ({"prompt": [1, 2]}, "prompt")):
+            code, _, error = running.post("/v1/completions", json.dumps(
+                {"model": "kn", "prompt": "To be", **body}).encode())
+            assert code == 400 and error["error"]["param"] == field_name and "n-gram" in error["error"]["message"]
+        code, _, error = running.post("/v1/chat/completions", json.dumps(
+            {"model": "kn", "messages": [{"role": "user", "content": "hi"}]}).encode())
+        assert code == 400 and "chat template" in error["error"]["message"]
 
 
 def hostile_requests(model: str, encoder: str, count: int, seed: int = 0) -> list[tuple[str, str, bytes]]:

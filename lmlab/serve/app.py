@@ -41,6 +41,7 @@ from lmlab.config import Config
 from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams, ReadyText, continuation_text
 from lmlab.models.base import KVCache
+from lmlab.models.language_model import LanguageModel
 from lmlab.models.quantize import quantize
 from lmlab.pipelines import pipeline
 from lmlab.pipelines.chat import ChatModel
@@ -68,27 +69,32 @@ class ServeSettings(Config):
 
 @dataclass
 class ServedModel:
-    """A run the server answers for: its decoder and batch engine, or its encoder for embeddings."""
+    """A run the server answers for: its decoder and batch engine, its encoder for embeddings, or its
+    count-based model, which writes whole texts (`text_model`; no tokenizer, no token log-probabilities)."""
 
     name: str
     path: Path
-    tokenizer: Tokenizer
+    tokenizer: Tokenizer | None
     block_size: int
     vocab_size: int
     engine: BatchEngine | None = None
     chat: ChatModel | None = None
     embedder: Any = None
+    text_model: LanguageModel | None = None
     created: int = field(default_factory=lambda: int(time.time()))
 
 
 def served_model(source: str, settings: ServeSettings) -> ServedModel:
-    """Open `source` for serving: a decoder with a KV cache generates; an encoder gives embeddings."""
+    """Open `source` for serving. A decoder generates: batched when its cache is a KV cache (GPT, LLaMA),
+    one sequence at a time otherwise (LSTM, Bengio MLP); an n-gram model writes whole texts, one request
+    at a time; an encoder gives embeddings."""
     run = open_run(source)
     name = Path(source).name or str(source)
     kind = run.family_class.kind
-    model = run.model(settings.device, settings.quantize) if kind == "decoder" else None
-    if model is not None and isinstance(model.new_cache(1, 1), KVCache):  # rows the engine can move and join
-        engine = BatchEngine(model, settings.max_batch, settings.max_waiting)
+    if kind == "decoder":
+        model = run.model(settings.device, settings.quantize)
+        batched = isinstance(model.new_cache(1, 1), KVCache)  # rows the engine can move and join
+        engine = BatchEngine(model, settings.max_batch if batched else 1, settings.max_waiting)
         template = run.chat_template()
         tokenizer = run.tokenizer()
         chat = ChatModel(model, tokenizer, template) if template is not None else None
@@ -98,7 +104,10 @@ def served_model(source: str, settings: ServeSettings) -> ServedModel:
         quantize(embedder.model, settings.quantize)
         return ServedModel(name, run.path, embedder.tokenizer, embedder.max_length, embedder.model.config.vocab_size,
                            embedder=embedder)
-    raise run.refusal(f"lmlab serve needs a Transformer decoder (GPT, LLaMA) or an encoder; a {run.family} "
+    if kind == "count-based":
+        text_model = run.language_model(quantization=settings.quantize)
+        return ServedModel(name, run.path, None, 0, 0, text_model=text_model)
+    raise run.refusal(f"lmlab serve needs a model that generates text or gives embeddings; a {run.family} "
                       f"model ({kind}) is not served")
 
 
@@ -295,7 +304,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
         if served is None:
             raise ServeError(404, f"model {name!r} is not served here; GET /v1/models lists {', '.join(by_name)}",
                              "model", code="model_not_found")
-        if need == "generate" and served.engine is None:
+        if need == "generate" and served.engine is None and served.text_model is None:
             raise ServeError(400, f"model {name!r} is an encoder: it gives embeddings, not text", "model")
         if need == "chat" and served.chat is None:
             raise ServeError(400, f"model {name!r} has no chat template (tune it with task=sft); use /v1/completions",
@@ -456,10 +465,58 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
         return PlainTextResponse(metrics.render({m.name: m.engine for m in models if m.engine is not None}),
                                  media_type="text/plain; version=0.0.4")
 
+    async def text_completions(served: ServedModel, body: CompletionRequest) -> Response:
+        """A count-based model's completions: whole texts written on the device loop, one request at a time.
+        It reads and writes its own units (words or characters), so token ids, log-probabilities and echo
+        are refused, and a stream carries each choice's text in one piece."""
+        text_model = served.text_model
+        assert text_model is not None
+        for field_name, asked in (("logprobs", body.logprobs is not None), ("echo", body.echo)):
+            if asked:
+                raise ServeError(400, f"{field_name}: model {served.name!r} is an n-gram model, which writes texts "
+                                 "word by word; it gives no token log-probabilities", field_name)
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ServeError(400, f"prompt: model {served.name!r} is an n-gram model; it reads text (a string or "
+                             "a list of strings), not token ids", "prompt")
+        if body.max_tokens > settings.max_tokens:
+            raise ServeError(400, f"max_tokens: at most {settings.max_tokens}", "max_tokens")
+        if len(prompts) * body.n > settings.max_waiting:
+            raise ServeError(400, f"prompt: at most {settings.max_waiting} choices per request", "prompt")
+        stops = body.stops
+        asks = [(prompt, GenerationParams(max_new_tokens=body.max_tokens, temperature=body.temperature,
+                                          top_p=body.top_p if body.top_p < 1 else None, top_k=body.top_k, stop=stops,
+                                          seed=None if body.seed is None else body.seed + j))
+                for prompt in prompts for j in range(body.n)]
+        texts = await asyncio.wrap_future(loop.call(
+            lambda: [text_model.generate([prompt], params)[0] for prompt, params in asks]))
+        units = [text_model.predicted_units(text) - 1 for text in texts]  # its units, not the end after them
+        reasons = ["length" if count >= body.max_tokens else "stop" for count in units]
+        prompt_units = sum(text_model.predicted_units(prompt) - 1 for prompt in prompts)
+        counts = {"prompt_tokens": prompt_units, "completion_tokens": sum(units),
+                  "total_tokens": prompt_units + sum(units)}
+        header = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+                  "model": served.name}
+        choices = [{"index": i, "text": text, "logprobs": None, "finish_reason": reason}
+                   for i, (text, reason) in enumerate(zip(texts, reasons, strict=True))]
+        if not body.stream:
+            return JSONResponse({**header, "choices": choices, "usage": counts})
+
+        async def stream() -> AsyncIterator[str]:
+            for choice in choices:
+                yield sse({**header, "choices": [{**choice, "finish_reason": None}]})
+                yield sse({**header, "choices": [{**choice, "text": ""}]})
+            for line in stream_end(body.include_usage, header, counts):
+                yield line
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
         body = parsed(CompletionRequest, await read_json(request))
         served = find_model(body.model, "generate")
+        if served.text_model is not None:
+            return await text_completions(served, body)
         prompts = await asyncio.to_thread(prompt_ids, served, body.prompt)  # a long prompt must not stall the loop
         check_room(served, prompts, body.max_tokens, "max_tokens")
         stops = body.stops

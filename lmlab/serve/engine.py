@@ -114,7 +114,9 @@ def _log_probs(logits: Tensor, chosen: Tensor, top: int | None) -> tuple[list[fl
 
 
 class BatchEngine:
-    """A decoder with a KV cache, serving sequences as they come in `max_batch` rows at a time."""
+    """A decoder serving sequences as they come, `max_batch` rows at a time. Rows are joined and moved in a
+    KV cache; a decoder with another state (recurrent, a token window) is served with `max_batch` 1, one
+    sequence after another, its state never moved."""
 
     def __init__(self, model: nn.Module, max_batch: int = 16, max_waiting: int = 64):
         self.model, self.max_batch, self.max_waiting = model, max_batch, max_waiting
@@ -123,7 +125,7 @@ class BatchEngine:
         self.waiting: queue.Queue[Sequence] = queue.Queue()
         self.rows: list[Sequence] = []
         self.deferred: Sequence | None = None  # the first in line, waiting until the batch has room for it
-        self.cache: KVCache | None = None
+        self.cache: Any = None  # a KVCache; any model's own state when one row at a time
         self.mask: Tensor | None = None  # (B, block_size) long: 1 over each row's real positions so far
         self.lengths: list[int] = []  # each row's real positions in the cache
         self.tokens_generated = 0
@@ -206,9 +208,13 @@ class BatchEngine:
         picked, top = _log_probs(logits[:-1], prompt, sequence.top_logprobs) if len(prompt) else ([], [])
         sequence.on_event(PromptEvent([None, *picked], [None, *top]))
 
-    def _place(self, sequence: Sequence, cache: KVCache) -> None:
-        """Rebuild the batch's cache with `sequence` as its last row, every row right-aligned."""
+    def _place(self, sequence: Sequence, cache: Any) -> None:
+        """Rebuild the batch's cache with `sequence` as its last row, every row right-aligned; a first row
+        keeps the cache its prompt filled (the only way for a state without rows to move, `max_batch` 1)."""
         length = len(sequence.prompt)
+        if not self.rows:
+            self.cache, self.mask, self.rows, self.lengths = cache, None, [sequence], [length]
+            return
         self._realign(self.rows + [sequence], self.lengths + [length], extra=(cache, length))
 
     def _realign(self, rows: list[Sequence], lengths: list[int], extra: tuple[KVCache, int] | None = None) -> None:
@@ -232,10 +238,10 @@ class BatchEngine:
     def _step(self) -> None:
         """One forward for every row, then each row's next token."""
         cache, mask = self.cache, self.mask
-        assert cache is not None and mask is not None
+        assert cache is not None
         tokens = torch.tensor([[s.next_token] for s in self.rows], device=self.device)
         self.largest_batch = max(self.largest_batch, len(self.rows))
-        padded = any(length < cache.length for length in self.lengths)
+        padded = mask is not None and any(length < cache.length for length in self.lengths)
         try:
             out = self.model(tokens, attention_mask=mask[:, : cache.length + 1] if padded else None, cache=cache,
                              last_token_only=True)
