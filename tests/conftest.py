@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +125,57 @@ def chat_run(tmp_path_factory):
                             "train.eval_every=30")
     assert main(["tune", *words]) == 0
     return root / "sft", records
+
+
+TEXTS = [
+    "the film was lovely and the actors were great",
+    "an awful story , badly told",
+    "good",
+    "the plot was sad but the music was happy and the ending was really quite good in the end " * 3,  # cut
+    "poor",
+]
+LABELS = ["neg", "neu", "pos"]
+BLOCK = 16  # the tuned runs' block size: the long text above is cut to it
+
+
+def jitter(model: Any, scale: float) -> None:
+    """Weights far from their tiny initialisation, so predictions are peaked and a wrong one shows."""
+    import torch
+
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * scale)
+
+
+def tiny_pipeline_runs(root: Path) -> Path:
+    """A tiny BERT run, a tiny GPT run, and a tuned classifier on each, saved as lmlab writes them."""
+    import torch
+
+    from lmlab.models import load_model, save_model
+    from lmlab.models.bert import BERT, BertConfig
+    from lmlab.models.gpt import GPT, GPTConfig
+    from lmlab.tune.methods import MethodConfig
+    from lmlab.tune.model import TunedModel, tuned_config_from
+    from lmlab.tune.tasks.base import HeadConfig
+
+    corpus = TEXTS * 4 + ["the story was good", "the music was bad", "a lovely happy film", "an awful sad plot"]
+    wordpiece = train_tokenizer(corpus, TokenizerConfig(kind="wordpiece", vocab_size=120, min_frequency=1))
+    char = train_tokenizer(corpus, TokenizerConfig(kind="char", vocab_size=100))
+    torch.manual_seed(0)
+    bert = BERT(BertConfig(vocab_size=wordpiece.vocab_size, hidden_size=32, n_layer=2, n_head=4, intermediate_size=48,
+                           block_size=64))
+    jitter(bert, 0.3)
+    gpt = GPT(GPTConfig(vocab_size=char.vocab_size, block_size=64, n_layer=2, n_head=2, n_embd=32))
+    jitter(gpt, 0.1)
+    for name, model, tokenizer in (("bert", bert, wordpiece), ("gpt", gpt, char)):
+        save_model(model, root / name)
+        tokenizer.save(root / name / "tokenizer.json")
+        torch.manual_seed(2)
+        classifier = TunedModel(tuned_config_from(model, LABELS, HeadConfig(), MethodConfig(method="full"), BLOCK),
+                                backbone=load_model(root / name))
+        jitter(classifier.head, 1.0)
+        save_model(classifier, root / f"{name}-tuned")
+        tokenizer.save(root / f"{name}-tuned" / "tokenizer.json")
+        (root / f"{name}-tuned" / "summary.json").write_text(json.dumps({"labels": LABELS}))
+    return root

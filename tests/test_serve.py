@@ -29,6 +29,7 @@ import openai
 import pytest
 import torch
 import uvicorn
+from conftest import TEXTS, tiny_pipeline_runs
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -708,3 +709,36 @@ def test_lmlab_serve_quantize_int8_serves_the_int8_model(chat_run):
     with Running([str(run)], quantize="int8") as running:
         answer = running.client().completions.create(model=run.name, prompt=prompt, max_tokens=10, temperature=0)
     assert answer.choices[0].text == expected
+
+
+def test_pipelines_over_http_answer_as_the_pipelines_do(tmp_path):
+    runs = tiny_pipeline_runs(tmp_path / "pipelines")
+    classifier, bert = runs / "bert-tuned", runs / "bert"
+    with Running([str(classifier), str(bert)]) as running:
+        def ask(task: str, body: dict) -> tuple[int, dict]:
+            code, _, answer = running.post(f"/v1/pipelines/{task}", json.dumps(body).encode())
+            return code, answer
+
+        code, answer = ask("sentiment-analysis", {"model": "bert-tuned", "inputs": TEXTS, "options": {"top_k": 2}})
+        assert code == 200 and answer["task"] == "sentiment-analysis"
+        expected = pipeline("sentiment-analysis", model=classifier, device="cpu")(TEXTS, top_k=2)
+        for got, want in zip(answer["outputs"], expected, strict=True):
+            assert [g["label"] for g in got] == [w["label"] for w in want]
+            assert [g["score"] for g in got] == pytest.approx([w["score"] for w in want], abs=1e-6)
+        text = "the film was [MASK] ."
+        code, answer = ask("fill-mask", {"model": "bert", "inputs": text})
+        want = pipeline("fill-mask", model=bert, device="cpu")(text)
+        assert code == 200 and [a["token_str"] for a in answer["outputs"]] == [w["token_str"] for w in want]
+        for task, body, status, words in (
+            ("fill-mask", {"model": "bert-tuned", "inputs": text}, 400, "does not do fill-mask"),
+            ("question-answering", {"model": "bert", "inputs": {"question": "q", "context": "c"}}, 400,
+             "its pipelines: fill-mask"),
+            ("summarization", {"model": "bert", "inputs": text}, 404, "no pipeline"),
+            ("sentiment-analysis", {"model": "bert-tuned", "inputs": "good", "options": {"beams": 2}}, 400, "beams"),
+            ("sentiment-analysis", {"model": "bert-tuned", "inputs": 5}, 400, "inputs"),
+            ("sentiment-analysis", {"model": "bert-tuned", "inputs": "x", "optoins": {}}, 400, "optoins"),
+        ):
+            code, answer = ask(task, body)
+            assert code == status and words in answer["error"]["message"], (task, body, answer)
+        code, _, answer = running.post("/v1/completions", json.dumps({"model": "bert-tuned", "prompt": "hi"}).encode())
+        assert code == 400 and "sentiment-analysis" in answer["error"]["message"]

@@ -43,15 +43,25 @@ from lmlab.generate import GenerationParams, ReadyText, continuation_text
 from lmlab.models.base import KVCache
 from lmlab.models.language_model import LanguageModel
 from lmlab.models.quantize import quantize
-from lmlab.pipelines import pipeline
+from lmlab.pipelines import PIPELINES, Pipeline, pipeline
 from lmlab.pipelines.chat import ChatModel
-from lmlab.runs import open_run
+from lmlab.runs import Run, open_run
 from lmlab.serve.engine import BatchEngine, DeviceLoop, EndEvent, Event, PromptEvent, Sequence, TokenEvent
 from lmlab.serve.metrics import Metrics
-from lmlab.serve.protocol import ChatRequest, CompletionRequest, EmbeddingRequest, ServeError, parsed
+from lmlab.serve.protocol import (
+    ChatRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    PipelineRequest,
+    ServeError,
+    parsed,
+)
 from lmlab.tokenizers import Tokenizer
 
 PLAYGROUND = Path(__file__).with_name("playground.html")
+# The pipelines served over HTTP; generation, chat and features have their OpenAI routes.
+HTTP_PIPELINES = ("sentiment-analysis", "text-classification", "token-classification", "question-answering",
+                  "fill-mask")
 
 
 class ServeSettings(Config):
@@ -81,16 +91,33 @@ class ServedModel:
     chat: ChatModel | None = None
     embedder: Any = None
     text_model: LanguageModel | None = None
+    tasks: list[str] = field(default_factory=list)  # the pipelines it answers at /v1/pipelines/{task}
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)  # loaded at its first request of each
     created: int = field(default_factory=lambda: int(time.time()))
+
+
+def pipeline_tasks(run: Run) -> list[str]:
+    """The HTTP pipeline tasks `run`'s model can do (asked before any is loaded)."""
+    tasks = []
+    for task in HTTP_PIPELINES:
+        kind = PIPELINES[task]
+        if run.family_class.kind in kind.kinds:
+            try:
+                kind.check_model(task, run)
+            except LmlabError:
+                continue
+            tasks.append(task)
+    return tasks
 
 
 def served_model(source: str, settings: ServeSettings) -> ServedModel:
     """Open `source` for serving. A decoder generates: batched when its cache is a KV cache (GPT, LLaMA),
     one sequence at a time otherwise (LSTM, Bengio MLP); an n-gram model writes whole texts, one request
-    at a time; an encoder gives embeddings."""
+    at a time; an encoder gives embeddings and fills masks; a tuned model labels text (pipelines)."""
     run = open_run(source)
     name = Path(source).name or str(source)
     kind = run.family_class.kind
+    tasks = pipeline_tasks(run)
     if kind == "decoder":
         model = run.model(settings.device, settings.quantize)
         batched = isinstance(model.new_cache(1, 1), KVCache)  # rows the engine can move and join
@@ -98,17 +125,20 @@ def served_model(source: str, settings: ServeSettings) -> ServedModel:
         template = run.chat_template()
         tokenizer = run.tokenizer()
         chat = ChatModel(model, tokenizer, template) if template is not None else None
-        return ServedModel(name, run.path, tokenizer, model.config.block_size, model.config.vocab_size, engine, chat)
+        return ServedModel(name, run.path, tokenizer, model.config.block_size, model.config.vocab_size, engine, chat,
+                           tasks=tasks)
     if kind == "encoder":
         embedder = pipeline("feature-extraction", run.path, device=settings.device)
         quantize(embedder.model, settings.quantize)
         return ServedModel(name, run.path, embedder.tokenizer, embedder.max_length, embedder.model.config.vocab_size,
-                           embedder=embedder)
+                           embedder=embedder, tasks=tasks)
     if kind == "count-based":
         text_model = run.language_model(quantization=settings.quantize)
         return ServedModel(name, run.path, None, 0, 0, text_model=text_model)
-    raise run.refusal(f"lmlab serve needs a model that generates text or gives embeddings; a {run.family} "
-                      f"model ({kind}) is not served")
+    if tasks:
+        return ServedModel(name, run.path, None, 0, 0, tasks=tasks)
+    raise run.refusal(f"lmlab serve needs a model that generates text, gives embeddings or labels text; a "
+                      f"{run.family} model ({kind}) is not served")
 
 
 # ---- one choice's text, as its tokens arrive -----------------------------------------------------------
@@ -305,7 +335,9 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
             raise ServeError(404, f"model {name!r} is not served here; GET /v1/models lists {', '.join(by_name)}",
                              "model", code="model_not_found")
         if need == "generate" and served.engine is None and served.text_model is None:
-            raise ServeError(400, f"model {name!r} is an encoder: it gives embeddings, not text", "model")
+            does = "an encoder: it gives embeddings" if served.embedder is not None else "a fine-tuned model"
+            raise ServeError(400, f"model {name!r} is {does}, not text; its pipelines: "
+                             f"{', '.join(served.tasks) or 'none'}", "model")
         if need == "chat" and served.chat is None:
             raise ServeError(400, f"model {name!r} has no chat template (tune it with task=sft); use /v1/completions",
                              "model")
@@ -659,6 +691,31 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
         data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
         return JSONResponse({"object": "list", "model": served.name, "data": data,
                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    @app.post("/v1/pipelines/{task}")
+    async def pipelines(task: str, request: Request) -> Response:
+        if task not in HTTP_PIPELINES:
+            raise ServeError(404, f"no pipeline {task!r} here; these are served: {', '.join(HTTP_PIPELINES)}",
+                             code="pipeline_not_found", kind="not_found_error")
+        body = parsed(PipelineRequest, await read_json(request))
+        served = find_model(body.model, "pipeline")
+        if task not in served.tasks:
+            does = ", ".join(served.tasks) or "none"
+            raise ServeError(400, f"model {served.name!r} does not do {task}; its pipelines: {does}", "model")
+        count = len(body.inputs) if isinstance(body.inputs, list) else 1
+        if count > 2048:
+            raise ServeError(400, "inputs: at most 2048 per request", "inputs")
+
+        def answer() -> Any:
+            if task not in served.pipelines:
+                served.pipelines[task] = pipeline(task, served.path, device=settings.device)
+            return served.pipelines[task](body.inputs, **body.options)
+
+        try:
+            outputs = await asyncio.wrap_future(loop.call(answer))
+        except (LmlabError, TypeError, ValueError) as exc:  # what the inputs or options asked for was wrong
+            raise ServeError(400, f"{task}: {exc}", "inputs") from None
+        return JSONResponse({"object": "pipeline.result", "model": served.name, "task": task, "outputs": outputs})
 
     return app
 

@@ -138,3 +138,16 @@ def parsed(kind: type[BaseModel], body: Any) -> Any:
         if first["type"] == "extra_forbidden":
             message = "unknown field (not part of the OpenAI API, or not served by lmlab)"
         raise ServeError(400, f"{where}: {message}" if where else message, where or None) from None
+
+
+QuestionAndContext = dict[Literal["question", "context"], str]
+
+
+class PipelineRequest(BaseModel):
+    """POST /v1/pipelines/{task}: a served run's pipeline on `inputs`, with the task's own options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    inputs: str | list[str] | QuestionAndContext | list[QuestionAndContext]
+    options: dict[str, Any] = Field(default_factory=dict, description="the task's keyword arguments, e.g. top_k")
