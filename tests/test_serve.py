@@ -513,9 +513,9 @@ def hostile_requests(model: str, encoder: str, count: int, seed: int = 0) -> lis
             "/v1/chat/completions": {"model": model, "messages": [{"role": "user", "content": "hi"}]},
             "/v1/embeddings": {"model": encoder, "input": "hi"},
             "/v1/pipelines/fill-mask": {"model": encoder, "inputs": "a [MASK] here", "options": {"top_k": 2}}}
-    fields = ["model", "prompt", "messages", "input", "inputs", "options", "max_tokens", "max_completion_tokens", "temperature",
-              "top_p", "top_k", "n", "stop", "seed", "stream", "stream_options", "logprobs", "top_logprobs",
-              "echo", "best_of", "suffix", "logit_bias", "encoding_format", "dimensions", "user"]
+    fields = ["model", "prompt", "messages", "input", "inputs", "options", "max_tokens", "max_completion_tokens",
+              "temperature", "top_p", "top_k", "n", "stop", "seed", "stream", "stream_options", "logprobs",
+              "top_logprobs", "echo", "best_of", "suffix", "logit_bias", "encoding_format", "dimensions", "user"]
     odd_values = [None, True, -1, 0, -10**6, 10**30, 2**63, 1.5, -0.5, float("inf"), float("nan"), "", "x" * 5000,
                   "🙂" * 100, "\u0000", [], [[]], [None], [-1], [10**12], [[1, 2], "mixed"], {}, {"a": {"b": []}},
                   ["a"] * 500, list(range(3000)), [[5] * 10] * 70, [{"role": "user"}],
