@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -743,3 +744,61 @@ def test_pipelines_over_http_answer_as_the_pipelines_do(tmp_path):
             assert code == status and words in answer["error"]["message"], (task, body, answer)
         code, _, answer = running.post("/v1/completions", json.dumps({"model": "bert-tuned", "prompt": "hi"}).encode())
         assert code == 400 and "sentiment-analysis" in answer["error"]["message"]
+
+
+LM_EVAL_DOCS = [
+    {"question": "What is 17 + 25?", "choices": ["42", "41", "7"], "label": 0},
+    {"question": "What day of the week was 2025-10-29?", "choices": ["Monday", "Wednesday"], "label": 1},
+    {"question": "Sort these numbers: 3 1 2", "choices": ["1 2 3", "3 2 1", "2 1 3"], "label": 0},
+    {"question": "How many letters are in the word cat?", "choices": ["3", "4", "five"], "label": 0},
+]
+LM_EVAL_TASK = """task: served_mc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+output_type: multiple_choice
+test_split: test
+doc_to_text: "{{{{question}}}}"
+doc_to_target: label
+doc_to_choice: "{{{{choices}}}}"
+metric_list: [{{metric: acc}}, {{metric: acc_norm}}]
+metadata: {{version: 1.0}}
+"""
+
+
+def test_the_lm_eval_cli_with_local_completions_scores_as_lmlab_does(server, tmp_path):
+    """`lm_eval --model local-completions` itself, on a task over a local file, against the server."""
+    running, run, _ = server
+    exported = tmp_path / "hf"
+    assert main(["export", str(run), str(exported)]) == 0
+    data = tmp_path / "served_mc.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in LM_EVAL_DOCS), encoding="utf-8")
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "served_mc.yaml").write_text(LM_EVAL_TASK.format(data=data), encoding="utf-8")
+    block = open_run(run).model("cpu").config.block_size
+    args = (f"model={run.name},base_url={running.url}/v1/completions,tokenizer_backend=huggingface,"
+            f"tokenizer={exported},max_length={block},num_concurrent=1,max_retries=1")
+    out = tmp_path / "out"
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"),
+                        "OPENAI_API_KEY": "none"}
+    done = subprocess.run([sys.executable, "-m", "lm_eval", "--model", "local-completions", "--model_args", args,
+                           "--tasks", "served_mc", "--include_path", str(tasks), "--output_path", str(out),
+                           "--log_samples"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [results] = out.rglob("results_*.json")
+    [samples_file] = out.rglob("samples_served_mc_*.jsonl")
+    samples = sorted((json.loads(line) for line in samples_file.read_text().splitlines()), key=lambda s: s["doc_id"])
+    local = open_run(run).language_model()
+    accs = []
+    for sample, doc in zip(samples, LM_EVAL_DOCS, strict=True):
+        pairs = [tuple(a.values()) for a in sample["arguments"].values()]
+        assert pairs == [(doc["question"], " " + c) for c in doc["choices"]]
+        ours = local.loglikelihood(pairs)
+        theirs = [(float(r[0][0]), str(r[0][1]) == "True") for r in sample["resps"]]  # the file holds strings
+        assert [lp for lp, _ in theirs] == pytest.approx([lp for lp, _ in ours], abs=1e-3)
+        assert [greedy for _, greedy in theirs] == [greedy for _, greedy in ours]
+        accs.append(float(max(range(len(ours)), key=lambda i: ours[i][0]) == doc["label"]))
+        assert sample["acc"] == accs[-1]
+    assert json.loads(results.read_text())["results"]["served_mc"]["acc,none"] == pytest.approx(sum(accs) / len(accs))
