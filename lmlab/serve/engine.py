@@ -327,7 +327,7 @@ class DeviceLoop:
                 busy = self._run_jobs()
                 for engine in self.engines:
                     busy = engine.work() or busy
-                if not busy:
+                if not busy and not until():
                     self.wakeup.wait(timeout=0.25)
 
     def _run_jobs(self) -> bool:
