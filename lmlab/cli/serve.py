@@ -12,7 +12,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = ServeSettings(host=args.host, port=args.port, api_key=args.api_key, device=args.device or "auto",
                              max_batch=args.max_batch, max_waiting=args.max_waiting,
                              max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens,
-                             max_body_bytes=args.max_body_bytes, quantize=args.quantize)
+                             max_body_bytes=args.max_body_bytes, quantize=args.quantize,
+                             stream_interval_ms=args.stream_interval_ms)
     print(f"serving {', '.join(args.runs)} on http://{settings.host}:{settings.port}/v1 (Ctrl-C stops)", flush=True)
     serve(args.runs, settings)
 
@@ -34,5 +35,7 @@ def add_serve(parser: argparse.ArgumentParser) -> None:
                         help="the most tokens one choice may ask for")
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
                         help="a larger request body gets 413")
+    parser.add_argument("--stream-interval-ms", type=float, default=defaults.stream_interval_ms,
+                        help="hand a stream its tokens at most this often, together (0: each at once)")
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default=defaults.quantize,
                         help="int8: int8 weights, a quarter of the bytes read per token (CPU)")

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import hmac
 import json
+import math
 import signal
 import threading
 import time
@@ -60,6 +62,7 @@ from lmlab.tokenizers import Tokenizer
 
 PLAYGROUND = Path(__file__).with_name("playground.html")
 # The pipelines served over HTTP; generation, chat and features have their OpenAI routes.
+STREAM_INTERVAL_MS = 5.0
 HTTP_PIPELINES = ("sentiment-analysis", "text-classification", "token-classification", "question-answering",
                   "fill-mask")
 
@@ -75,6 +78,8 @@ class ServeSettings(Config):
     max_tokens: int = Field(1024, ge=1, description="the most tokens one choice may ask for")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="a larger request body gets 413")
     quantize: Literal["none", "int8"] = Field("none", description="int8: the models' linear layers in int8")
+    stream_interval_ms: float = Field(STREAM_INTERVAL_MS, ge=0, description="tokens reach a request at most this "
+                                      "often, together (its first token and its end at once); 0: each at once")
 
 
 @dataclass
@@ -406,11 +411,26 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
         return made
 
     def event_queue() -> tuple[asyncio.Queue[tuple[int, Event]], Callable[[int, Event], None]]:
+        """A request's events, from the device thread to its coroutine. They are handed over at most every
+        `stream_interval_ms` (a request's first and last event at once): each hand-off wakes the event loop,
+        whose thread then contends with the decoding thread for the GIL, and a token a millisecond woke it
+        for every token."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
+        pending: collections.deque[tuple[int, Event]] = collections.deque()  # appends and pops are atomic
+        interval = settings.stream_interval_ms / 1000
+        last = [-math.inf]
+
+        def hand_over() -> None:
+            while pending:
+                events.put_nowait(pending.popleft())
 
         def put(index: int, event: Event) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, (index, event))
+            pending.append((index, event))
+            now = time.perf_counter()
+            if now - last[0] >= interval or not isinstance(event, TokenEvent):
+                last[0] = now
+                loop.call_soon_threadsafe(hand_over)
 
         return events, put
 
