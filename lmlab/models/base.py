@@ -271,6 +271,15 @@ class KVCache:
         """Mark `steps` more positions as filled (the model calls this after its last layer)."""
         self.length += steps
 
+    def first_rows(self, count: int) -> KVCache:
+        """An empty cache over the first `count` rows of this one's tensors: a view, sharing their memory, so
+        a server can keep one allocation for batches of every size."""
+        view = KVCache.__new__(KVCache)
+        view.max_len, view.length = self.max_len, 0
+        view.keys = [keys[:count] for keys in self.keys]
+        view.values = [values[:count] for values in self.values]
+        return view
+
     def select_rows(self, rows: Tensor) -> KVCache:
         """A new cache whose row i copies row ``rows[i]`` of this one: one prompt read once, continued several ways."""
         clone = KVCache.__new__(KVCache)

@@ -128,6 +128,8 @@ class BatchEngine:
         self.cache: Any = None  # a KVCache; any model's own state when one row at a time
         self.mask: Tensor | None = None  # (B, block_size) long: 1 over each row's real positions so far
         self.lengths: list[int] = []  # each row's real positions in the cache
+        self._buffers: list[KVCache] = []  # see _realign
+        self._in_use: int | None = None  # the buffer the batch's cache views; None: a prompt's own cache
         self.tokens_generated = 0
         self.largest_batch = 0  # the most rows one forward has decoded together
         self.wake: Callable[[], None] = lambda: None  # set by the DeviceLoop that steps this engine
@@ -213,7 +215,7 @@ class BatchEngine:
         keeps the cache its prompt filled (the only way for a state without rows to move, `max_batch` 1)."""
         length = len(sequence.prompt)
         if not self.rows:
-            self.cache, self.mask, self.rows, self.lengths = cache, None, [sequence], [length]
+            self.cache, self.mask, self.rows, self.lengths, self._in_use = cache, None, [sequence], [length], None
             return
         self._realign(self.rows + [sequence], self.lengths + [length], extra=(cache, length))
 
@@ -222,7 +224,12 @@ class BatchEngine:
         width = max(lengths)
         old, old_lengths = self.cache, self.lengths
         keep = [self.rows.index(s) for s in rows[: len(rows) - (extra is not None)]]
-        cache = self.model.new_cache(len(rows), self.block_size)
+        # Two caches of max_batch rows, made once: a batch's cache is a view of one, rebuilt into the other.
+        # A new cache at every join and leave left the allocator fragmented, resident memory growing by 6%.
+        if not self._buffers:
+            self._buffers = [self.model.new_cache(self.max_batch, self.block_size) for _ in range(2)]
+        into = 1 if self._in_use == 0 else 0
+        cache = self._buffers[into].first_rows(len(rows))
         mask = torch.ones(len(rows), self.block_size, dtype=torch.long, device=self.device)
         sources = [(old, index, old_lengths[index]) for index in keep]
         if extra is not None:
@@ -231,9 +238,10 @@ class BatchEngine:
             start = source.length - length  # a batch row ends at the old width; a prompt's cache holds it alone
             mask[row, : width - length] = 0
             for target, origin in zip((*cache.keys, *cache.values), (*source.keys, *source.values), strict=True):
+                target[row, :, : width - length].zero_()  # masked out, but never an old NaN times a zero weight
                 target[row, :, width - length: width] = origin[index, :, start: start + length]
         cache.length = width
-        self.cache, self.mask, self.rows, self.lengths = cache, mask, rows, lengths
+        self.cache, self.mask, self.rows, self.lengths, self._in_use = cache, mask, rows, lengths, into
 
     def _step(self) -> None:
         """One forward for every row, then each row's next token."""
