@@ -63,6 +63,7 @@ from lmlab.tokenizers import Tokenizer
 PLAYGROUND = Path(__file__).with_name("playground.html")
 # The pipelines served over HTTP; generation, chat and features have their OpenAI routes.
 STREAM_INTERVAL_MS = 5.0
+EAGER_EVENTS = 8  # a request's first events, handed over one by one
 HTTP_PIPELINES = ("sentiment-analysis", "text-classification", "token-classification", "question-answering",
                   "fill-mask")
 
@@ -411,15 +412,16 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
         return made
 
     def event_queue() -> tuple[asyncio.Queue[tuple[int, Event]], Callable[[int, Event], None]]:
-        """A request's events, from the device thread to its coroutine. They are handed over at most every
-        `stream_interval_ms` (a request's first and last event at once): each hand-off wakes the event loop,
-        whose thread then contends with the decoding thread for the GIL, and a token a millisecond woke it
-        for every token."""
+        """A request's events, from the device thread to its coroutine. After the first few, tokens are handed
+        over at most every `stream_interval_ms`, several together: each hand-off wakes the event loop, whose
+        thread then contends with the decoding thread for the GIL, and a token a millisecond woke it for every
+        token. The first tokens go at once, since they may be pieces of a character that shows no text yet;
+        an end goes at once."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[int, Event]] = asyncio.Queue()
         pending: collections.deque[tuple[int, Event]] = collections.deque()  # appends and pops are atomic
         interval = settings.stream_interval_ms / 1000
-        last = [-math.inf]
+        last, count = [-math.inf], [0]
 
         def hand_over() -> None:
             while pending:
@@ -427,8 +429,9 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
 
         def put(index: int, event: Event) -> None:
             pending.append((index, event))
+            count[0] += 1
             now = time.perf_counter()
-            if now - last[0] >= interval or not isinstance(event, TokenEvent):
+            if count[0] <= EAGER_EVENTS or now - last[0] >= interval or not isinstance(event, TokenEvent):
                 last[0] = now
                 loop.call_soon_threadsafe(hand_over)
 
