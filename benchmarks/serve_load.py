@@ -4,8 +4,9 @@
 The model is a LLaMA in the "small" shape of generate_speed.py (vocabulary 4096, 4 layers, width 192,
 GQA), with random weights and a byte-level BPE trained on the Shakespeare corpus. It is exported once as
 a LlamaForCausalLM directory, and every server is started on that directory as a subprocess on a free
-loopback port. Each one then gets the same load: `--requests` streamed greedy completions per client
-(``max_tokens`` 64, distinct Shakespeare prompts), each client sending its requests one after another.
+loopback port. Each one then gets the same load: `--requests` streamed greedy completions per client,
+and at least 12 in a level (``max_tokens`` 64, distinct Shakespeare prompts), each client sending its
+requests one after another.
 
 For each server and client count the script records:
 - throughput: completion tokens from ``usage`` over the wall time of the level;
@@ -205,6 +206,10 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
 
+    def requests_per_client(clients: int) -> int:
+        """At least 12 requests a level: a level of 3 requests lasts a fifth of a second, too short to time."""
+        return max(args.requests, -(-12 // clients))
+
     lines = [json.loads(line)["text"] for line in load_corpus("shakespeare").path.read_text().splitlines()[:3000]]
     tokenizer = train_tokenizer(lines, TokenizerConfig(kind="bpe", vocab_size=4096, min_frequency=2))
     prompts = []
@@ -212,7 +217,7 @@ def main() -> None:
         words = " ".join(line.split()[:24])
         if len(tokenizer.encode(words)) >= 16 and words not in prompts:
             prompts.append(words)
-        if len(prompts) == max(levels) * args.requests:
+        if len(prompts) == max(c * requests_per_client(c) for c in levels):
             break
     torch.manual_seed(0)
     model = Llama(LlamaConfig(vocab_size=tokenizer.vocab_size, **SHAPE)).eval()
@@ -240,7 +245,8 @@ def main() -> None:
                 # warm-up at the highest load: the batch's caches and the allocator reach their working size
                 load(server, prompts, max(levels), 1, args.max_tokens, expected)
                 warm = resident_mb(server.process.pid)
-                levels_out = [load(server, prompts, c, args.requests, args.max_tokens, expected) for c in levels]
+                levels_out = [load(server, prompts, c, requests_per_client(c), args.max_tokens, expected)
+                              for c in levels]
                 after = resident_mb(server.process.pid)
             finally:
                 server.stop()
