@@ -6,7 +6,11 @@
     POST /v1/completions         prompt: text, texts, token ids or lists of them; n, stop, seed, logprobs, echo
     POST /v1/chat/completions    messages through the run's chat template, stopping at the end of the turn
     POST /v1/embeddings          an encoder's (or decoder's) pooled last hidden states
+    POST /v1/pipelines/{task}    classification, tagging, question answering, fill-mask: lmlab.pipeline's answers
     GET  /metrics                Prometheus text: queue depth, running sequences, tokens, latencies
+
+GPT and LLaMA runs are batched across clients; LSTM and MLP runs are decoded one sequence at a time;
+n-gram runs write whole texts. All torch work runs on one `DeviceLoop` thread (see lmlab.serve.engine).
 
 Streaming answers are server-sent events (``data: {chunk}``, then ``data: [DONE]``), as OpenAI sends
 them. Every refusal is OpenAI's error JSON with a 4xx status: 400 for a request that does not parse or

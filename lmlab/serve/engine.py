@@ -20,8 +20,11 @@ changes no row's result: its tokens are those it gets alone (tests check it, gre
 A joining prompt is read alone (batch of one) so that its first token, its prompt log-probabilities
 and its place in the batch never depend on who else is being served.
 
+A decoder whose state is not a KV cache (an LSTM's, an MLP's token window) is served by an engine of
+one row: a sequence keeps its prompt's state and the next one waits.
+
 Engines do not run threads of their own: one `DeviceLoop` steps every engine and runs every other
-piece of torch work the server has (embeddings), on one thread. Events go to each sequence's callback,
+piece of torch work the server has (embeddings, pipelines), on one thread. Events go to each sequence's callback,
 which the server turns into an asyncio queue.
 """
 
