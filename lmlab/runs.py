@@ -16,6 +16,7 @@ writes run directories; training lives in `lmlab.train`, evaluation in `lmlab.ev
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -111,7 +112,8 @@ class Run:
             return model
         if not isinstance(model, nn.Module):
             raise self.refusal(f"--quantize {quantization} applies to neural models' weights")
-        return quantize(model, quantization)
+        # quantize() works in place: a Hugging Face directory's model, read once and kept, stays as it was
+        return quantize(copy.deepcopy(model) if self._loaded is not None else model, quantization)
 
     def language_model(self, predict_end: bool = False, device: str | torch.device | None = None,
                        quantization: str = "none") -> LanguageModel:

@@ -88,3 +88,12 @@ def test_quantize_refuses_what_it_cannot_quantize(chat_run, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["generate", str(run), "hi", "--quantize", "int4"])
     assert refused.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err
+
+
+def test_quantizing_a_hugging_face_directory_s_model_leaves_the_run_s_own_copy_as_it_was(chat_run, tmp_path):
+    run, _ = chat_run
+    assert main(["export", str(run), str(tmp_path / "hf")]) == 0
+    opened = open_run(tmp_path / "hf")
+    small = opened.model("cpu", quantization="int8")
+    assert any(isinstance(m, Int8Linear) for m in small.modules())
+    assert not any(isinstance(m, Int8Linear) for m in opened.model("cpu").modules())

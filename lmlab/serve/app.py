@@ -506,9 +506,11 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
 
     # ---- routes ---------------------------------------------------------------------------------------
 
+    page = PLAYGROUND.read_text(encoding="utf-8")
+
     @app.get("/")
     async def playground() -> HTMLResponse:
-        return HTMLResponse(PLAYGROUND.read_text(encoding="utf-8"))
+        return HTMLResponse(page)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
