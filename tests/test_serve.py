@@ -744,6 +744,8 @@ def test_pipelines_over_http_answer_as_the_pipelines_do(tmp_path):
             assert code == status and words in answer["error"]["message"], (task, body, answer)
         code, _, answer = running.post("/v1/completions", json.dumps({"model": "bert-tuned", "prompt": "hi"}).encode())
         assert code == 400 and "sentiment-analysis" in answer["error"]["message"]
+        with urllib.request.urlopen(running.url + "/metrics") as response:
+            assert 'lmlab_requests_total{route="/v1/pipelines",status="200"} 2' in response.read().decode()
 
 
 LM_EVAL_DOCS = [

@@ -50,7 +50,8 @@ class Metrics:
         self.requests: Counter[tuple[str, int]] = Counter()
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
-        route = path if path in ROUTES else "other"  # a label per unknown path would let clients grow memory
+        # a label per unknown path would let clients grow memory; the pipelines share one
+        route = path if path in ROUTES else "/v1/pipelines" if path.startswith("/v1/pipelines/") else "other"
         with self.lock:
             self.latency.setdefault(route, Histogram()).observe(seconds)
             self.requests[(route, status)] += 1
