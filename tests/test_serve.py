@@ -45,6 +45,7 @@ from lmlab.pipelines import pipeline
 from lmlab.pipelines.chat import ChatModel
 from lmlab.runs import open_run
 from lmlab.serve import ServeSettings, create_app, served_model
+from lmlab.serve.engine import DeviceLoop
 
 ENCODER = "all-MiniLM-L6-v2"
 
@@ -52,9 +53,10 @@ ENCODER = "all-MiniLM-L6-v2"
 class Running:
     """A uvicorn server in a thread of the test process, on a port the system picked."""
 
-    def __init__(self, sources: list[str], **settings: object):
+    def __init__(self, sources: list[str], device: DeviceLoop | None = None, **settings: object):
         self.settings = ServeSettings(device="cpu", **settings)
-        app = create_app([served_model(s, self.settings) for s in sources], self.settings)
+        self.models = [served_model(s, self.settings) for s in sources]
+        app = create_app(self.models, self.settings, device)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -504,6 +506,20 @@ def test_an_ngram_run_writes_whole_texts_and_refuses_token_questions(packed_dir,
         code, _, error = running.post("/v1/chat/completions", json.dumps(
             {"model": "kn", "messages": [{"role": "user", "content": "hi"}]}).encode())
         assert code == 400 and "chat template" in error["error"]["message"]
+    # requests wait on the device loop one at a time; past max_waiting of them, 429
+    device = DeviceLoop([])  # not running yet, so the first request waits
+    body = json.dumps({"model": "kn", "prompt": "To be", "max_tokens": 5}).encode()
+    with Running([str(folder)], device=device, max_waiting=1) as running, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(running.post, "/v1/completions", body)
+        deadline = time.monotonic() + 10
+        while running.models[0].jobs_waiting < 1:
+            assert time.monotonic() < deadline, "the first request never reached the device loop"
+            time.sleep(0.01)
+        code, headers, answer = running.post("/v1/completions", body)
+        assert code == 429 and headers["retry-after"] == "1" and answer["error"]["type"] == "rate_limit_error"
+        device.start()
+        assert first.result(timeout=30)[0] == 200
+        device.stop()
 
 
 def hostile_requests(model: str, encoder: str, count: int, seed: int = 0) -> list[tuple[str, str, bytes]]:

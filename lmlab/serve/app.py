@@ -101,6 +101,7 @@ class ServedModel:
     chat: ChatModel | None = None
     embedder: Any = None
     text_model: LanguageModel | None = None
+    jobs_waiting: int = 0  # a text model's requests on the device loop; more than max_waiting get 429
     tasks: list[str] = field(default_factory=list)  # the pipelines it answers at /v1/pipelines/{task}
     pipelines: dict[str, Pipeline] = field(default_factory=dict)  # loaded at its first request of each
     created: int = field(default_factory=lambda: int(time.time()))
@@ -544,13 +545,20 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
             raise ServeError(400, f"max_tokens: at most {settings.max_tokens}", "max_tokens")
         if len(prompts) * body.n > settings.max_waiting:
             raise ServeError(400, f"prompt: at most {settings.max_waiting} choices per request", "prompt")
+        if served.jobs_waiting >= settings.max_waiting:
+            raise ServeError(429, "the queue is full; try again shortly", kind="rate_limit_error",
+                             headers={"Retry-After": "1"})
         stops = body.stops
         asks = [(prompt, GenerationParams(max_new_tokens=body.max_tokens, temperature=body.temperature,
                                           top_p=body.top_p if body.top_p < 1 else None, top_k=body.top_k, stop=stops,
                                           seed=None if body.seed is None else body.seed + j))
                 for prompt in prompts for j in range(body.n)]
-        texts = await asyncio.wrap_future(loop.call(
-            lambda: [text_model.generate([prompt], params)[0] for prompt, params in asks]))
+        served.jobs_waiting += 1  # only the event loop's thread counts, so no lock
+        try:
+            texts = await asyncio.wrap_future(loop.call(
+                lambda: [text_model.generate([prompt], params)[0] for prompt, params in asks]))
+        finally:
+            served.jobs_waiting -= 1
         units = [text_model.predicted_units(text) - 1 for text in texts]  # its units, not the end after them
         reasons = ["length" if count >= body.max_tokens else "stop" for count in units]
         prompt_units = sum(text_model.predicted_units(prompt) - 1 for prompt in prompts)
