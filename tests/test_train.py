@@ -120,7 +120,7 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(packed_dir, t
     resumed, reference = _weights(killed), _weights(straight)
     assert resumed.keys() == reference.keys()
     for name in reference:
-        assert torch.equal(resumed[name], reference[name]), name
+        assert torch.equal(resumed[name], reference[name]), (name, f"killed after {kill_after} logged steps")
     logged = (killed / "metrics.jsonl").read_text().splitlines()
     steps_logged = [json.loads(line)["step"] for line in logged if '"loss"' in line]
     assert steps_logged == list(range(1, steps + 1))
