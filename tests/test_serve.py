@@ -41,6 +41,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from lmlab.cli import main
 from lmlab.generate import GenerationParams, generate_ids, generate_text
 from lmlab.models import model_from_config, save_model
+from lmlab.models.quantize import Int8Linear
 from lmlab.pipelines import pipeline
 from lmlab.pipelines.chat import ChatModel
 from lmlab.runs import open_run
@@ -762,6 +763,13 @@ def test_pipelines_over_http_answer_as_the_pipelines_do(tmp_path):
         assert code == 400 and "sentiment-analysis" in answer["error"]["message"]
         with urllib.request.urlopen(running.url + "/metrics") as response:
             assert 'lmlab_requests_total{route="/v1/pipelines",status="200"} 2' in response.read().decode()
+    with Running([str(classifier)], quantize="int8") as running:  # --quantize reaches the pipelines too
+        code, _, answer = running.post("/v1/pipelines/sentiment-analysis", json.dumps(
+            {"model": "bert-tuned", "inputs": TEXTS}).encode())
+        assert code == 200 and len(answer["outputs"]) == len(TEXTS)
+        loaded = running.models[0].pipelines["sentiment-analysis"].model
+        assert any(isinstance(m, Int8Linear) for m in loaded.modules())
+        assert not any(isinstance(m, torch.nn.Linear) for m in loaded.modules())
 
 
 LM_EVAL_DOCS = [

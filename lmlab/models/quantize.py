@@ -30,13 +30,15 @@ an ordinary matmul, which keeps the weights' rounding and saves no time.
 from __future__ import annotations
 
 import warnings
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
 from lmlab.errors import LmlabError
 
-QUANTIZATIONS = ("none", "int8")
+Quantization = Literal["none", "int8"]
+QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 
 
 class Int8Linear(nn.Module):

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -48,7 +48,7 @@ from lmlab.errors import LmlabError
 from lmlab.generate import GenerationParams, ReadyText, continuation_text
 from lmlab.models.base import KVCache
 from lmlab.models.language_model import LanguageModel
-from lmlab.models.quantize import quantize
+from lmlab.models.quantize import Quantization, quantize
 from lmlab.pipelines import PIPELINES, Pipeline, pipeline
 from lmlab.pipelines.chat import ChatModel
 from lmlab.runs import Run, open_run
@@ -65,9 +65,9 @@ from lmlab.serve.protocol import (
 from lmlab.tokenizers import Tokenizer
 
 PLAYGROUND = Path(__file__).with_name("playground.html")
-# The pipelines served over HTTP; generation, chat and features have their OpenAI routes.
 STREAM_INTERVAL_MS = 5.0
 EAGER_EVENTS = 8  # a request's first events, handed over one by one
+# The pipelines served over HTTP; generation, chat and features have their OpenAI routes.
 HTTP_PIPELINES = ("sentiment-analysis", "text-classification", "token-classification", "question-answering",
                   "fill-mask")
 
@@ -82,7 +82,7 @@ class ServeSettings(Config):
     max_prompt_tokens: int | None = Field(None, ge=1, description="a longer prompt gets 413 (default: the context)")
     max_tokens: int = Field(1024, ge=1, description="the most tokens one choice may ask for")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="a larger request body gets 413")
-    quantize: Literal["none", "int8"] = Field("none", description="int8: the models' linear layers in int8")
+    quantize: Quantization = Field("none", description="int8: the models' linear layers in int8")
     stream_interval_ms: float = Field(STREAM_INTERVAL_MS, ge=0, description="tokens reach a request at most this "
                                       "often, together (its first token and its end at once); 0: each at once")
 
@@ -279,6 +279,11 @@ class Guard:
             self.metrics.observe_request(scope["path"], status[0], time.perf_counter() - started)
 
 
+def queue_full() -> ServeError:
+    return ServeError(429, "the queue is full; try again shortly", kind="rate_limit_error",
+                      headers={"Retry-After": "1"})
+
+
 def error_response(error: ServeError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
@@ -403,8 +408,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
         engine = served.engine
         assert engine is not None
         if not engine.has_room(len(prompts) * request.n):
-            raise ServeError(429, "the queue is full; try again shortly", kind="rate_limit_error",
-                             headers={"Retry-After": "1"})
+            raise queue_full()
         made = []
         for p, ids in enumerate(prompts):
             for j in range(request.n):
@@ -546,8 +550,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
         if len(prompts) * body.n > settings.max_waiting:
             raise ServeError(400, f"prompt: at most {settings.max_waiting} choices per request", "prompt")
         if served.jobs_waiting >= settings.max_waiting:
-            raise ServeError(429, "the queue is full; try again shortly", kind="rate_limit_error",
-                             headers={"Retry-After": "1"})
+            raise queue_full()
         stops = body.stops
         asks = [(prompt, GenerationParams(max_new_tokens=body.max_tokens, temperature=body.temperature,
                                           top_p=body.top_p if body.top_p < 1 else None, top_k=body.top_k, stop=stops,
@@ -746,6 +749,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings, device: Devic
         def answer() -> Any:
             if task not in served.pipelines:
                 served.pipelines[task] = pipeline(task, served.path, device=settings.device)
+                quantize(served.pipelines[task].model, settings.quantize)
             return served.pipelines[task](body.inputs, **body.options)
 
         try:

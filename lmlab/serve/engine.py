@@ -24,8 +24,8 @@ A decoder whose state is not a KV cache (an LSTM's, an MLP's token window) is se
 one row: a sequence keeps its prompt's state and the next one waits.
 
 Engines do not run threads of their own: one `DeviceLoop` steps every engine and runs every other
-piece of torch work the server has (embeddings, pipelines), on one thread. Events go to each sequence's callback,
-which the server turns into an asyncio queue.
+piece of torch work the server has (embeddings, pipelines), on one thread. Events go to each
+sequence's callback, which the server turns into an asyncio queue.
 """
 
 from __future__ import annotations
@@ -302,7 +302,7 @@ class BatchEngine:
 
 class DeviceLoop:
     """The one thread that does the server's torch work: every engine's decoding steps, and the jobs
-    handed to it with `call` (embeddings).
+    handed to it with `call` (embeddings, pipelines, n-gram texts).
 
     One thread, because PyTorch's CPU thread pool (OpenMP) belongs to the thread that calls it: a second
     thread running operations gets a second pool, and once the pools hold more threads than there are
